@@ -1,0 +1,215 @@
+//! Rules against the UTXO set: inputs exist, mature and belong to the
+//! signer, values balance, the coinbase claims no more than it may, and
+//! every signature verifies (in parallel, skipping cached ones).
+
+use super::{BlockError, TxError};
+use crate::address::Address;
+use crate::amount::{Amount, Height};
+use crate::block::Block;
+use crate::crypto::{SigCache, SigCheck};
+use crate::hash::Hash256;
+use crate::tx::{OutPoint, Transaction, TxOut, Unlock};
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+
+/// An unspent output and where it came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Coin {
+    /// The output.
+    pub output: TxOut,
+    /// Height of the block that created it.
+    pub height: Height,
+    /// Whether a coinbase created it (subject to maturity).
+    pub coinbase: bool,
+}
+
+/// Read access to a UTXO set.
+pub trait UtxoView {
+    /// The unspent coin at `outpoint`, if any.
+    fn coin(&self, outpoint: &OutPoint) -> Option<Coin>;
+}
+
+impl<S: std::hash::BuildHasher> UtxoView for HashMap<OutPoint, Coin, S> {
+    fn coin(&self, outpoint: &OutPoint) -> Option<Coin> {
+        self.get(outpoint).copied()
+    }
+}
+
+/// Chain facts that contextual checks need.
+#[derive(Clone, Copy, Debug)]
+pub struct ConnectContext {
+    /// Genesis hash, committed to by every signature hash.
+    pub genesis: Hash256,
+    /// Confirmations before a coinbase output may be spent.
+    pub coinbase_maturity: u32,
+    /// The subsidy of the block being connected.
+    pub subsidy: Amount,
+}
+
+/// What connecting a block changes.
+#[derive(Clone, Debug, Default)]
+pub struct ConnectOutcome {
+    /// Coins taken from the view, in spend order: the block's undo data.
+    pub spent: Vec<(OutPoint, Coin)>,
+    /// Coins the block creates that it does not itself spend.
+    pub created: Vec<(OutPoint, Coin)>,
+    /// Sum of fees.
+    pub fees: Amount,
+    /// Signatures verified now.
+    pub sigs_verified: usize,
+    /// Signatures found in the cache.
+    pub sigs_cached: usize,
+}
+
+/// Checks a non-coinbase transaction's inputs against `view` for inclusion
+/// in a block at `height`. Returns its fee and the signature checks it
+/// needs (not yet run).
+pub fn check_tx_inputs(
+    tx: &Transaction,
+    height: Height,
+    ctx: &ConnectContext,
+    view: &impl UtxoView,
+) -> Result<(Amount, Vec<SigCheck>), TxError> {
+    let mut values = Vec::with_capacity(tx.inputs.len());
+    for (index, input) in tx.inputs.iter().enumerate() {
+        let coin = view
+            .coin(&input.prevout)
+            .ok_or(TxError::MissingOrSpentInput { index, outpoint: input.prevout })?;
+        if coin.coinbase {
+            let confirmations = height.0.saturating_sub(coin.height.0);
+            if confirmations < ctx.coinbase_maturity {
+                return Err(TxError::ImmatureCoinbaseSpend {
+                    index,
+                    coin_height: coin.height,
+                    confirmations,
+                    required: ctx.coinbase_maturity,
+                });
+            }
+        }
+        match &input.unlock {
+            Unlock::Signature { pubkey, .. } if Address::from_pubkey(pubkey) == coin.output.address => {}
+            _ => return Err(TxError::PubkeyMismatch(index)),
+        }
+        values.push(coin.output.value);
+    }
+    let inputs = Amount::checked_sum(values.iter().copied()).ok_or(TxError::InputTotalAboveMaxMoney)?;
+    let outputs = tx.output_total().ok_or(TxError::OutputTotalAboveMaxMoney)?;
+    let fee = inputs.checked_sub(outputs).ok_or(TxError::InsufficientInputs { inputs, outputs })?;
+    Ok((fee, tx.sig_checks(&ctx.genesis, &values)))
+}
+
+/// Runs signature checks in parallel, skipping those in `cache`. Returns the
+/// position of the first failing check, or how many were verified and how
+/// many came from the cache.
+pub fn verify_sig_checks(checks: &[SigCheck], cache: Option<&SigCache>) -> Result<(usize, usize), usize> {
+    let pending: Vec<usize> = match cache {
+        Some(c) => (0..checks.len()).filter(|&i| !c.contains(&checks[i])).collect(),
+        None => (0..checks.len()).collect(),
+    };
+    let failed = pending.par_iter().copied().filter(|&i| !checks[i].verify()).min();
+    match failed {
+        Some(i) => Err(i),
+        None => Ok((pending.len(), checks.len() - pending.len())),
+    }
+}
+
+/// A view that layers the block's own new outputs over the UTXO set and
+/// hides what the block has already spent.
+struct BlockView<'a, V: UtxoView> {
+    base: &'a V,
+    created: HashMap<OutPoint, Coin>,
+}
+
+impl<V: UtxoView> UtxoView for BlockView<'_, V> {
+    fn coin(&self, outpoint: &OutPoint) -> Option<Coin> {
+        self.created.get(outpoint).copied().or_else(|| self.base.coin(outpoint))
+    }
+}
+
+/// Validates `block` (already through [`super::check_block`]) at `height`
+/// against `view` and returns the UTXO changes. Nothing is written: the
+/// caller applies the outcome atomically.
+pub fn connect_block(
+    block: &Block,
+    height: Height,
+    ctx: &ConnectContext,
+    view: &impl UtxoView,
+    sig_cache: Option<&SigCache>,
+) -> Result<ConnectOutcome, BlockError> {
+    let coinbase = block.transactions.first().ok_or(BlockError::NoTransactions)?;
+    match coinbase.inputs.first().map(|i| &i.unlock) {
+        Some(Unlock::Coinbase { height: found, .. }) if *found == height => {}
+        Some(Unlock::Coinbase { height: found, .. }) => {
+            return Err(BlockError::BadCoinbaseHeight { expected: height, found: *found })
+        }
+        _ => return Err(BlockError::FirstNotCoinbase),
+    }
+
+    let mut layered = BlockView { base: view, created: HashMap::new() };
+    let mut outcome = ConnectOutcome::default();
+    // (transaction index, input index) of each signature check, to name the
+    // culprit if one fails.
+    let mut checks: Vec<SigCheck> = Vec::new();
+    let mut owners: Vec<(usize, usize)> = Vec::new();
+    let mut fees = Amount::ZERO;
+
+    for (index, tx) in block.transactions.iter().enumerate() {
+        let txid = tx.txid();
+        if index > 0 {
+            let (fee, tx_checks) = check_tx_inputs(tx, height, ctx, &layered)
+                .map_err(|source| BlockError::Transaction { index, txid, source })?;
+            fees = fees.checked_add(fee).filter(|f| f.is_valid()).ok_or(BlockError::FeeOverflow)?;
+            let mut input_index = 0;
+            for input in &tx.inputs {
+                if let Unlock::Signature { .. } = input.unlock {
+                    owners.push((index, input_index));
+                }
+                input_index += 1;
+                match layered.created.remove(&input.prevout) {
+                    Some(_) => {}
+                    None => {
+                        // check_tx_inputs found it, so the base view has it.
+                        if let Some(coin) = view.coin(&input.prevout) {
+                            outcome.spent.push((input.prevout, coin));
+                        }
+                    }
+                }
+            }
+            checks.extend(tx_checks);
+        }
+        for (vout, output) in tx.outputs.iter().enumerate() {
+            let coin = Coin { output: *output, height, coinbase: index == 0 };
+            layered.created.insert(OutPoint { txid, vout: vout as u32 }, coin);
+        }
+    }
+
+    let allowed = ctx.subsidy.checked_add(fees).filter(|a| a.is_valid()).ok_or(BlockError::FeeOverflow)?;
+    let paid = coinbase.output_total().ok_or(BlockError::Transaction {
+        index: 0,
+        txid: coinbase.txid(),
+        source: TxError::OutputTotalAboveMaxMoney,
+    })?;
+    if paid > allowed {
+        return Err(BlockError::CoinbaseOverpays { paid, allowed });
+    }
+
+    match verify_sig_checks(&checks, sig_cache) {
+        Ok((verified, cached)) => {
+            outcome.sigs_verified = verified;
+            outcome.sigs_cached = cached;
+        }
+        Err(i) => {
+            let (index, input) = owners[i];
+            let txid = block.transactions[index].txid();
+            return Err(BlockError::Transaction { index, txid, source: TxError::BadSignature(input) });
+        }
+    }
+
+    // Keep the block's creation order so the outcome is deterministic.
+    let mut created: Vec<(OutPoint, Coin)> = layered.created.into_iter().collect();
+    created.sort_by_key(|(op, _)| *op);
+    outcome.created = created;
+    outcome.fees = fees;
+    Ok(outcome)
+}

@@ -1,0 +1,113 @@
+//! What the network layer needs from the chain and the mempool. The node
+//! implements this over its chain state; p2p code depends only on this trait
+//! so it can be tested with a mock.
+
+use lode_core::block::{Block, BlockHeader};
+use lode_core::pow::Work;
+use lode_core::{ChainSpec, Hash256, Height, Transaction};
+use std::sync::Arc;
+
+/// A chain tip or best header, as peers exchange it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TipInfo {
+    /// Block hash.
+    pub hash: Hash256,
+    /// Height.
+    pub height: Height,
+    /// Cumulative work up to and including the block.
+    pub chainwork: Work,
+}
+
+/// Result of offering a block.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BlockOutcome {
+    /// Stored and valid as far as checked; `new_tip` when it moved the tip.
+    Accepted {
+        /// Whether the best chain changed.
+        new_tip: bool,
+    },
+    /// Already stored (or already known invalid: see `Invalid`).
+    AlreadyHave,
+    /// The parent is unknown; the block is held in the orphan pool.
+    Orphan {
+        /// The parent to fetch.
+        missing_parent: Hash256,
+    },
+    /// Breaks a consensus rule: the sender misbehaved.
+    Invalid(String),
+    /// Not invalid but not usable now (timestamp too far ahead).
+    Deferred(String),
+}
+
+/// Result of offering a transaction.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TxOutcome {
+    /// Entered the mempool.
+    Accepted,
+    /// Already in the mempool or the chain.
+    AlreadyHave,
+    /// Breaks a consensus rule (bad signature, overspend): penalise the sender.
+    Invalid(String),
+    /// Valid but refused by local policy (fee, conflict, missing parent): ignore.
+    Rejected(String),
+}
+
+/// Result of offering headers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum HeadersOutcome {
+    /// Headers connected to the header tree (`new` of them were unknown).
+    Accepted {
+        /// Headers that were new.
+        new: usize,
+    },
+    /// The first header's parent is unknown.
+    Unconnected,
+    /// A header breaks a rule (bad proof of work, bits, time).
+    Invalid(String),
+}
+
+/// Something peers should hear about.
+#[derive(Clone, Debug)]
+pub enum ChainEvent {
+    /// A block was accepted (mined here or received), announce it.
+    Block(Arc<Block>),
+    /// A transaction entered the mempool, announce it.
+    Tx(Arc<Transaction>),
+}
+
+/// The chain and mempool as the network layer sees them. Methods may block
+/// (block validation takes milliseconds to seconds): call them from
+/// `tokio::task::spawn_blocking`, never directly on an async worker.
+pub trait NetworkChain: Send + Sync + 'static {
+    /// The chain spec.
+    fn spec(&self) -> &ChainSpec;
+    /// The active tip (fully validated chain).
+    fn tip(&self) -> TipInfo;
+    /// The tip of the heaviest known header chain (may be ahead of `tip`).
+    fn best_header(&self) -> TipInfo;
+    /// The UTXO commitment at the active tip.
+    fn utxo_commitment(&self) -> Hash256;
+    /// Block locator from the best header chain: dense near the tip, then
+    /// exponentially sparser, ending with genesis.
+    fn locator(&self) -> Vec<Hash256>;
+    /// Headers of our best header chain after the first locator hash we
+    /// know (genesis if none), at most `max`.
+    fn headers_after(&self, locator: &[Hash256], max: usize) -> Vec<BlockHeader>;
+    /// Adds headers (in order, each the parent of the next) to the header tree.
+    fn accept_headers(&self, headers: &[BlockHeader]) -> HeadersOutcome;
+    /// Hashes of blocks on the best header chain whose bodies we lack, lowest
+    /// first, at most `max`.
+    fn missing_blocks(&self, max: usize) -> Vec<Hash256>;
+    /// A stored block.
+    fn block(&self, hash: &Hash256) -> Option<Block>;
+    /// Whether the block is stored (or known invalid).
+    fn has_block(&self, hash: &Hash256) -> bool;
+    /// Validates and stores a block, moving the tip if it wins.
+    fn submit_block(&self, block: Block) -> BlockOutcome;
+    /// Validates a transaction against the tip and admits it to the mempool.
+    fn submit_tx(&self, tx: Transaction) -> TxOutcome;
+    /// Whether the transaction is in the mempool or the chain.
+    fn has_tx(&self, txid: &Hash256) -> bool;
+    /// Events to announce to peers.
+    fn subscribe(&self) -> tokio::sync::broadcast::Receiver<ChainEvent>;
+}
