@@ -1,0 +1,468 @@
+//! Chain state: the header tree, most-work fork choice with reorgs, the
+//! orphan pool, and the only writer of the UTXO set. Processing order, top
+//! to bottom in [`Chain::accept_block`]: known? → parent known? → header
+//! (proof of work first, then bits and time) → body rules → store →
+//! activate the best chain (connect with signatures last).
+
+mod index;
+mod orphans;
+mod update;
+mod verify;
+
+pub use index::Entry;
+pub use orphans::OrphanPool;
+pub use verify::IntegrityReport;
+
+use crate::store::{BlockStatus, ChainStateRecord, Store, StoreError, UtxoCommitment};
+use index::HeaderIndex;
+use lode_core::block::{Block, BlockHeader};
+use lode_core::crypto::SigCache;
+use lode_core::difficulty::{next_bits, window_len};
+use lode_core::pow::Work;
+use lode_core::validation::{check_block, check_header, check_header_context, median_time_past, BlockError, HeaderContext};
+use lode_core::{ChainSpec, Hash256, Height, Transaction};
+use std::path::Path;
+use std::sync::Arc;
+
+/// Chain-state failures.
+#[derive(Debug, thiserror::Error)]
+pub enum ChainError {
+    /// Storage failed; nothing was marked invalid.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The block or header breaks a consensus rule.
+    #[error("invalid block {hash}: {source}")]
+    Invalid {
+        /// Block hash.
+        hash: Hash256,
+        /// The rule.
+        source: BlockError,
+    },
+    /// Already known to be invalid.
+    #[error("block {0} is known to be invalid")]
+    KnownInvalid(Hash256),
+    /// Descends from an invalid block.
+    #[error("block {0} descends from an invalid block")]
+    InvalidAncestor(Hash256),
+    /// The header's parent is unknown.
+    #[error("parent {0} of the header is unknown")]
+    UnknownParent(Hash256),
+    /// Timestamp too far ahead: try again later.
+    #[error("block {hash} deferred: {source}")]
+    Deferred {
+        /// Block hash.
+        hash: Hash256,
+        /// Why.
+        source: BlockError,
+    },
+}
+
+/// What happened to an offered block.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BlockAccepted {
+    /// Stored (and connected if it is on the best chain).
+    Stored,
+    /// Already had it.
+    AlreadyHave,
+    /// Parent unknown; held as an orphan.
+    Orphan {
+        /// First missing ancestor.
+        missing: Hash256,
+    },
+}
+
+/// How the active chain moved.
+#[derive(Debug, Default)]
+pub struct TipUpdate {
+    /// Blocks connected, in order.
+    pub connected: Vec<Arc<Block>>,
+    /// Blocks disconnected, tip first.
+    pub disconnected: Vec<Arc<Block>>,
+    /// Blocks found invalid while connecting.
+    pub invalid: Vec<Hash256>,
+}
+
+impl TipUpdate {
+    /// Whether the tip moved.
+    pub fn changed(&self) -> bool {
+        !self.connected.is_empty() || !self.disconnected.is_empty()
+    }
+
+    /// Non-coinbase transactions of disconnected blocks, to re-admit.
+    pub fn disconnected_txs(&self) -> Vec<Transaction> {
+        self.disconnected.iter().rev().flat_map(|b| b.transactions.iter().skip(1).cloned()).collect()
+    }
+
+    fn merge(&mut self, other: TipUpdate) {
+        self.connected.extend(other.connected);
+        self.disconnected.extend(other.disconnected);
+        self.invalid.extend(other.invalid);
+    }
+}
+
+/// Tunables.
+#[derive(Clone, Debug)]
+pub struct ChainConfig {
+    /// RocksDB block cache in bytes.
+    pub cache_bytes: usize,
+    /// Orphan pool count limit.
+    pub max_orphans: usize,
+    /// Orphan pool byte limit.
+    pub max_orphan_bytes: usize,
+    /// fsync every update (survives power loss, slower).
+    pub sync_writes: bool,
+}
+
+impl Default for ChainConfig {
+    fn default() -> Self {
+        ChainConfig { cache_bytes: 64 << 20, max_orphans: 200, max_orphan_bytes: 64 << 20, sync_writes: false }
+    }
+}
+
+/// The chain state.
+pub struct Chain {
+    spec: ChainSpec,
+    store: Store,
+    index: HeaderIndex,
+    /// Active chain, by height.
+    active: Vec<Hash256>,
+    state: ChainStateRecord,
+    commitment: UtxoCommitment,
+    best_header: Hash256,
+    orphans: OrphanPool,
+    sig_cache: Arc<SigCache>,
+    next_seq: u64,
+    config: ChainConfig,
+}
+
+/// Seconds since the Unix epoch.
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+impl Chain {
+    /// Opens the chain in `dir` (creating it with the genesis block), loading
+    /// the header tree into memory. No rescan: the UTXO set is on disk.
+    pub fn open(dir: &Path, spec: ChainSpec, sig_cache: Arc<SigCache>, config: ChainConfig) -> Result<Chain, ChainError> {
+        let genesis = spec.genesis_block();
+        let genesis_hash = spec.genesis_hash();
+        let store = Store::open(dir, genesis_hash, spec.max_block_size, config.cache_bytes)?;
+        let mut index = HeaderIndex::default();
+        let mut records = store.all_headers()?;
+        let state = match store.chain_state()? {
+            Some(s) => s,
+            None => {
+                let target = genesis.header.bits.to_target().map_err(|e| ChainError::Invalid {
+                    hash: genesis_hash,
+                    source: BlockError::InvalidBits(e),
+                })?;
+                let entry = Entry {
+                    header: genesis.header,
+                    height: Height::GENESIS,
+                    work: target.work(),
+                    status: BlockStatus::Valid,
+                    seq: 0,
+                    chain_data: true,
+                };
+                let state = ChainStateRecord {
+                    tip: genesis_hash,
+                    height: Height::GENESIS,
+                    commitment: UtxoCommitment::default().to_hash().0,
+                    utxo_count: 0,
+                    total_amount: 0,
+                };
+                let mut batch = store.batch();
+                batch.put_block(&genesis_hash, &genesis);
+                batch.put_header(&genesis_hash, &entry.record());
+                batch.put_height(Height::GENESIS, &genesis_hash);
+                batch.put_chain_state(&state);
+                store.write(batch, true)?;
+                records = vec![(genesis_hash, entry.record())];
+                state
+            }
+        };
+        // Parents before children.
+        records.sort_by_key(|(_, r)| r.height);
+        let mut next_seq = 0;
+        for (hash, r) in records {
+            next_seq = next_seq.max(r.seq + 1);
+            let work = Work::from_be_bytes(r.chainwork);
+            index.insert(hash, Entry { header: r.header, height: r.height, work, status: r.status, seq: r.seq, chain_data: false });
+        }
+        // Recompute "whole ancestry has data" from genesis up.
+        index.mark_data(&genesis_hash);
+        let mut active = Vec::with_capacity(state.height.0 as usize + 1);
+        let mut cur = Some(state.tip);
+        while let Some(h) = cur {
+            let e = index.get(&h).ok_or_else(|| StoreError::Corrupt {
+                what: "chain state",
+                key: h.to_hex(),
+                reason: "tip ancestry missing from the header index".into(),
+            })?;
+            active.push(h);
+            cur = if e.height.0 == 0 { None } else { Some(e.header.prev_hash) };
+        }
+        active.reverse();
+        if active.first() != Some(&genesis_hash) || active.len() != state.height.0 as usize + 1 {
+            return Err(StoreError::Corrupt { what: "chain state", key: state.tip.to_hex(), reason: "tip does not lead to genesis".into() }.into());
+        }
+        let tip_work = index.get(&state.tip).map(|e| e.work).unwrap_or_default();
+        index.prune_candidates(tip_work);
+        let best_header = index.best_header().unwrap_or(genesis_hash);
+        let orphans = OrphanPool::new(config.max_orphans, config.max_orphan_bytes);
+        let commitment = UtxoCommitment::from_bytes(state.commitment);
+        Ok(Chain { spec, store, index, active, state, commitment, best_header, orphans, sig_cache, next_seq, config })
+    }
+
+    /// The chain spec.
+    pub fn spec(&self) -> &ChainSpec {
+        &self.spec
+    }
+
+    /// The database.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The signature cache shared with the mempool.
+    pub fn sig_cache(&self) -> &Arc<SigCache> {
+        &self.sig_cache
+    }
+
+    /// Tip and UTXO summary.
+    pub fn state(&self) -> &ChainStateRecord {
+        &self.state
+    }
+
+    /// The active tip's header entry.
+    pub fn tip_entry(&self) -> &Entry {
+        // The tip is always in the index (checked at open, kept by updates).
+        self.index.get(&self.state.tip).unwrap_or_else(|| unreachable!("tip in index"))
+    }
+
+    /// A header entry.
+    pub fn entry(&self, hash: &Hash256) -> Option<&Entry> {
+        self.index.get(hash)
+    }
+
+    /// The heaviest valid-so-far header.
+    pub fn best_header(&self) -> &Entry {
+        self.index.get(&self.best_header).unwrap_or_else(|| self.tip_entry())
+    }
+
+    /// Hash of the active block at `height`.
+    pub fn hash_at(&self, height: Height) -> Option<Hash256> {
+        self.active.get(height.0 as usize).copied()
+    }
+
+    /// Whether `hash` is on the active chain.
+    pub fn is_active(&self, hash: &Hash256) -> bool {
+        self.index.get(hash).is_some_and(|e| self.hash_at(e.height) == Some(*hash))
+    }
+
+    /// The orphan pool.
+    pub fn orphans(&self) -> &OrphanPool {
+        &self.orphans
+    }
+
+    /// Number of known headers.
+    pub fn header_count(&self) -> usize {
+        self.index.len()
+    }
+
+    /// Median time past of the tip (the next block's lower time bound).
+    pub fn median_time_past(&self) -> u64 {
+        let times: Vec<u64> = self.index.samples(&self.state.tip, 11).iter().map(|s| s.time).collect();
+        median_time_past(&times)
+    }
+
+    /// Bits required of a child of `parent`.
+    pub fn next_bits_after(&self, parent: &Hash256) -> lode_core::pow::CompactTarget {
+        next_bits(&self.spec, &self.index.samples(parent, window_len(&self.spec)))
+    }
+
+    /// Adds a header to the tree after checking proof of work, bits and time.
+    /// Returns whether it was new.
+    pub fn accept_header(&mut self, header: &BlockHeader) -> Result<bool, ChainError> {
+        let hash = header.hash();
+        if let Some(e) = self.index.get(&hash) {
+            return match e.status {
+                BlockStatus::Invalid => Err(ChainError::KnownInvalid(hash)),
+                _ => Ok(false),
+            };
+        }
+        let parent = self.index.get(&header.prev_hash).ok_or(ChainError::UnknownParent(header.prev_hash))?;
+        if parent.status == BlockStatus::Invalid {
+            return Err(ChainError::InvalidAncestor(hash));
+        }
+        let (parent_height, parent_work) = (parent.height, parent.work);
+        check_header(header, &self.spec).map_err(|source| ChainError::Invalid { hash, source })?;
+        let times: Vec<u64> = self.index.samples(&header.prev_hash, 11).iter().map(|s| s.time).collect();
+        let ctx = HeaderContext {
+            expected_bits: self.next_bits_after(&header.prev_hash),
+            median_time_past: median_time_past(&times),
+            now: unix_now(),
+        };
+        check_header_context(header, &ctx, &self.spec).map_err(|source| {
+            if source.is_temporary() {
+                ChainError::Deferred { hash, source }
+            } else {
+                ChainError::Invalid { hash, source }
+            }
+        })?;
+        let target = header.bits.to_target().map_err(|e| ChainError::Invalid { hash, source: e.into() })?;
+        let height = Height(parent_height.0.saturating_add(1));
+        let entry = Entry {
+            header: *header,
+            height,
+            work: parent_work.saturating_add(&target.work()),
+            status: BlockStatus::HeaderOnly,
+            seq: self.next_seq,
+            chain_data: false,
+        };
+        self.next_seq += 1;
+        let mut batch = self.store.batch();
+        batch.put_header(&hash, &entry.record());
+        self.store.write(batch, self.config.sync_writes)?;
+        let best_work = self.best_header().work;
+        let work = entry.work;
+        self.index.insert(hash, entry);
+        if work > best_work {
+            self.best_header = hash;
+        }
+        Ok(true)
+    }
+
+    /// Validates and stores a block, then moves the active chain to the
+    /// most-work candidate. Orphans waiting on it are processed too.
+    pub fn accept_block(&mut self, block: Block) -> Result<(BlockAccepted, TipUpdate), ChainError> {
+        let hash = block.hash();
+        if let Some(e) = self.index.get(&hash) {
+            match e.status {
+                BlockStatus::Invalid => return Err(ChainError::KnownInvalid(hash)),
+                BlockStatus::HaveData | BlockStatus::Valid => return Ok((BlockAccepted::AlreadyHave, TipUpdate::default())),
+                BlockStatus::HeaderOnly => {}
+            }
+        } else if self.index.get(&block.header.prev_hash).is_none() {
+            // Cheap proof of work first so junk cannot fill the pool.
+            check_header(&block.header, &self.spec).map_err(|source| ChainError::Invalid { hash, source })?;
+            self.orphans.add(block);
+            let missing = self.orphans.missing_root(&hash).unwrap_or(hash);
+            return Ok((BlockAccepted::Orphan { missing }, TipUpdate::default()));
+        }
+        self.accept_header(&block.header)?;
+        if let Err(source) = check_block(&block, &self.spec) {
+            // Only a body the header commits to can condemn the header: a
+            // mutated or mismatched body may be a relay's corruption.
+            let (root, mutated) = block.compute_merkle_root();
+            if !mutated && root == block.header.merkle_root {
+                self.mark_invalid(&hash)?;
+            }
+            return Err(ChainError::Invalid { hash, source });
+        }
+        let mut batch = self.store.batch();
+        batch.put_block(&hash, &block);
+        if let Some(e) = self.index.get(&hash) {
+            let mut record = e.record();
+            record.status = BlockStatus::HaveData;
+            batch.put_header(&hash, &record);
+        }
+        self.store.write(batch, self.config.sync_writes)?;
+        self.index.mark_data(&hash);
+        let mut update = self.activate_best_chain()?;
+        // Orphans that were waiting for this block.
+        let mut ready = self.orphans.take_children(&hash);
+        while let Some(child) = ready.pop() {
+            let child_hash = child.hash();
+            match self.accept_block(child) {
+                Ok((_, u)) => update.merge(u),
+                Err(e) => tracing::debug!(%child_hash, %e, "orphan rejected"),
+            }
+            ready.extend(self.orphans.take_children(&child_hash));
+        }
+        Ok((BlockAccepted::Stored, update))
+    }
+
+    fn mark_invalid(&mut self, hash: &Hash256) -> Result<(), ChainError> {
+        let marked = self.index.mark_invalid_subtree(hash);
+        let mut batch = self.store.batch();
+        for h in &marked {
+            if let Some(e) = self.index.get(h) {
+                batch.put_header(h, &e.record());
+            }
+        }
+        self.store.write(batch, self.config.sync_writes)?;
+        if marked.contains(&self.best_header) {
+            self.best_header = self.index.best_header().unwrap_or(self.state.tip);
+        }
+        Ok(())
+    }
+
+    /// Block locator of the best header chain.
+    pub fn locator(&self) -> Vec<Hash256> {
+        let mut out = Vec::new();
+        let best = self.best_header();
+        let mut height = best.height.0 as i64;
+        let mut step = 1i64;
+        let tip = self.best_header;
+        while height > 0 {
+            if let Some(h) = self.index.ancestor(&tip, Height(height as u32)) {
+                out.push(h);
+            }
+            if out.len() >= 10 {
+                step *= 2;
+            }
+            height -= step;
+        }
+        out.push(self.spec.genesis_hash());
+        out
+    }
+
+    /// Active-chain headers after the first locator entry on it.
+    pub fn headers_after(&self, locator: &[Hash256], max: usize) -> Vec<BlockHeader> {
+        let start = locator
+            .iter()
+            .find_map(|h| self.index.get(h).filter(|_| self.is_active(h)).map(|e| e.height.0 as usize + 1))
+            .unwrap_or(1);
+        self.active
+            .iter()
+            .skip(start)
+            .take(max)
+            .filter_map(|h| self.index.get(h).map(|e| e.header))
+            .collect()
+    }
+
+    /// Blocks on the best header chain without bodies, lowest first.
+    pub fn missing_blocks(&self, max: usize) -> Vec<Hash256> {
+        let best = self.best_header();
+        if best.chain_data || max == 0 {
+            return Vec::new();
+        }
+        let mut path = Vec::new();
+        let mut cur = self.best_header;
+        while let Some(e) = self.index.get(&cur) {
+            if e.chain_data {
+                break;
+            }
+            path.push((cur, e.has_data()));
+            if e.height.0 == 0 {
+                break;
+            }
+            cur = e.header.prev_hash;
+        }
+        path.iter().rev().filter(|(_, has)| !has).map(|(h, _)| *h).take(max).collect()
+    }
+
+    /// The UTXO commitment at the tip.
+    pub fn commitment(&self) -> Hash256 {
+        self.commitment.to_hash()
+    }
+
+    /// Flushes the database (clean shutdown).
+    pub fn flush(&self) -> Result<(), ChainError> {
+        Ok(self.store.flush()?)
+    }
+}
+
+#[cfg(test)]
+mod tests;

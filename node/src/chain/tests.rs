@@ -1,0 +1,228 @@
+//! Chain-state tests: import orders, orphans, reorgs, invalid branches,
+//! commitment equality across paths, refusal of foreign databases, and the
+//! integrity check.
+
+use super::*;
+use crate::store::StoreError;
+use crate::testkit::ChainBuilder;
+use lode_core::tx::TxOut;
+use lode_core::{Amount, Block};
+use std::collections::HashMap;
+
+fn open(dir: &Path) -> Chain {
+    Chain::open(dir, ChainSpec::regtest(), Arc::new(SigCache::new(10_000)), ChainConfig::default()).unwrap()
+}
+
+fn import(chain: &mut Chain, blocks: &[Block]) {
+    for b in blocks {
+        chain.accept_block(b.clone()).unwrap();
+    }
+}
+
+/// UTXO set rebuilt from scratch by replaying the active chain in memory.
+fn replay_utxo(chain: &Chain) -> HashMap<lode_core::OutPoint, lode_core::validation::Coin> {
+    use lode_core::validation::{connect_block, ConnectContext};
+    let spec = chain.spec().clone();
+    let mut utxo = HashMap::new();
+    for h in 1..=chain.state().height.0 {
+        let hash = chain.hash_at(Height(h)).unwrap();
+        let block = chain.store().block(&hash).unwrap().unwrap();
+        let ctx = ConnectContext {
+            genesis: spec.genesis_hash(),
+            coinbase_maturity: spec.coinbase_maturity,
+            subsidy: lode_core::subsidy::block_subsidy(&spec, Height(h)),
+        };
+        let out = connect_block(&block, Height(h), &ctx, &utxo, None).unwrap();
+        for (op, _) in out.spent {
+            utxo.remove(&op);
+        }
+        utxo.extend(out.created);
+    }
+    utxo
+}
+
+fn assert_utxo_matches_replay(chain: &Chain) {
+    let replayed = replay_utxo(chain);
+    let stored: HashMap<_, _> = chain.store().all_coins().unwrap().into_iter().collect();
+    assert_eq!(stored, replayed);
+    assert_eq!(chain.state().utxo_count as usize, stored.len());
+    let report = chain.verify_integrity().unwrap();
+    assert!(report.ok, "{report:?}");
+}
+
+#[test]
+fn imports_in_order_and_survives_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut b = ChainBuilder::new(ChainSpec::regtest());
+    let blocks = b.blocks(30, 5);
+    {
+        let mut chain = open(dir.path());
+        import(&mut chain, &blocks);
+        assert_eq!(chain.state().tip, b.tip());
+        assert_eq!(chain.state().height, Height(30));
+        assert_utxo_matches_replay(&chain);
+    }
+    let chain = open(dir.path());
+    assert_eq!(chain.state().tip, b.tip());
+    assert_eq!(chain.hash_at(Height(15)), Some(blocks[14].hash()));
+    assert_utxo_matches_replay(&chain);
+}
+
+#[test]
+fn imports_out_of_order_through_the_orphan_pool_and_headers_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut b = ChainBuilder::new(ChainSpec::regtest());
+    let blocks = b.blocks(20, 3);
+    let mut chain = open(dir.path());
+    // Bodies in reverse: all but the first are orphans until it arrives.
+    for blk in blocks[..10].iter().rev() {
+        chain.accept_block(blk.clone()).unwrap();
+    }
+    assert_eq!(chain.state().height, Height(10));
+    // Headers first, then bodies in reverse: no orphans needed.
+    for blk in &blocks[10..] {
+        chain.accept_header(&blk.header).unwrap();
+    }
+    assert_eq!(chain.missing_blocks(100).len(), 10);
+    for blk in blocks[10..].iter().rev() {
+        chain.accept_block(blk.clone()).unwrap();
+    }
+    assert_eq!(chain.state().tip, b.tip());
+    assert!(chain.orphans().is_empty());
+    assert_utxo_matches_replay(&chain);
+}
+
+#[test]
+fn orphan_reports_its_missing_root() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut b = ChainBuilder::new(ChainSpec::regtest());
+    let blocks = b.blocks(3, 0);
+    let mut chain = open(dir.path());
+    let (r, _) = chain.accept_block(blocks[2].clone()).unwrap();
+    assert_eq!(r, BlockAccepted::Orphan { missing: blocks[1].hash() });
+    let (r, _) = chain.accept_block(blocks[1].clone()).unwrap();
+    assert_eq!(r, BlockAccepted::Orphan { missing: blocks[0].hash() });
+}
+
+#[test]
+fn reorgs_of_depth_one_and_deep_follow_the_most_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut chain = open(dir.path());
+    let mut a = ChainBuilder::new(ChainSpec::regtest());
+    import(&mut chain, &a.blocks(15, 4));
+    let mut b = a.fork(1);
+    let mut c = a.fork(2);
+    // Depth 1: equal work keeps the first seen, one more block wins.
+    let a1 = a.next_block(2);
+    let b1 = b.next_block(2);
+    import(&mut chain, &[a1.clone()]);
+    let (_, u) = chain.accept_block(b1.clone()).unwrap();
+    assert!(!u.changed(), "equal work: first seen stays");
+    let b2 = b.next_block(2);
+    let (_, u) = chain.accept_block(b2).unwrap();
+    assert_eq!(u.disconnected.len(), 1);
+    assert_eq!(u.connected.len(), 2);
+    assert_eq!(chain.state().tip, b.tip());
+    assert!(!u.disconnected_txs().is_empty(), "a1's transactions are handed back");
+    // Deep: a branch 25 blocks long from the common ancestor replaces it.
+    let deep = c.blocks(25, 3);
+    import(&mut chain, &deep);
+    assert_eq!(chain.state().tip, c.tip());
+    assert_eq!(chain.state().height, Height(15 + 25));
+    assert_utxo_matches_replay(&chain);
+}
+
+#[test]
+fn a_branch_with_an_invalid_block_is_abandoned_for_the_best_valid_chain() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut chain = open(dir.path());
+    let mut a = ChainBuilder::new(ChainSpec::regtest());
+    import(&mut chain, &a.blocks(12, 2));
+    let mut b = a.fork(9);
+    import(&mut chain, &a.blocks(3, 2));
+    let good_tip = chain.state().tip;
+    // b: valid block, then one whose coinbase overpays (valid header and
+    // body shape, invalid only against the UTXO set), then more on top.
+    let b1 = b.next_block(1);
+    let mut bad = b.clone();
+    let cb = Transaction::coinbase(Height(14), b"greedy".to_vec(), vec![TxOut { value: Amount::from_coins(10_000), address: b.address() }]);
+    let b2 = bad.seal(vec![cb]);
+    let tail = bad.blocks(4, 0);
+    import(&mut chain, &[b1]);
+    import(&mut chain, &[b2.clone()]);
+    for blk in &tail[..2] {
+        chain.accept_block(blk.clone()).unwrap();
+    }
+    // Descendants of a block found invalid are refused at once.
+    assert!(matches!(chain.accept_block(tail[2].clone()), Err(ChainError::InvalidAncestor(_))));
+    assert_eq!(chain.state().tip, good_tip, "back on the best valid chain");
+    assert_eq!(chain.entry(&b2.hash()).unwrap().status, BlockStatus::Invalid);
+    assert_eq!(chain.entry(&tail[1].hash()).unwrap().status, BlockStatus::Invalid);
+    assert!(matches!(chain.accept_block(b2), Err(ChainError::KnownInvalid(_))));
+    assert_utxo_matches_replay(&chain);
+}
+
+#[test]
+fn commitment_is_path_independent() {
+    let mut a = ChainBuilder::new(ChainSpec::regtest());
+    let base = a.blocks(14, 3);
+    let mut side = a.fork(5);
+    let side_blocks = side.blocks(4, 3);
+    let main_blocks = a.blocks(6, 3);
+
+    let d1 = tempfile::tempdir().unwrap();
+    let direct = {
+        let mut c = open(d1.path());
+        import(&mut c, &base);
+        import(&mut c, &main_blocks);
+        c.commitment()
+    };
+    let d2 = tempfile::tempdir().unwrap();
+    {
+        let mut c = open(d2.path());
+        import(&mut c, &base);
+        import(&mut c, &side_blocks);
+        assert_eq!(c.state().tip, side.tip());
+    }
+    // Restart in between, then reorg onto the main branch.
+    let mut c = open(d2.path());
+    import(&mut c, &main_blocks);
+    assert_eq!(c.state().tip, a.tip());
+    assert_eq!(c.commitment(), direct);
+    assert_utxo_matches_replay(&c);
+}
+
+#[test]
+fn a_database_of_another_chain_or_schema_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(open(dir.path()));
+    let err = Chain::open(dir.path(), ChainSpec::devnet(), Arc::new(SigCache::new(10)), ChainConfig::default()).err().unwrap();
+    assert!(matches!(err, ChainError::Store(StoreError::GenesisMismatch { .. })), "{err}");
+    {
+        let cfs = ["headers", "blocks", "height", "utxo", "undo", "tx_index", "addr_index", "meta"];
+        let db = rocksdb::DB::open_cf(&rocksdb::Options::default(), dir.path(), cfs).unwrap();
+        let meta = db.cf_handle("meta").unwrap();
+        db.put_cf(meta, b"schema", bincode::serde::encode_to_vec(99u32, bincode::config::standard()).unwrap()).unwrap();
+    }
+    let err = Chain::open(dir.path(), ChainSpec::regtest(), Arc::new(SigCache::new(10)), ChainConfig::default()).err().unwrap();
+    assert!(matches!(err, ChainError::Store(StoreError::SchemaMismatch { found: 99, .. })), "{err}");
+}
+
+#[test]
+fn integrity_check_names_a_corrupted_block() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut chain = open(dir.path());
+    let mut b = ChainBuilder::new(ChainSpec::regtest());
+    let blocks = b.blocks(8, 1);
+    import(&mut chain, &blocks);
+    assert!(chain.verify_integrity().unwrap().ok);
+    let victim = blocks[4].hash();
+    let mut bytes = chain.store().block_bytes(&victim).unwrap().unwrap();
+    let n = bytes.len();
+    bytes[n - 10] ^= 0xff;
+    chain.store().corrupt_block_for_test(&victim, &bytes).unwrap();
+    let report = chain.verify_integrity().unwrap();
+    assert!(!report.ok);
+    let err = report.error.unwrap();
+    assert!(err.contains(&victim.to_hex()) && err.contains("height 5"), "{err}");
+}

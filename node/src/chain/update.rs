@@ -1,0 +1,205 @@
+//! Moving the active chain: pick the most-work candidate, disconnect to the
+//! fork point, connect the new branch. Each connect or disconnect is one
+//! atomic batch (UTXO changes, undo, indexes, tip), so a process killed at
+//! any instant restarts on a consistent tip.
+
+use super::{Chain, ChainError, TipUpdate};
+use crate::store::{BlockStatus, StoreError, StoreView, TxLocation};
+use lode_core::subsidy::block_subsidy;
+use lode_core::tx::OutPoint;
+use lode_core::validation::{connect_block, Coin, ConnectContext};
+use lode_core::{Address, Block, Hash256};
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+impl Chain {
+    /// Moves to the best candidate until the tip is the most-work valid block.
+    pub(super) fn activate_best_chain(&mut self) -> Result<TipUpdate, ChainError> {
+        let mut update = TipUpdate::default();
+        loop {
+            let Some(best) = self.index.best_candidate() else { break };
+            let tip_work = self.tip_entry().work;
+            let Some(best_entry) = self.index.get(&best) else { break };
+            if best == self.state.tip || best_entry.work <= tip_work {
+                break;
+            }
+            // Branch from the fork point up to `best`.
+            let mut branch = Vec::new();
+            let mut cur = best;
+            while !self.is_active(&cur) {
+                branch.push(cur);
+                match self.index.get(&cur) {
+                    Some(e) if e.height.0 > 0 => cur = e.header.prev_hash,
+                    _ => break,
+                }
+            }
+            let fork_height = self.index.get(&cur).map(|e| e.height).unwrap_or_default();
+            while self.state.height > fork_height {
+                let block = self.disconnect_tip()?;
+                update.disconnected.push(block);
+            }
+            for hash in branch.into_iter().rev() {
+                match self.connect_tip(&hash) {
+                    Ok(block) => update.connected.push(block),
+                    Err(ChainError::Invalid { hash, source }) => {
+                        tracing::warn!(%hash, %source, "block failed to connect; marking it and its descendants invalid");
+                        self.mark_invalid(&hash)?;
+                        update.invalid.push(hash);
+                        break;
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        let tip_work = self.tip_entry().work;
+        self.index.prune_candidates(tip_work);
+        Ok(update)
+    }
+
+    /// Connects the block `hash`, a child of the tip.
+    fn connect_tip(&mut self, hash: &Hash256) -> Result<Arc<Block>, ChainError> {
+        let entry = self.index.get(hash).cloned().ok_or(ChainError::UnknownParent(*hash))?;
+        let block = self.store.block(hash)?.ok_or_else(|| StoreError::Corrupt {
+            what: "block",
+            key: hash.to_hex(),
+            reason: "body missing for a block marked as stored".into(),
+        })?;
+        let height = entry.height;
+        let ctx = ConnectContext {
+            genesis: self.spec.genesis_hash(),
+            coinbase_maturity: self.spec.coinbase_maturity,
+            subsidy: block_subsidy(&self.spec, height),
+        };
+        let started = std::time::Instant::now();
+        let view = StoreView::new(&self.store);
+        let outcome = match connect_block(&block, height, &ctx, &view, Some(&self.sig_cache)) {
+            Ok(o) => o,
+            Err(_) if view.failed() => {
+                return Err(StoreError::Corrupt { what: "utxo", key: hash.to_hex(), reason: "read failed during connect".into() }.into())
+            }
+            Err(source) => return Err(ChainError::Invalid { hash: *hash, source }),
+        };
+        let mut state = self.state;
+        let mut commitment = self.commitment;
+        let mut batch = self.store.batch();
+        for (op, coin) in &outcome.spent {
+            batch.remove_coin(op, coin);
+            commitment.remove(op, coin);
+            state.utxo_count -= 1;
+            state.total_amount -= coin.output.value.units();
+        }
+        for (op, coin) in &outcome.created {
+            batch.add_coin(op, coin);
+            commitment.add(op, coin);
+            state.utxo_count += 1;
+            state.total_amount += coin.output.value.units();
+        }
+        batch.put_undo(hash, &outcome.spent);
+        for (txid, (index, addresses)) in tx_addresses(&block, &outcome.spent) {
+            batch.put_tx(&txid, &TxLocation { block: *hash, height, index });
+            for a in addresses {
+                batch.add_history(&a, height, &txid);
+            }
+        }
+        batch.put_height(height, hash);
+        let mut record = entry.record();
+        record.status = BlockStatus::Valid;
+        batch.put_header(hash, &record);
+        state.tip = *hash;
+        state.height = height;
+        state.commitment = commitment.to_hash().0;
+        batch.put_chain_state(&state);
+        self.store.write(batch, self.config.sync_writes)?;
+
+        self.state = state;
+        self.commitment = commitment;
+        self.active.push(*hash);
+        self.index.set_status(hash, BlockStatus::Valid);
+        tracing::debug!(
+            %hash, height = height.0, txs = block.transactions.len(),
+            sigs = outcome.sigs_verified, cached = outcome.sigs_cached,
+            ms = started.elapsed().as_millis() as u64, "connected block"
+        );
+        Ok(Arc::new(block))
+    }
+
+    /// Disconnects the tip using its undo data.
+    fn disconnect_tip(&mut self) -> Result<Arc<Block>, ChainError> {
+        let hash = self.state.tip;
+        let entry = self.tip_entry().clone();
+        let corrupt = |reason: &str| StoreError::Corrupt { what: "block", key: hash.to_hex(), reason: reason.into() };
+        if entry.height.0 == 0 {
+            return Err(corrupt("cannot disconnect genesis").into());
+        }
+        let block = self.store.block(&hash)?.ok_or_else(|| corrupt("tip body missing"))?;
+        let spent = self.store.undo(&hash)?.ok_or_else(|| corrupt("undo data missing"))?;
+        let mut state = self.state;
+        let mut commitment = self.commitment;
+        let mut batch = self.store.batch();
+        let spent_in_block: HashSet<OutPoint> = block.transactions.iter().skip(1).flat_map(|t| t.inputs.iter().map(|i| i.prevout)).collect();
+        for (index, tx) in block.transactions.iter().enumerate() {
+            let txid = tx.txid();
+            for (vout, output) in tx.outputs.iter().enumerate() {
+                let op = OutPoint { txid, vout: vout as u32 };
+                if spent_in_block.contains(&op) {
+                    continue;
+                }
+                let coin = Coin { output: *output, height: entry.height, coinbase: index == 0 };
+                batch.remove_coin(&op, &coin);
+                commitment.remove(&op, &coin);
+                state.utxo_count -= 1;
+                state.total_amount -= output.value.units();
+            }
+        }
+        for (op, coin) in &spent {
+            batch.add_coin(op, coin);
+            commitment.add(op, coin);
+            state.utxo_count += 1;
+            state.total_amount += coin.output.value.units();
+        }
+        for (txid, (_, addresses)) in tx_addresses(&block, &spent) {
+            batch.delete_tx(&txid);
+            for a in addresses {
+                batch.remove_history(&a, entry.height, &txid);
+            }
+        }
+        batch.delete_undo(&hash);
+        batch.delete_height(entry.height);
+        let parent = entry.header.prev_hash;
+        state.tip = parent;
+        state.height = lode_core::Height(entry.height.0 - 1);
+        state.commitment = commitment.to_hash().0;
+        batch.put_chain_state(&state);
+        self.store.write(batch, self.config.sync_writes)?;
+        self.state = state;
+        self.commitment = commitment;
+        self.active.pop();
+        // It is still a valid block: a candidate again if work says so.
+        self.index.add_candidate(&hash);
+        Ok(Arc::new(block))
+    }
+}
+
+/// For each transaction of the block: its position and every address it
+/// pays or spends from (for the address history index).
+fn tx_addresses(block: &Block, spent: &[(OutPoint, Coin)]) -> Vec<(Hash256, (u32, Vec<Address>))> {
+    let mut owners: HashMap<OutPoint, Address> = spent.iter().map(|(op, c)| (*op, c.output.address)).collect();
+    let mut out = Vec::with_capacity(block.transactions.len());
+    for (index, tx) in block.transactions.iter().enumerate() {
+        let txid = tx.txid();
+        let mut addrs: Vec<Address> = Vec::new();
+        for input in tx.inputs.iter().skip(usize::from(tx.is_coinbase())) {
+            if let Some(a) = owners.get(&input.prevout) {
+                addrs.push(*a);
+            }
+        }
+        for (vout, o) in tx.outputs.iter().enumerate() {
+            owners.insert(OutPoint { txid, vout: vout as u32 }, o.address);
+            addrs.push(o.address);
+        }
+        addrs.sort();
+        addrs.dedup();
+        out.push((txid, (index as u32, addrs)));
+    }
+    out
+}

@@ -1,0 +1,1 @@
+//! Block templates and the nonce search.

@@ -1,0 +1,480 @@
+//! RocksDB storage: one database per data directory, one column family per
+//! kind of record, every chain update one atomic `WriteBatch`. All disk
+//! formats live here (keys in `keys`, values bincode with a byte limit, block
+//! bodies in the consensus encoding).
+
+mod commitment;
+mod keys;
+
+pub use commitment::UtxoCommitment;
+
+use lode_core::block::{Block, BlockHeader};
+use lode_core::codec::{Decode, Encode};
+use lode_core::tx::OutPoint;
+use lode_core::validation::{Coin, UtxoView};
+use lode_core::{Address, Hash256, Height};
+use rocksdb::{BlockBasedOptions, Cache, ColumnFamilyDescriptor, IteratorMode, Options, WriteBatch, WriteOptions, DB};
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
+use std::path::Path;
+
+/// Bumped whenever a stored format changes; an older database is refused.
+pub const SCHEMA_VERSION: u32 = 1;
+
+const CF_HEADERS: &str = "headers";
+const CF_BLOCKS: &str = "blocks";
+const CF_HEIGHT: &str = "height";
+const CF_UTXO: &str = "utxo";
+const CF_UNDO: &str = "undo";
+const CF_TX_INDEX: &str = "tx_index";
+const CF_ADDR_INDEX: &str = "addr_index";
+const CF_META: &str = "meta";
+const ALL_CFS: [&str; 8] = [CF_HEADERS, CF_BLOCKS, CF_HEIGHT, CF_UTXO, CF_UNDO, CF_TX_INDEX, CF_ADDR_INDEX, CF_META];
+
+const META_SCHEMA: &[u8] = b"schema";
+const META_GENESIS: &[u8] = b"genesis";
+const META_STATE: &[u8] = b"state";
+
+/// Largest stored value we will decode (a block body is bounded separately).
+const MAX_RECORD: usize = 64 * 1024 * 1024;
+
+/// How far a header has been validated.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum BlockStatus {
+    /// Header checked (proof of work, bits, time); body not stored.
+    HeaderOnly,
+    /// Body stored and passed the context-free checks.
+    HaveData,
+    /// Connected to the UTXO set at least once: fully valid.
+    Valid,
+    /// Breaks a rule (or descends from a block that does).
+    Invalid,
+}
+
+/// A header with its place in the header tree.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeaderRecord {
+    /// The header.
+    pub header: BlockHeader,
+    /// Its height.
+    pub height: Height,
+    /// Cumulative work (big-endian).
+    pub chainwork: [u8; 32],
+    /// Validation status.
+    pub status: BlockStatus,
+    /// Arrival order: ties in work go to the block seen first.
+    pub seq: u64,
+}
+
+/// Where a confirmed transaction lives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TxLocation {
+    /// Block hash.
+    pub block: Hash256,
+    /// Block height.
+    pub height: Height,
+    /// Position in the block.
+    pub index: u32,
+}
+
+/// The active chain's tip and UTXO-set summary, written with every update.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChainStateRecord {
+    /// Tip hash.
+    pub tip: Hash256,
+    /// Tip height.
+    pub height: Height,
+    /// UTXO commitment.
+    pub commitment: [u8; 32],
+    /// Number of unspent outputs.
+    pub utxo_count: u64,
+    /// Sum of unspent values.
+    pub total_amount: u64,
+}
+
+/// Storage failures.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// RocksDB reported an error.
+    #[error("database error: {0}")]
+    Db(#[from] rocksdb::Error),
+    /// A record failed to decode or verify.
+    #[error("corrupt {what} record (key {key}): {reason}")]
+    Corrupt {
+        /// Kind of record.
+        what: &'static str,
+        /// Hex of the key.
+        key: String,
+        /// Why it is unusable.
+        reason: String,
+    },
+    /// Made by another schema version.
+    #[error("database schema version {found} is not supported (this node uses {expected}); use a new data directory or the matching node version")]
+    SchemaMismatch {
+        /// Stored version.
+        found: u32,
+        /// Our version.
+        expected: u32,
+    },
+    /// Made for another chain.
+    #[error("database belongs to the chain with genesis {found}, not {expected}; use a different --data-dir")]
+    GenesisMismatch {
+        /// Stored genesis.
+        found: Hash256,
+        /// Ours.
+        expected: Hash256,
+    },
+}
+
+/// The database.
+pub struct Store {
+    db: DB,
+    max_block_size: usize,
+}
+
+fn encode<T: Serialize>(v: &T) -> Vec<u8> {
+    // Encoding plain structs to a Vec cannot fail.
+    bincode::serde::encode_to_vec(v, bincode::config::standard()).unwrap_or_default()
+}
+
+fn decode<T: DeserializeOwned>(what: &'static str, key: &[u8], bytes: &[u8]) -> Result<T, StoreError> {
+    let config = bincode::config::standard().with_limit::<MAX_RECORD>();
+    match bincode::serde::decode_from_slice(bytes, config) {
+        Ok((v, used)) if used == bytes.len() => Ok(v),
+        Ok(_) => Err(StoreError::Corrupt { what, key: hex::encode(key), reason: "trailing bytes".into() }),
+        Err(e) => Err(StoreError::Corrupt { what, key: hex::encode(key), reason: e.to_string() }),
+    }
+}
+
+impl Store {
+    /// Opens (or creates) the database at `path` for the chain with
+    /// `genesis`, refusing one made by another schema or for another chain.
+    pub fn open(path: &Path, genesis: Hash256, max_block_size: usize, cache_bytes: usize) -> Result<Store, StoreError> {
+        let mut opts = Options::default();
+        opts.create_if_missing(true);
+        opts.create_missing_column_families(true);
+        opts.set_max_open_files(256);
+        opts.set_keep_log_file_num(3);
+        let mut table = BlockBasedOptions::default();
+        // Bodies and UTXOs stay on disk behind this bounded cache.
+        table.set_block_cache(&Cache::new_lru_cache(cache_bytes));
+        table.set_bloom_filter(10.0, false);
+        opts.set_block_based_table_factory(&table);
+        let cfs = ALL_CFS.iter().map(|name| ColumnFamilyDescriptor::new(*name, opts.clone()));
+        let db = DB::open_cf_descriptors(&opts, path, cfs)?;
+        let store = Store { db, max_block_size };
+        store.check_identity(genesis)?;
+        Ok(store)
+    }
+
+    fn check_identity(&self, genesis: Hash256) -> Result<(), StoreError> {
+        let meta = self.cf(CF_META);
+        match self.db.get_cf(meta, META_SCHEMA)? {
+            Some(bytes) => {
+                let found: u32 = decode("schema", META_SCHEMA, &bytes)?;
+                if found != SCHEMA_VERSION {
+                    return Err(StoreError::SchemaMismatch { found, expected: SCHEMA_VERSION });
+                }
+                let stored = self.db.get_cf(meta, META_GENESIS)?.ok_or_else(|| StoreError::Corrupt {
+                    what: "meta",
+                    key: hex::encode(META_GENESIS),
+                    reason: "missing genesis".into(),
+                })?;
+                let found: Hash256 = decode("genesis", META_GENESIS, &stored)?;
+                if found != genesis {
+                    return Err(StoreError::GenesisMismatch { found, expected: genesis });
+                }
+            }
+            None => {
+                let mut batch = WriteBatch::default();
+                batch.put_cf(meta, META_SCHEMA, encode(&SCHEMA_VERSION));
+                batch.put_cf(meta, META_GENESIS, encode(&genesis));
+                self.db.write(batch)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn cf(&self, name: &str) -> &rocksdb::ColumnFamily {
+        // Every name in ALL_CFS is created at open; a missing one cannot happen.
+        self.db.cf_handle(name).unwrap_or_else(|| unreachable!("column family {name} opened at start"))
+    }
+
+    /// A new batch of changes to write atomically.
+    pub fn batch(&self) -> StoreBatch<'_> {
+        StoreBatch { store: self, batch: WriteBatch::default() }
+    }
+
+    /// Writes a batch atomically. The write-ahead log makes it durable
+    /// against a killed process; `sync` also survives a power cut.
+    pub fn write(&self, batch: StoreBatch<'_>, sync: bool) -> Result<(), StoreError> {
+        let mut opts = WriteOptions::default();
+        opts.set_sync(sync);
+        self.db.write_opt(batch.batch, &opts)?;
+        Ok(())
+    }
+
+    /// Flushes memtables to disk (clean shutdown).
+    pub fn flush(&self) -> Result<(), StoreError> {
+        for name in ALL_CFS {
+            self.db.flush_cf(self.cf(name))?;
+        }
+        Ok(())
+    }
+
+    /// The stored chain state, `None` for a fresh database.
+    pub fn chain_state(&self) -> Result<Option<ChainStateRecord>, StoreError> {
+        match self.db.get_cf(self.cf(CF_META), META_STATE)? {
+            Some(b) => Ok(Some(decode("chain state", META_STATE, &b)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Every stored header (loaded once at start into the in-memory index).
+    pub fn all_headers(&self) -> Result<Vec<(Hash256, HeaderRecord)>, StoreError> {
+        let mut out = Vec::new();
+        for item in self.db.iterator_cf(self.cf(CF_HEADERS), IteratorMode::Start) {
+            let (k, v) = item?;
+            let hash = keys::hash_from(&k).ok_or_else(|| StoreError::Corrupt {
+                what: "header",
+                key: hex::encode(&k),
+                reason: "key is not a hash".into(),
+            })?;
+            out.push((hash, decode("header", &k, &v)?));
+        }
+        Ok(out)
+    }
+
+    /// A header record.
+    pub fn header(&self, hash: &Hash256) -> Result<Option<HeaderRecord>, StoreError> {
+        match self.db.get_cf(self.cf(CF_HEADERS), hash.0)? {
+            Some(b) => Ok(Some(decode("header", &hash.0, &b)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// A block body, checked against its hash.
+    pub fn block(&self, hash: &Hash256) -> Result<Option<Block>, StoreError> {
+        let Some(bytes) = self.db.get_pinned_cf(self.cf(CF_BLOCKS), hash.0)? else {
+            return Ok(None);
+        };
+        let corrupt = |reason: String| StoreError::Corrupt { what: "block", key: hash.to_hex(), reason };
+        let block = Block::decode_all(&bytes, self.max_block_size + 1024).map_err(|e| corrupt(e.to_string()))?;
+        if block.hash() != *hash {
+            return Err(corrupt(format!("body hashes to {}", block.hash())));
+        }
+        Ok(Some(block))
+    }
+
+    /// Raw block bytes (for serving peers without re-encoding).
+    pub fn block_bytes(&self, hash: &Hash256) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.db.get_cf(self.cf(CF_BLOCKS), hash.0)?)
+    }
+
+    /// Whether a body is stored.
+    pub fn has_block(&self, hash: &Hash256) -> Result<bool, StoreError> {
+        Ok(self.db.get_pinned_cf(self.cf(CF_BLOCKS), hash.0)?.is_some())
+    }
+
+    /// Hash of the active chain's block at `height`.
+    pub fn hash_at(&self, height: Height) -> Result<Option<Hash256>, StoreError> {
+        let key = height.0.to_be_bytes();
+        match self.db.get_cf(self.cf(CF_HEIGHT), key)? {
+            Some(b) => Ok(Some(decode("height", &key, &b)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// A coin of the UTXO set.
+    pub fn coin(&self, outpoint: &OutPoint) -> Result<Option<Coin>, StoreError> {
+        let key = keys::outpoint(outpoint);
+        match self.db.get_pinned_cf(self.cf(CF_UTXO), key)? {
+            Some(b) => Ok(Some(decode("utxo", &key, &b)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Undo data of a connected block.
+    pub fn undo(&self, hash: &Hash256) -> Result<Option<Vec<(OutPoint, Coin)>>, StoreError> {
+        match self.db.get_cf(self.cf(CF_UNDO), hash.0)? {
+            Some(b) => Ok(Some(decode("undo", &hash.0, &b)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Where a confirmed transaction is.
+    pub fn tx_location(&self, txid: &Hash256) -> Result<Option<TxLocation>, StoreError> {
+        match self.db.get_cf(self.cf(CF_TX_INDEX), txid.0)? {
+            Some(b) => Ok(Some(decode("tx index", &txid.0, &b)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Unspent outputs locked to `address`.
+    pub fn address_coins(&self, address: &Address) -> Result<Vec<(OutPoint, Coin)>, StoreError> {
+        let prefix = keys::addr_coin_prefix(address);
+        let mut out = Vec::new();
+        for item in self.db.prefix_iterator_cf(self.cf(CF_ADDR_INDEX), &prefix) {
+            let (k, v) = item?;
+            if !k.starts_with(&prefix) {
+                break;
+            }
+            let op = keys::outpoint_from(&k[prefix.len()..]).ok_or_else(|| StoreError::Corrupt {
+                what: "address index",
+                key: hex::encode(&k),
+                reason: "bad outpoint".into(),
+            })?;
+            out.push((op, decode("address index", &k, &v)?));
+        }
+        Ok(out)
+    }
+
+    /// Confirmed transactions touching `address`, oldest first.
+    pub fn address_history(&self, address: &Address) -> Result<Vec<(Height, Hash256)>, StoreError> {
+        let prefix = keys::addr_hist_prefix(address);
+        let mut out = Vec::new();
+        for item in self.db.prefix_iterator_cf(self.cf(CF_ADDR_INDEX), &prefix) {
+            let (k, _) = item?;
+            if !k.starts_with(&prefix) {
+                break;
+            }
+            let entry = keys::hist_from(&k[prefix.len()..]).ok_or_else(|| StoreError::Corrupt {
+                what: "address history",
+                key: hex::encode(&k),
+                reason: "bad key".into(),
+            })?;
+            out.push(entry);
+        }
+        Ok(out)
+    }
+
+    /// Every coin of the UTXO set (integrity checks and tests).
+    pub fn all_coins(&self) -> Result<Vec<(OutPoint, Coin)>, StoreError> {
+        let mut out = Vec::new();
+        for item in self.db.iterator_cf(self.cf(CF_UTXO), IteratorMode::Start) {
+            let (k, v) = item?;
+            let op = keys::outpoint_from(&k).ok_or_else(|| StoreError::Corrupt {
+                what: "utxo",
+                key: hex::encode(&k),
+                reason: "bad outpoint key".into(),
+            })?;
+            out.push((op, decode("utxo", &k, &v)?));
+        }
+        Ok(out)
+    }
+
+    /// Overwrites a block body's raw bytes (tests of the integrity check).
+    #[doc(hidden)]
+    pub fn corrupt_block_for_test(&self, hash: &Hash256, bytes: &[u8]) -> Result<(), StoreError> {
+        self.db.put_cf(self.cf(CF_BLOCKS), hash.0, bytes)?;
+        Ok(())
+    }
+}
+
+/// The UTXO set as lode-core's validation reads it. A database error reads
+/// as a missing coin (the block then fails as invalid); the caller checks
+/// [`StoreView::failed`] to tell the two apart before marking anything.
+pub struct StoreView<'a> {
+    store: &'a Store,
+    failed: std::cell::Cell<bool>,
+}
+
+impl<'a> StoreView<'a> {
+    /// A view over the store's UTXO set.
+    pub fn new(store: &'a Store) -> Self {
+        StoreView { store, failed: std::cell::Cell::new(false) }
+    }
+
+    /// Whether a read failed (so a "missing input" may be a disk problem).
+    pub fn failed(&self) -> bool {
+        self.failed.get()
+    }
+}
+
+impl UtxoView for StoreView<'_> {
+    fn coin(&self, outpoint: &OutPoint) -> Option<Coin> {
+        match self.store.coin(outpoint) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!(%e, "utxo read failed");
+                self.failed.set(true);
+                None
+            }
+        }
+    }
+}
+
+/// Changes to write in one atomic batch.
+pub struct StoreBatch<'a> {
+    store: &'a Store,
+    batch: WriteBatch,
+}
+
+impl StoreBatch<'_> {
+    /// Stores or updates a header record.
+    pub fn put_header(&mut self, hash: &Hash256, record: &HeaderRecord) {
+        self.batch.put_cf(self.store.cf(CF_HEADERS), hash.0, encode(record));
+    }
+
+    /// Stores a block body.
+    pub fn put_block(&mut self, hash: &Hash256, block: &Block) {
+        self.batch.put_cf(self.store.cf(CF_BLOCKS), hash.0, block.encode());
+    }
+
+    /// Adds a coin (and its address-index entry).
+    pub fn add_coin(&mut self, outpoint: &OutPoint, coin: &Coin) {
+        let value = encode(coin);
+        self.batch.put_cf(self.store.cf(CF_UTXO), keys::outpoint(outpoint), &value);
+        self.batch.put_cf(self.store.cf(CF_ADDR_INDEX), keys::addr_coin(&coin.output.address, outpoint), &value);
+    }
+
+    /// Removes a coin (and its address-index entry).
+    pub fn remove_coin(&mut self, outpoint: &OutPoint, coin: &Coin) {
+        self.batch.delete_cf(self.store.cf(CF_UTXO), keys::outpoint(outpoint));
+        self.batch.delete_cf(self.store.cf(CF_ADDR_INDEX), keys::addr_coin(&coin.output.address, outpoint));
+    }
+
+    /// Records that a confirmed transaction touches `address`.
+    pub fn add_history(&mut self, address: &Address, height: Height, txid: &Hash256) {
+        self.batch.put_cf(self.store.cf(CF_ADDR_INDEX), keys::addr_hist(address, height, txid), []);
+    }
+
+    /// Forgets a history entry (block disconnected).
+    pub fn remove_history(&mut self, address: &Address, height: Height, txid: &Hash256) {
+        self.batch.delete_cf(self.store.cf(CF_ADDR_INDEX), keys::addr_hist(address, height, txid));
+    }
+
+    /// Indexes a confirmed transaction.
+    pub fn put_tx(&mut self, txid: &Hash256, loc: &TxLocation) {
+        self.batch.put_cf(self.store.cf(CF_TX_INDEX), txid.0, encode(loc));
+    }
+
+    /// Un-indexes a transaction.
+    pub fn delete_tx(&mut self, txid: &Hash256) {
+        self.batch.delete_cf(self.store.cf(CF_TX_INDEX), txid.0);
+    }
+
+    /// Stores undo data.
+    pub fn put_undo(&mut self, hash: &Hash256, spent: &[(OutPoint, Coin)]) {
+        self.batch.put_cf(self.store.cf(CF_UNDO), hash.0, encode(&spent));
+    }
+
+    /// Drops undo data.
+    pub fn delete_undo(&mut self, hash: &Hash256) {
+        self.batch.delete_cf(self.store.cf(CF_UNDO), hash.0);
+    }
+
+    /// Sets the active chain's block at `height`.
+    pub fn put_height(&mut self, height: Height, hash: &Hash256) {
+        self.batch.put_cf(self.store.cf(CF_HEIGHT), height.0.to_be_bytes(), encode(hash));
+    }
+
+    /// Clears the active chain's block at `height`.
+    pub fn delete_height(&mut self, height: Height) {
+        self.batch.delete_cf(self.store.cf(CF_HEIGHT), height.0.to_be_bytes());
+    }
+
+    /// Writes the tip and UTXO summary.
+    pub fn put_chain_state(&mut self, state: &ChainStateRecord) {
+        self.batch.put_cf(self.store.cf(CF_META), META_STATE, encode(state));
+    }
+}

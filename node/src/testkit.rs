@@ -1,0 +1,147 @@
+//! Builders of valid regtest chains for tests and benchmarks: signed
+//! transactions, correct coinbases, mined headers. Tracks its own UTXO set
+//! so it never needs a node.
+
+use lode_core::block::{merkle_root, Block, BlockHeader};
+use lode_core::crypto::{SecretKey, Signature};
+use lode_core::difficulty::{next_bits, window_len, HeaderSample};
+use lode_core::subsidy::block_subsidy;
+use lode_core::tx::{OutPoint, Transaction, TxIn, TxOut, Unlock};
+use lode_core::validation::check_header;
+use lode_core::{Address, Amount, ChainSpec, Hash256, Height};
+use std::collections::VecDeque;
+
+/// Fee each generated transaction pays.
+pub const TX_FEE: Amount = Amount::from_units(1_000);
+
+/// Builds a chain block by block.
+#[derive(Clone)]
+pub struct ChainBuilder {
+    spec: ChainSpec,
+    key: SecretKey,
+    address: Address,
+    /// (outpoint, value, spendable from height).
+    coins: VecDeque<(OutPoint, Amount, u32)>,
+    tip: Hash256,
+    height: Height,
+    samples: Vec<HeaderSample>,
+    /// Distinguishes branches built from the same parent.
+    tag: u32,
+}
+
+impl ChainBuilder {
+    /// Starts at genesis with a fresh key.
+    pub fn new(spec: ChainSpec) -> ChainBuilder {
+        let key = SecretKey::generate();
+        let address = Address::from_pubkey(&key.public_key());
+        let g = spec.genesis_block().header;
+        ChainBuilder {
+            tip: spec.genesis_hash(),
+            height: Height::GENESIS,
+            samples: vec![HeaderSample { time: g.time, bits: g.bits }],
+            spec,
+            key,
+            address,
+            coins: VecDeque::new(),
+            tag: 0,
+        }
+    }
+
+    /// A copy that builds a different branch from the same tip.
+    pub fn fork(&self, tag: u32) -> ChainBuilder {
+        ChainBuilder { tag, ..self.clone() }
+    }
+
+    /// Current tip hash.
+    pub fn tip(&self) -> Hash256 {
+        self.tip
+    }
+
+    /// Current height.
+    pub fn height(&self) -> Height {
+        self.height
+    }
+
+    /// The key all generated coins belong to.
+    pub fn key(&self) -> &SecretKey {
+        &self.key
+    }
+
+    /// Its address.
+    pub fn address(&self) -> Address {
+        self.address
+    }
+
+    /// Next block with up to `max_txs` one-input, two-output spends.
+    pub fn next_block(&mut self, max_txs: usize) -> Block {
+        let height = Height(self.height.0 + 1);
+        let genesis = self.spec.genesis_hash();
+        let mut txs = Vec::new();
+        let mut new_coins = Vec::new();
+        while txs.len() < max_txs {
+            let Some(&(op, value, from)) = self.coins.front() else { break };
+            if from > height.0 || value.units() < 2 * TX_FEE.units() + 2 {
+                if from > height.0 {
+                    break;
+                }
+                self.coins.pop_front();
+                continue;
+            }
+            self.coins.pop_front();
+            let rest = value.units() - TX_FEE.units();
+            let mut tx = Transaction {
+                version: 1,
+                inputs: vec![TxIn { prevout: op, unlock: Unlock::Signature { pubkey: self.key.public_key(), sig: Signature::default() } }],
+                outputs: vec![
+                    TxOut { value: Amount::from_units(rest / 2), address: self.address },
+                    TxOut { value: Amount::from_units(rest - rest / 2), address: self.address },
+                ],
+                lock_time: 0,
+            };
+            tx.sign_inputs(&genesis, &[&self.key], &[value]);
+            let txid = tx.txid();
+            for (vout, o) in tx.outputs.iter().enumerate() {
+                new_coins.push((OutPoint { txid, vout: vout as u32 }, o.value, height.0 + 1));
+            }
+            txs.push(tx);
+        }
+        let fees = Amount::from_units(TX_FEE.units() * txs.len() as u64);
+        let reward = block_subsidy(&self.spec, height).checked_add(fees).unwrap_or(Amount::ZERO);
+        let mut extra = self.tag.to_le_bytes().to_vec();
+        extra.extend_from_slice(b"testkit");
+        let coinbase = Transaction::coinbase(height, extra, vec![TxOut { value: reward, address: self.address }]);
+        let cb_id = coinbase.txid();
+        let mut transactions = vec![coinbase];
+        transactions.extend(txs);
+        let block = self.seal(transactions);
+        self.coins.extend(new_coins);
+        self.coins.push_back((OutPoint { txid: cb_id, vout: 0 }, reward, height.0 + self.spec.coinbase_maturity));
+        // Keep the queue ordered by when coins become spendable.
+        self.coins.make_contiguous().sort_by_key(|c| c.2);
+        block
+    }
+
+    /// Mines a block with exactly these transactions on the tip and advances.
+    pub fn seal(&mut self, transactions: Vec<Transaction>) -> Block {
+        let ids: Vec<Hash256> = transactions.iter().map(Transaction::txid).collect();
+        let start = self.samples.len().saturating_sub(window_len(&self.spec));
+        let bits = next_bits(&self.spec, &self.samples[start..]);
+        let time = self.samples.last().map(|s| s.time + 1).unwrap_or(0);
+        let mut header = BlockHeader { version: 1, prev_hash: self.tip, merkle_root: merkle_root(&ids).0, time, bits, nonce: 0 };
+        while check_header(&header, &self.spec).is_err() {
+            header.nonce += 1;
+        }
+        self.tip = header.hash();
+        self.height = Height(self.height.0 + 1);
+        self.samples.push(HeaderSample { time, bits });
+        if self.samples.len() > 64 {
+            self.samples.remove(0);
+        }
+        Block { header, transactions }
+    }
+
+    /// `n` blocks of up to `txs` transactions each.
+    pub fn blocks(&mut self, n: usize, txs: usize) -> Vec<Block> {
+        (0..n).map(|_| self.next_block(txs)).collect()
+    }
+}
