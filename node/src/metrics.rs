@@ -1,0 +1,133 @@
+//! Prometheus metrics: a handful of gauges and one histogram, rendered in
+//! the text exposition format on `GET /metrics`. Hand-rolled because the
+//! set is small and fixed.
+
+use http_body_util::Full;
+use hyper::body::Bytes;
+use hyper::{Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use std::fmt::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A value that goes up and down.
+#[derive(Default)]
+pub struct Gauge(AtomicU64);
+
+impl Gauge {
+    /// Sets the value.
+    pub fn set(&self, v: f64) {
+        self.0.store(v.to_bits(), Ordering::Relaxed);
+    }
+    /// Reads the value.
+    pub fn get(&self) -> f64 {
+        f64::from_bits(self.0.load(Ordering::Relaxed))
+    }
+}
+
+/// Bucket bounds of the block validation histogram, seconds.
+const BUCKETS: [f64; 10] = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0];
+
+/// A cumulative histogram.
+#[derive(Default)]
+pub struct Histogram {
+    counts: [AtomicU64; 10],
+    count: AtomicU64,
+    sum_micros: AtomicU64,
+}
+
+impl Histogram {
+    /// Records one observation in seconds.
+    pub fn observe(&self, secs: f64) {
+        for (i, b) in BUCKETS.iter().enumerate() {
+            if secs <= *b {
+                self.counts[i].fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        self.count.fetch_add(1, Ordering::Relaxed);
+        self.sum_micros.fetch_add((secs * 1e6) as u64, Ordering::Relaxed);
+    }
+}
+
+/// Everything the node exports.
+#[derive(Default)]
+pub struct Metrics {
+    /// Active chain height.
+    pub height: Gauge,
+    /// Known headers.
+    pub headers: Gauge,
+    /// Connected peers.
+    pub peers: Gauge,
+    /// Transactions in the mempool.
+    pub mempool_size: Gauge,
+    /// Bytes in the mempool.
+    pub mempool_bytes: Gauge,
+    /// Local hash rate (hashes/s).
+    pub hashrate: Gauge,
+    /// Peers at our tip with a different UTXO commitment.
+    pub commitment_mismatches: Gauge,
+    /// Time to process a block.
+    pub block_validation: Histogram,
+}
+
+impl Metrics {
+    /// Prometheus text format.
+    pub fn render(&self) -> String {
+        let mut s = String::new();
+        let gauges: [(&str, &str, &Gauge); 7] = [
+            ("lode_chain_height", "Height of the active chain", &self.height),
+            ("lode_headers", "Known block headers", &self.headers),
+            ("lode_peers", "Connected peers", &self.peers),
+            ("lode_mempool_transactions", "Transactions in the mempool", &self.mempool_size),
+            ("lode_mempool_bytes", "Bytes of transactions in the mempool", &self.mempool_bytes),
+            ("lode_hashrate", "Local mining hash rate, hashes per second", &self.hashrate),
+            ("lode_utxo_commitment_mismatches", "Peers at our tip whose UTXO commitment differs", &self.commitment_mismatches),
+        ];
+        for (name, help, g) in gauges {
+            let _ = writeln!(s, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {}", g.get());
+        }
+        let h = &self.block_validation;
+        let name = "lode_block_validation_seconds";
+        let _ = writeln!(s, "# HELP {name} Time to validate and store a block\n# TYPE {name} histogram");
+        for (i, b) in BUCKETS.iter().enumerate() {
+            let _ = writeln!(s, "{name}_bucket{{le=\"{b}\"}} {}", h.counts[i].load(Ordering::Relaxed));
+        }
+        let count = h.count.load(Ordering::Relaxed);
+        let _ = writeln!(s, "{name}_bucket{{le=\"+Inf\"}} {count}");
+        let _ = writeln!(s, "{name}_sum {}", h.sum_micros.load(Ordering::Relaxed) as f64 / 1e6);
+        let _ = writeln!(s, "{name}_count {count}");
+        s
+    }
+}
+
+/// Serves `GET /metrics` until `shutdown` fires.
+pub async fn serve(listener: tokio::net::TcpListener, metrics: Arc<crate::node::Node>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+    loop {
+        let (stream, _) = tokio::select! {
+            r = listener.accept() => match r { Ok(x) => x, Err(_) => continue },
+            _ = shutdown.changed() => break,
+        };
+        let node = metrics.clone();
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                let node = node.clone();
+                async move {
+                    let mut resp = if req.uri().path() == "/metrics" {
+                        node.refresh_metrics();
+                        Response::new(Full::new(Bytes::from(node.metrics.render())))
+                    } else {
+                        let mut r = Response::new(Full::new(Bytes::from_static(b"see /metrics\n")));
+                        *r.status_mut() = StatusCode::NOT_FOUND;
+                        r
+                    };
+                    resp.headers_mut().insert(hyper::header::CONTENT_TYPE, hyper::header::HeaderValue::from_static("text/plain; version=0.0.4"));
+                    Ok::<_, std::convert::Infallible>(resp)
+                }
+            });
+            let mut builder = hyper::server::conn::http1::Builder::new();
+            builder.timer(TokioTimer::new()).header_read_timeout(Duration::from_secs(10));
+            let _ = builder.serve_connection(TokioIo::new(stream), service).await;
+        });
+    }
+}

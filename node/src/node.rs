@@ -1,0 +1,303 @@
+//! The node: one owner for the chain and the mempool, shared by RPC, p2p and
+//! the miner. Every state change goes through here so the mempool follows
+//! the chain and peers hear about what is new.
+
+use crate::chain::{BlockAccepted, Chain, ChainConfig, ChainError, TipUpdate};
+use crate::chain_api::{BlockOutcome, ChainEvent, HeadersOutcome, NetworkChain, TipInfo, TxOutcome};
+use crate::mempool::{Mempool, MempoolError, MempoolPolicy};
+use crate::metrics::Metrics;
+use crate::miner::MiningBackend;
+use lode_core::block::{Block, BlockHeader};
+use lode_core::crypto::SigCache;
+use lode_core::subsidy::block_subsidy;
+use lode_core::validation::ConnectContext;
+use lode_core::{Address, ChainSpec, Hash256, Height, Transaction};
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use tokio::sync::broadcast;
+
+/// Signature checks remembered between mempool entry and block connection.
+const SIG_CACHE_ENTRIES: usize = 200_000;
+
+/// The node's shared state.
+pub struct Node {
+    spec: ChainSpec,
+    chain: Mutex<Chain>,
+    mempool: Mutex<Mempool>,
+    sig_cache: Arc<SigCache>,
+    events: broadcast::Sender<ChainEvent>,
+    work_version: AtomicU64,
+    miner_address: Mutex<Option<Address>>,
+    /// Prometheus counters and gauges.
+    pub metrics: Metrics,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding a lock is a bug we log elsewhere; the state
+    // behind it is only ever changed by whole database batches, so reuse it.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Node {
+    /// Opens the chain in `dir`.
+    pub fn open(dir: &Path, spec: ChainSpec, config: ChainConfig, policy: MempoolPolicy) -> Result<Arc<Node>, ChainError> {
+        let sig_cache = Arc::new(SigCache::new(SIG_CACHE_ENTRIES));
+        let chain = Chain::open(dir, spec.clone(), sig_cache.clone(), config)?;
+        let (events, _) = broadcast::channel(1024);
+        let node = Node {
+            spec,
+            chain: Mutex::new(chain),
+            mempool: Mutex::new(Mempool::new(policy)),
+            sig_cache,
+            events,
+            work_version: AtomicU64::new(1),
+            miner_address: Mutex::new(None),
+            metrics: Metrics::default(),
+        };
+        node.refresh_metrics();
+        Ok(Arc::new(node))
+    }
+
+    /// The chain spec.
+    pub fn spec(&self) -> &ChainSpec {
+        &self.spec
+    }
+
+    /// Locks the chain for reading (RPC queries).
+    pub fn chain(&self) -> MutexGuard<'_, Chain> {
+        lock(&self.chain)
+    }
+
+    /// Locks the mempool for reading.
+    pub fn mempool(&self) -> MutexGuard<'_, Mempool> {
+        lock(&self.mempool)
+    }
+
+    /// Where the miner pays.
+    pub fn set_miner_address(&self, address: Option<Address>) {
+        *lock(&self.miner_address) = address;
+        self.bump_work();
+    }
+
+    fn bump_work(&self) {
+        self.work_version.fetch_add(1, Ordering::SeqCst);
+    }
+
+    fn connect_context(&self, chain: &Chain) -> (Height, ConnectContext) {
+        let next = Height(chain.state().height.0 + 1);
+        let ctx = ConnectContext {
+            genesis: self.spec.genesis_hash(),
+            coinbase_maturity: self.spec.coinbase_maturity,
+            subsidy: block_subsidy(&self.spec, next),
+        };
+        (next, ctx)
+    }
+
+    /// Validates and stores a block; on a tip change updates the mempool and
+    /// tells peers and the miner.
+    pub fn process_block(&self, block: Block) -> Result<BlockAccepted, ChainError> {
+        let started = std::time::Instant::now();
+        let block_arc = Arc::new(block.clone());
+        let (accepted, update) = {
+            let mut chain = lock(&self.chain);
+            let result = chain.accept_block(block)?;
+            if result.1.changed() {
+                self.follow_tip(&chain, &result.1);
+            }
+            result
+        };
+        self.metrics.block_validation.observe(started.elapsed().as_secs_f64());
+        if accepted == BlockAccepted::Stored {
+            let _ = self.events.send(ChainEvent::Block(block_arc));
+        }
+        if update.changed() {
+            self.bump_work();
+            self.refresh_metrics();
+        }
+        Ok(accepted)
+    }
+
+    /// Keeps the mempool consistent with a new tip (chain lock held).
+    fn follow_tip(&self, chain: &Chain, update: &TipUpdate) {
+        let mut pool = lock(&self.mempool);
+        for block in &update.connected {
+            pool.remove_for_block(block);
+        }
+        let readd = update.disconnected_txs();
+        if !readd.is_empty() {
+            let (next, ctx) = self.connect_context(chain);
+            let view = crate::store::StoreView::new(chain.store());
+            let n = readd.len();
+            pool.readmit(readd, &view, next, &ctx, &self.sig_cache, crate::chain::unix_now());
+            tracing::info!(txs = n, "re-admitted transactions of disconnected blocks");
+        }
+    }
+
+    /// Validates a transaction against the tip and admits it to the mempool.
+    pub fn submit_transaction(&self, tx: Transaction) -> Result<Hash256, MempoolError> {
+        let txid = tx.txid();
+        {
+            let chain = lock(&self.chain);
+            if chain.store().tx_location(&txid).ok().flatten().is_some() {
+                return Err(MempoolError::AlreadyKnown(txid));
+            }
+            let (next, ctx) = self.connect_context(&chain);
+            let view = crate::store::StoreView::new(chain.store());
+            let mut pool = lock(&self.mempool);
+            pool.accept(tx.clone(), &view, next, &ctx, &self.sig_cache, crate::chain::unix_now())?;
+        }
+        let _ = self.events.send(ChainEvent::Tx(Arc::new(tx)));
+        self.bump_work();
+        self.refresh_metrics();
+        Ok(txid)
+    }
+
+    /// Updates gauges from current state.
+    pub fn refresh_metrics(&self) {
+        let (height, headers) = {
+            let c = lock(&self.chain);
+            (c.state().height.0, c.header_count())
+        };
+        let (size, bytes) = {
+            let p = lock(&self.mempool);
+            (p.len(), p.bytes())
+        };
+        self.metrics.height.set(height as f64);
+        self.metrics.headers.set(headers as f64);
+        self.metrics.mempool_size.set(size as f64);
+        self.metrics.mempool_bytes.set(bytes as f64);
+    }
+
+    /// Builds a block template on the tip paying `address`.
+    pub fn block_template(&self, address: Address) -> Block {
+        let chain = lock(&self.chain);
+        let tip = chain.tip_entry().clone();
+        let tip_hash = chain.state().tip;
+        let height = Height(tip.height.0 + 1);
+        let bits = chain.next_bits_after(&tip_hash);
+        let time = crate::chain::unix_now().max(chain.median_time_past() + 1);
+        let budget = self.spec.max_block_size.saturating_sub(1000);
+        let (txs, fees) = lock(&self.mempool).select_for_block(budget);
+        crate::miner::build_block_template(&self.spec, tip_hash, height, bits, time, address, txs, fees)
+    }
+}
+
+impl MiningBackend for Node {
+    fn template(&self) -> Option<Block> {
+        let address = (*lock(&self.miner_address))?;
+        Some(self.block_template(address))
+    }
+
+    fn work_version(&self) -> u64 {
+        self.work_version.load(Ordering::SeqCst)
+    }
+
+    fn submit_mined(&self, block: Block) {
+        let hash = block.hash();
+        match self.process_block(block) {
+            Ok(_) => tracing::info!(%hash, "mined a block"),
+            Err(e) => tracing::warn!(%hash, %e, "mined block rejected"),
+        }
+    }
+}
+
+fn tip_info(e: &crate::chain::Entry, hash: Hash256) -> TipInfo {
+    TipInfo { hash, height: e.height, chainwork: e.work }
+}
+
+impl NetworkChain for Node {
+    fn spec(&self) -> &ChainSpec {
+        &self.spec
+    }
+
+    fn tip(&self) -> TipInfo {
+        let c = lock(&self.chain);
+        tip_info(c.tip_entry(), c.state().tip)
+    }
+
+    fn best_header(&self) -> TipInfo {
+        let c = lock(&self.chain);
+        let e = c.best_header();
+        tip_info(e, e.header.hash())
+    }
+
+    fn utxo_commitment(&self) -> Hash256 {
+        lock(&self.chain).commitment()
+    }
+
+    fn locator(&self) -> Vec<Hash256> {
+        lock(&self.chain).locator()
+    }
+
+    fn headers_after(&self, locator: &[Hash256], max: usize) -> Vec<BlockHeader> {
+        lock(&self.chain).headers_after(locator, max)
+    }
+
+    fn accept_headers(&self, headers: &[BlockHeader]) -> HeadersOutcome {
+        let mut chain = lock(&self.chain);
+        let mut new = 0;
+        for h in headers {
+            match chain.accept_header(h) {
+                Ok(true) => new += 1,
+                Ok(false) => {}
+                Err(ChainError::UnknownParent(_)) => return HeadersOutcome::Unconnected,
+                Err(ChainError::Deferred { .. }) => break,
+                Err(ChainError::Store(e)) => {
+                    tracing::error!(%e, "storing a header failed");
+                    break;
+                }
+                Err(e) => return HeadersOutcome::Invalid(e.to_string()),
+            }
+        }
+        HeadersOutcome::Accepted { new }
+    }
+
+    fn missing_blocks(&self, max: usize) -> Vec<Hash256> {
+        lock(&self.chain).missing_blocks(max)
+    }
+
+    fn block(&self, hash: &Hash256) -> Option<Block> {
+        lock(&self.chain).store().block(hash).ok().flatten()
+    }
+
+    fn has_block(&self, hash: &Hash256) -> bool {
+        let c = lock(&self.chain);
+        c.entry(hash).is_some_and(|e| e.has_data() || e.status == crate::store::BlockStatus::Invalid) || c.orphans().contains(hash)
+    }
+
+    fn submit_block(&self, block: Block) -> BlockOutcome {
+        match self.process_block(block) {
+            Ok(BlockAccepted::Stored) => BlockOutcome::Accepted { new_tip: true },
+            Ok(BlockAccepted::AlreadyHave) => BlockOutcome::AlreadyHave,
+            Ok(BlockAccepted::Orphan { missing }) => BlockOutcome::Orphan { missing_parent: missing },
+            Err(ChainError::Deferred { source, .. }) => BlockOutcome::Deferred(source.to_string()),
+            Err(ChainError::Store(e)) => {
+                tracing::error!(%e, "storage error while processing a block");
+                BlockOutcome::Deferred(e.to_string())
+            }
+            Err(ChainError::UnknownParent(p)) => BlockOutcome::Orphan { missing_parent: p },
+            Err(e) => BlockOutcome::Invalid(e.to_string()),
+        }
+    }
+
+    fn submit_tx(&self, tx: Transaction) -> TxOutcome {
+        match self.submit_transaction(tx) {
+            Ok(_) => TxOutcome::Accepted,
+            Err(MempoolError::AlreadyKnown(_)) => TxOutcome::AlreadyHave,
+            Err(e) if e.is_consensus_invalid() => TxOutcome::Invalid(e.to_string()),
+            Err(e) => TxOutcome::Rejected(e.to_string()),
+        }
+    }
+
+    fn has_tx(&self, txid: &Hash256) -> bool {
+        if lock(&self.mempool).contains(txid) {
+            return true;
+        }
+        lock(&self.chain).store().tx_location(txid).ok().flatten().is_some()
+    }
+
+    fn subscribe(&self) -> broadcast::Receiver<ChainEvent> {
+        self.events.subscribe()
+    }
+}

@@ -1,0 +1,402 @@
+//! JSON-RPC methods (see docs/rpc.md for the contract).
+
+use super::params::Params;
+use super::RpcError;
+use crate::chain::Chain;
+use crate::mempool::MempoolError;
+use crate::node::Node;
+use crate::p2p::P2pHandle;
+use lode_core::codec::{Decode, Encode};
+use lode_core::pow::difficulty;
+use lode_core::tx::{OutPoint, TxOut};
+use lode_core::{Address, Block, Hash256, Height, Transaction};
+use serde_json::{json, Value};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+
+/// Most blocks one `generatetoaddress` call may mine.
+const MAX_GENERATE: u64 = 10_000;
+
+/// Mining state the RPC reports.
+#[derive(Default)]
+pub struct MiningStatus {
+    /// Whether `--mine` is on.
+    pub mining: AtomicBool,
+    /// Miner threads.
+    pub threads: AtomicUsize,
+}
+
+/// The method table and what it needs.
+pub struct Methods {
+    node: Arc<Node>,
+    p2p: Option<P2pHandle>,
+    /// Mining state.
+    pub mining: Arc<MiningStatus>,
+    shutdown: tokio::sync::watch::Sender<bool>,
+}
+
+impl Methods {
+    /// Builds the table.
+    pub fn new(node: Arc<Node>, p2p: Option<P2pHandle>, mining: Arc<MiningStatus>, shutdown: tokio::sync::watch::Sender<bool>) -> Self {
+        Methods { node, p2p, mining, shutdown }
+    }
+
+    fn p2p(&self) -> Result<&P2pHandle, RpcError> {
+        self.p2p.as_ref().ok_or_else(|| RpcError::p2p("networking is disabled"))
+    }
+
+    /// Runs one method.
+    pub async fn dispatch(self: &Arc<Self>, method: &str, params: Vec<Value>) -> Result<Value, RpcError> {
+        match method {
+            "getpeerinfo" => {
+                Params::new(params, 0)?;
+                let peers = self.p2p()?.peers().await;
+                serde_json::to_value(peers).map_err(|e| RpcError::internal(e.to_string()))
+            }
+            "getnetworkinfo" => {
+                Params::new(params, 0)?;
+                let p2p = self.p2p()?;
+                let (inbound, outbound) = p2p.connection_counts();
+                Ok(json!({
+                    "peer_id": p2p.local_peer_id(),
+                    "listen_addresses": p2p.listen_addresses().await,
+                    "connections": inbound + outbound,
+                    "inbound": inbound,
+                    "outbound": outbound,
+                }))
+            }
+            "addpeer" => {
+                let p = Params::new(params, 1)?;
+                self.p2p()?.add_peer(p.str(0, "multiaddr")?).await.map_err(|e| RpcError::p2p(e.to_string()))?;
+                Ok(Value::Null)
+            }
+            "disconnectpeer" => {
+                let p = Params::new(params, 1)?;
+                self.p2p()?.disconnect(p.str(0, "peer_id")?).await.map_err(|e| RpcError::p2p(e.to_string()))?;
+                Ok(Value::Null)
+            }
+            "banpeer" => {
+                let p = Params::new(params, 2)?;
+                let peer = p.str(0, "peer_id")?.to_owned();
+                let secs = p.u64(1, "seconds")?;
+                self.p2p()?.ban(&peer, secs).await.map_err(|e| RpcError::p2p(e.to_string()))?;
+                Ok(Value::Null)
+            }
+            "unbanpeer" => {
+                let p = Params::new(params, 1)?;
+                self.p2p()?.unban(p.str(0, "peer_id")?).await.map_err(|e| RpcError::p2p(e.to_string()))?;
+                Ok(Value::Null)
+            }
+            "listbanned" => {
+                Params::new(params, 0)?;
+                serde_json::to_value(self.p2p()?.banned().await).map_err(|e| RpcError::internal(e.to_string()))
+            }
+            "stop" => {
+                Params::new(params, 0)?;
+                let _ = self.shutdown.send(true);
+                Ok(json!("stopping"))
+            }
+            _ => {
+                // Everything else touches the chain or mempool locks, which a
+                // block connection can hold for a while: keep it off the
+                // async workers.
+                let this = self.clone();
+                let method = method.to_owned();
+                let initial_sync = self.p2p.as_ref().is_some_and(|p| p.initial_sync());
+                tokio::task::spawn_blocking(move || this.blocking(&method, params, initial_sync))
+                    .await
+                    .map_err(|e| RpcError::internal(e.to_string()))?
+            }
+        }
+    }
+
+    fn blocking(&self, method: &str, params: Vec<Value>, initial_sync: bool) -> Result<Value, RpcError> {
+        let spec = self.node.spec();
+        let prefix = spec.address_prefix.as_str();
+        match method {
+            "getblockchaininfo" => {
+                Params::new(params, 0)?;
+                let chain = self.node.chain();
+                let tip = chain.tip_entry();
+                let best = chain.best_header();
+                Ok(json!({
+                    "chain": spec.name,
+                    "height": chain.state().height.0,
+                    "best_hash": chain.state().tip,
+                    "chainwork": tip.work.to_hex(),
+                    "difficulty": difficulty(tip.header.bits, spec.pow_limit),
+                    "initial_sync": initial_sync,
+                    "median_time": chain.median_time_past(),
+                    "headers": best.height.0,
+                    "best_header_hash": best.header.hash(),
+                }))
+            }
+            "getblockhash" => {
+                let p = Params::new(params, 1)?;
+                let h = p.u64(0, "height")?;
+                let height = u32::try_from(h).map_err(|_| RpcError::invalid_params("height out of range"))?;
+                self.node.chain().hash_at(Height(height)).map(|h| json!(h)).ok_or_else(|| RpcError::not_found(format!("no block at height {height}")))
+            }
+            "getblock" => {
+                let p = Params::new(params, 2)?;
+                let hash = p.hash(0, "hash")?;
+                let verbose = p.bool_or(1, "verbose", true)?;
+                let chain = self.node.chain();
+                let block = load_block(&chain, &hash)?;
+                if !verbose {
+                    return Ok(json!(hex::encode(block.encode())));
+                }
+                let mut v = header_json(&chain, &hash, prefix)?;
+                let txs: Vec<Value> = block.transactions.iter().map(|t| self.tx_json(&chain, t, Some(&hash))).collect();
+                v["size"] = json!(block.encoded_size());
+                v["tx"] = json!(txs);
+                Ok(v)
+            }
+            "getblockheader" => {
+                let p = Params::new(params, 1)?;
+                let hash = p.hash(0, "hash")?;
+                header_json(&self.node.chain(), &hash, prefix)
+            }
+            "getrawtransaction" => {
+                let p = Params::new(params, 2)?;
+                let txid = p.hash(0, "txid")?;
+                let verbose = p.bool_or(1, "verbose", false)?;
+                let chain = self.node.chain();
+                let (tx, block) = self.find_tx(&chain, &txid)?.ok_or_else(|| RpcError::not_found(format!("transaction {txid} not found")))?;
+                if verbose {
+                    Ok(self.tx_json(&chain, &tx, block.as_ref()))
+                } else {
+                    Ok(json!(hex::encode(tx.encode())))
+                }
+            }
+            "sendrawtransaction" => {
+                let p = Params::new(params, 1)?;
+                let bytes = hex::decode(p.str(0, "hex")?).map_err(|e| RpcError::invalid_params(format!("hex: {e}")))?;
+                let tx = Transaction::decode_all(&bytes, spec.max_block_size).map_err(|e| RpcError::invalid_params(format!("transaction does not decode: {e}")))?;
+                match self.node.submit_transaction(tx) {
+                    Ok(txid) => Ok(json!(txid)),
+                    Err(e @ MempoolError::AlreadyKnown(_)) => Err(RpcError::tx_known(e.to_string())),
+                    Err(e) if e.is_consensus_invalid() => Err(RpcError::tx_invalid(e.to_string())),
+                    Err(e) => Err(RpcError::tx_rejected(e.to_string())),
+                }
+            }
+            "getmempoolinfo" => {
+                Params::new(params, 0)?;
+                let pool = self.node.mempool();
+                Ok(json!({"size": pool.len(), "bytes": pool.bytes(), "min_fee_rate": pool.policy().min_fee_rate}))
+            }
+            "getrawmempool" => {
+                Params::new(params, 0)?;
+                Ok(json!(self.node.mempool().txids()))
+            }
+            "listunspent" => {
+                let p = Params::new(params, 1)?;
+                let address = p.address(0, prefix)?;
+                let chain = self.node.chain();
+                let tip = chain.state().height.0;
+                let coins = chain.store().address_coins(&address).map_err(|e| RpcError::internal(e.to_string()))?;
+                let list: Vec<Value> = coins
+                    .iter()
+                    .map(|(op, c)| json!({"txid": op.txid, "vout": op.vout, "amount": c.output.value.units(), "height": c.height.0, "coinbase": c.coinbase, "confirmations": tip + 1 - c.height.0}))
+                    .collect();
+                Ok(json!(list))
+            }
+            "getbalance" => {
+                let p = Params::new(params, 1)?;
+                let address = p.address(0, prefix)?;
+                self.balance(&address)
+            }
+            "getaddresshistory" => {
+                let p = Params::new(params, 1)?;
+                let address = p.address(0, prefix)?;
+                let chain = self.node.chain();
+                let mut out: Vec<Value> = chain
+                    .store()
+                    .address_history(&address)
+                    .map_err(|e| RpcError::internal(e.to_string()))?
+                    .into_iter()
+                    .map(|(h, txid)| json!({"txid": txid, "height": h.0}))
+                    .collect();
+                let pool = self.node.mempool();
+                for tx in pool.transactions() {
+                    let pays = tx.outputs.iter().any(|o| o.address == address);
+                    let spends = tx.inputs.iter().any(|i| self.prevout_output(&chain, &i.prevout).is_some_and(|o| o.address == address));
+                    if pays || spends {
+                        out.push(json!({"txid": tx.txid(), "height": null}));
+                    }
+                }
+                Ok(json!(out))
+            }
+            "gettxoutsetinfo" => {
+                Params::new(params, 0)?;
+                let chain = self.node.chain();
+                let s = chain.state();
+                Ok(json!({"height": s.height.0, "best_hash": s.tip, "utxos": s.utxo_count, "total_amount": s.total_amount, "commitment": chain.commitment()}))
+            }
+            "verifychain" => {
+                Params::new(params, 0)?;
+                let report = self.node.chain().verify_integrity().map_err(|e| RpcError::internal(e.to_string()))?;
+                serde_json::to_value(report).map_err(|e| RpcError::internal(e.to_string()))
+            }
+            "getmininginfo" => {
+                Params::new(params, 0)?;
+                let chain = self.node.chain();
+                let tip = chain.tip_entry();
+                Ok(json!({
+                    "height": chain.state().height.0,
+                    "difficulty": difficulty(tip.header.bits, spec.pow_limit),
+                    "hashrate": self.node.metrics.hashrate.get(),
+                    "mining": self.mining.mining.load(Ordering::Relaxed),
+                    "threads": self.mining.threads.load(Ordering::Relaxed),
+                }))
+            }
+            "generatetoaddress" => {
+                let p = Params::new(params, 2)?;
+                if spec.name != "regtest" {
+                    return Err(RpcError::not_allowed("generatetoaddress is only available on regtest"));
+                }
+                let n = p.u64(0, "nblocks")?;
+                if n > MAX_GENERATE {
+                    return Err(RpcError::invalid_params(format!("at most {MAX_GENERATE} blocks per call")));
+                }
+                let address = p.address(1, prefix)?;
+                let stop = AtomicBool::new(false);
+                let mut hashes = Vec::with_capacity(n as usize);
+                for _ in 0..n {
+                    let mut block = self.node.block_template(address);
+                    if !crate::miner::mine_block(&mut block, &stop) {
+                        return Err(RpcError::internal("nonce space exhausted"));
+                    }
+                    let hash = block.hash();
+                    self.node.process_block(block).map_err(|e| RpcError::internal(e.to_string()))?;
+                    hashes.push(hash);
+                }
+                Ok(json!(hashes))
+            }
+            other => Err(RpcError::method_not_found(other)),
+        }
+    }
+
+    fn balance(&self, address: &Address) -> Result<Value, RpcError> {
+        let chain = self.node.chain();
+        let next = chain.state().height.0 + 1;
+        let maturity = self.node.spec().coinbase_maturity;
+        let coins = chain.store().address_coins(address).map_err(|e| RpcError::internal(e.to_string()))?;
+        let (mut confirmed, mut immature) = (0u64, 0u64);
+        for (_, c) in &coins {
+            if c.coinbase && next - c.height.0 < maturity {
+                immature += c.output.value.units();
+            } else {
+                confirmed += c.output.value.units();
+            }
+        }
+        let mut unconfirmed: i128 = 0;
+        let pool = self.node.mempool();
+        for tx in pool.transactions() {
+            for o in tx.outputs.iter().filter(|o| o.address == *address) {
+                unconfirmed += i128::from(o.value.units());
+            }
+            for i in &tx.inputs {
+                if let Some(o) = self.prevout_output(&chain, &i.prevout).filter(|o| o.address == *address) {
+                    unconfirmed -= i128::from(o.value.units());
+                }
+            }
+        }
+        Ok(json!({"confirmed": confirmed, "unconfirmed": unconfirmed as i64, "immature": immature}))
+    }
+
+    /// A confirmed or mempool transaction and its block hash if confirmed.
+    fn find_tx(&self, chain: &Chain, txid: &Hash256) -> Result<Option<(Transaction, Option<Hash256>)>, RpcError> {
+        if let Some(tx) = self.node.mempool().get(txid) {
+            return Ok(Some((tx, None)));
+        }
+        let Some(loc) = chain.store().tx_location(txid).map_err(|e| RpcError::internal(e.to_string()))? else {
+            return Ok(None);
+        };
+        let block = load_block(chain, &loc.block)?;
+        Ok(block.transactions.get(loc.index as usize).cloned().map(|t| (t, Some(loc.block))))
+    }
+
+    /// The output an outpoint refers to, wherever its transaction lives.
+    fn prevout_output(&self, chain: &Chain, op: &OutPoint) -> Option<TxOut> {
+        let (tx, _) = self.find_tx(chain, &op.txid).ok().flatten()?;
+        tx.outputs.get(op.vout as usize).copied()
+    }
+
+    fn tx_json(&self, chain: &Chain, tx: &Transaction, block: Option<&Hash256>) -> Value {
+        let prefix = &self.node.spec().address_prefix;
+        let enc = |a: &Address| a.encode(prefix).unwrap_or_default();
+        let coinbase = tx.is_coinbase();
+        let mut in_total: u64 = 0;
+        let inputs: Vec<Value> = tx
+            .inputs
+            .iter()
+            .map(|i| {
+                if coinbase {
+                    return json!({"coinbase": true});
+                }
+                match self.prevout_output(chain, &i.prevout) {
+                    Some(o) => {
+                        in_total += o.value.units();
+                        json!({"txid": i.prevout.txid, "vout": i.prevout.vout, "address": enc(&o.address), "amount": o.value.units()})
+                    }
+                    None => json!({"txid": i.prevout.txid, "vout": i.prevout.vout}),
+                }
+            })
+            .collect();
+        let outputs: Vec<Value> = tx
+            .outputs
+            .iter()
+            .enumerate()
+            .map(|(vout, o)| json!({"vout": vout, "address": enc(&o.address), "amount": o.value.units()}))
+            .collect();
+        let out_total: u64 = tx.outputs.iter().map(|o| o.value.units()).sum();
+        let fee = if coinbase { 0 } else { in_total.saturating_sub(out_total) };
+        let (height, confirmations) = match block.and_then(|h| chain.entry(h)) {
+            Some(e) if chain.is_active(&e.header.hash()) => (json!(e.height.0), chain.state().height.0 + 1 - e.height.0),
+            _ => (Value::Null, 0),
+        };
+        json!({
+            "txid": tx.txid(),
+            "hex": hex::encode(tx.encode()),
+            "size": tx.encoded_size(),
+            "height": height,
+            "block_hash": block,
+            "confirmations": confirmations,
+            "in_mempool": block.is_none(),
+            "coinbase": coinbase,
+            "inputs": inputs,
+            "outputs": outputs,
+            "fee": fee,
+        })
+    }
+}
+
+fn load_block(chain: &Chain, hash: &Hash256) -> Result<Block, RpcError> {
+    chain
+        .store()
+        .block(hash)
+        .map_err(|e| RpcError::internal(e.to_string()))?
+        .ok_or_else(|| RpcError::not_found(format!("block {hash} not found")))
+}
+
+fn header_json(chain: &Chain, hash: &Hash256, _prefix: &str) -> Result<Value, RpcError> {
+    let e = chain.entry(hash).ok_or_else(|| RpcError::not_found(format!("block {hash} not found")))?;
+    let active = chain.is_active(hash);
+    let confirmations = if active { i64::from(chain.state().height.0 - e.height.0 + 1) } else { -1 };
+    let h = &e.header;
+    Ok(json!({
+        "hash": hash,
+        "height": e.height.0,
+        "confirmations": confirmations,
+        "version": h.version,
+        "prev_hash": h.prev_hash,
+        "merkle_root": h.merkle_root,
+        "time": h.time,
+        "bits": h.bits,
+        "nonce": h.nonce,
+        "chainwork": e.work.to_hex(),
+        "in_best_chain": active,
+        "status": format!("{:?}", e.status),
+    }))
+}

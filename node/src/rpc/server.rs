@@ -1,0 +1,168 @@
+//! The HTTP side of JSON-RPC: cookie authentication, body limits, timeouts,
+//! JSON-RPC 2.0 framing. Method semantics live in `methods`.
+
+use super::methods::Methods;
+use super::RpcError;
+use base64::Engine;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::{Bytes, Incoming};
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use rand::RngCore;
+use serde_json::{json, Value};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+
+/// Largest request body accepted.
+pub const MAX_BODY: usize = 4 * 1024 * 1024;
+/// A client must send its headers within this time.
+const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// And its body within this time.
+const BODY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The cookie file: a fresh secret per run, readable only by the owner.
+pub struct Cookie {
+    path: PathBuf,
+    expected_header: String,
+}
+
+impl Cookie {
+    /// Writes `<dir>/.cookie` with a new random secret (mode 0600).
+    pub fn create(dir: &Path) -> std::io::Result<Cookie> {
+        let mut secret = [0u8; 32];
+        rand::rngs::OsRng.fill_bytes(&mut secret);
+        let secret = hex::encode(secret);
+        let path = dir.join(".cookie");
+        let tmp = dir.join(".cookie.tmp");
+        {
+            use std::io::Write;
+            let mut opts = std::fs::OpenOptions::new();
+            opts.write(true).create(true).truncate(true);
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::OpenOptionsExt;
+                opts.mode(0o600);
+            }
+            let mut f = opts.open(&tmp)?;
+            f.write_all(secret.as_bytes())?;
+            f.sync_all()?;
+        }
+        std::fs::rename(&tmp, &path)?;
+        let token = base64::engine::general_purpose::STANDARD.encode(format!("__cookie__:{secret}"));
+        Ok(Cookie { path, expected_header: format!("Basic {token}") })
+    }
+
+    /// Removes the cookie file (clean shutdown).
+    pub fn remove(&self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+
+    fn authorises(&self, req: &Request<Incoming>) -> bool {
+        let Some(value) = req.headers().get(hyper::header::AUTHORIZATION) else { return false };
+        let got = value.as_bytes();
+        let want = self.expected_header.as_bytes();
+        // Constant-time comparison: the secret must not leak through timing.
+        got.len() == want.len() && got.iter().zip(want).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
+    }
+}
+
+/// Binds the RPC port; fails at once if it is taken.
+pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    TcpListener::bind(addr).await
+}
+
+/// Serves JSON-RPC on `listener` until `shutdown` fires.
+pub async fn serve(listener: TcpListener, cookie: Arc<Cookie>, methods: Arc<Methods>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+    loop {
+        let (stream, peer) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    tracing::warn!(%e, "rpc accept failed");
+                    continue;
+                }
+            },
+            _ = shutdown.changed() => break,
+        };
+        let cookie = cookie.clone();
+        let methods = methods.clone();
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |req| {
+                let cookie = cookie.clone();
+                let methods = methods.clone();
+                async move { Ok::<_, std::convert::Infallible>(handle(req, &cookie, &methods).await) }
+            });
+            let mut builder = hyper::server::conn::http1::Builder::new();
+            builder.timer(TokioTimer::new()).header_read_timeout(HEADER_TIMEOUT);
+            if let Err(e) = builder.serve_connection(TokioIo::new(stream), service).await {
+                tracing::debug!(%peer, %e, "rpc connection ended with an error");
+            }
+        });
+    }
+}
+
+fn respond(status: StatusCode, body: Value) -> Response<Full<Bytes>> {
+    let mut resp = Response::new(Full::new(Bytes::from(body.to_string())));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(hyper::header::CONTENT_TYPE, hyper::header::HeaderValue::from_static("application/json"));
+    resp
+}
+
+async fn handle(req: Request<Incoming>, cookie: &Cookie, methods: &Arc<Methods>) -> Response<Full<Bytes>> {
+    if !cookie.authorises(&req) {
+        let mut r = respond(StatusCode::UNAUTHORIZED, json!({"error": "authentication required: use the cookie in <data-dir>/.cookie"}));
+        r.headers_mut().insert(hyper::header::WWW_AUTHENTICATE, hyper::header::HeaderValue::from_static("Basic realm=\"lode\""));
+        return r;
+    }
+    if req.method() != Method::POST {
+        return respond(StatusCode::METHOD_NOT_ALLOWED, json!({"error": "use POST"}));
+    }
+    let body = Limited::new(req.into_body(), MAX_BODY);
+    let bytes = match tokio::time::timeout(BODY_TIMEOUT, body.collect()).await {
+        Ok(Ok(b)) => b.to_bytes(),
+        Ok(Err(_)) => return respond(StatusCode::PAYLOAD_TOO_LARGE, json!({"error": format!("request body above {MAX_BODY} bytes")})),
+        Err(_) => return respond(StatusCode::REQUEST_TIMEOUT, json!({"error": "request body too slow"})),
+    };
+    let value: Value = match serde_json::from_slice(&bytes) {
+        Ok(v) => v,
+        Err(e) => return respond(StatusCode::OK, error_response(Value::Null, RpcError::parse(e.to_string()))),
+    };
+    let reply = match value {
+        Value::Array(calls) if !calls.is_empty() && calls.len() <= 1000 => {
+            let mut out = Vec::with_capacity(calls.len());
+            for c in calls {
+                out.push(call(c, methods).await);
+            }
+            Value::Array(out)
+        }
+        Value::Array(_) => error_response(Value::Null, RpcError::invalid_request("batch must hold 1 to 1000 calls")),
+        single => call(single, methods).await,
+    };
+    respond(StatusCode::OK, reply)
+}
+
+fn error_response(id: Value, e: RpcError) -> Value {
+    json!({"jsonrpc": "2.0", "id": id, "error": {"code": e.code, "message": e.message}})
+}
+
+async fn call(request: Value, methods: &Arc<Methods>) -> Value {
+    let Value::Object(obj) = request else {
+        return error_response(Value::Null, RpcError::invalid_request("request must be a JSON object"));
+    };
+    let id = obj.get("id").cloned().unwrap_or(Value::Null);
+    let Some(method) = obj.get("method").and_then(Value::as_str).map(str::to_owned) else {
+        return error_response(id, RpcError::invalid_request("missing method"));
+    };
+    let params = match obj.get("params") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(a)) => a.clone(),
+        Some(_) => return error_response(id, RpcError::invalid_params("params must be an array")),
+    };
+    match methods.dispatch(&method, params).await {
+        Ok(result) => json!({"jsonrpc": "2.0", "id": id, "result": result}),
+        Err(e) => error_response(id, e),
+    }
+}

@@ -1,0 +1,165 @@
+//! A single node driven over JSON-RPC: mining on regtest, transaction
+//! submission (valid, double spend, bad signature, malformed), restart
+//! persistence, authentication, and devnet mining with --mine.
+
+use lode_core::codec::Encode;
+use lode_core::crypto::{SecretKey, Signature};
+use lode_core::tx::{OutPoint, Transaction, TxIn, TxOut, Unlock};
+use lode_core::{Address, Amount, ChainSpec, Hash256};
+use lode_tests::{wait_for, NodeOptions, TestNode};
+use serde_json::{json, Value};
+use std::time::Duration;
+
+struct Key {
+    sk: SecretKey,
+    address: Address,
+    text: String,
+}
+
+fn key() -> Key {
+    let sk = SecretKey::generate();
+    let address = Address::from_pubkey(&sk.public_key());
+    let text = address.encode("lrt").unwrap();
+    Key { sk, address, text }
+}
+
+/// A signed spend of one coin listed by `listunspent`.
+fn spend(from: &Key, coin: &Value, to: Address, amount: u64, fee: u64) -> Transaction {
+    let value = coin["amount"].as_u64().unwrap();
+    let op = OutPoint { txid: Hash256::from_hex(coin["txid"].as_str().unwrap()).unwrap(), vout: coin["vout"].as_u64().unwrap() as u32 };
+    let mut outputs = vec![TxOut { value: Amount::from_units(amount), address: to }];
+    if value > amount + fee {
+        outputs.push(TxOut { value: Amount::from_units(value - amount - fee), address: from.address });
+    }
+    let mut tx = Transaction {
+        version: 1,
+        inputs: vec![TxIn { prevout: op, unlock: Unlock::Signature { pubkey: from.sk.public_key(), sig: Signature::default() } }],
+        outputs,
+        lock_time: 0,
+    };
+    tx.sign_inputs(&ChainSpec::regtest().genesis_hash(), &[&from.sk], &[Amount::from_units(value)]);
+    tx
+}
+
+fn hex_of(tx: &Transaction) -> String {
+    hex::encode(tx.encode())
+}
+
+fn mature_coins(node: &TestNode, k: &Key) -> Vec<Value> {
+    let list = node.rpc("listunspent", json!([k.text]));
+    let maturity = u64::from(ChainSpec::regtest().coinbase_maturity);
+    list.as_array().unwrap().iter().filter(|c| c["confirmations"].as_u64().unwrap() >= maturity).cloned().collect()
+}
+
+#[test]
+fn regtest_mining_transactions_and_restart() {
+    let mut node = TestNode::start(NodeOptions { args: vec!["--no-p2p".into()], ..Default::default() });
+    let alice = key();
+    let bob = key();
+    let hashes = node.rpc("generatetoaddress", json!([15, alice.text]));
+    assert_eq!(hashes.as_array().unwrap().len(), 15);
+    assert_eq!(node.height(), 15);
+
+    let balance = node.rpc("getbalance", json!([alice.text]));
+    let subsidy = ChainSpec::regtest().initial_subsidy.units();
+    // 15 coinbases; the next block is 16, so those at heights 1..=6 have
+    // the 10 confirmations maturity asks for.
+    assert_eq!(balance["confirmed"].as_u64().unwrap(), 6 * subsidy);
+    assert_eq!(balance["confirmed"].as_u64().unwrap() + balance["immature"].as_u64().unwrap(), 15 * subsidy);
+
+    let coins = mature_coins(&node, &alice);
+    assert!(coins.len() >= 3);
+    // Valid.
+    let pay = spend(&alice, &coins[0], bob.address, 10 * lode_core::COIN, 10_000);
+    let txid = node.rpc("sendrawtransaction", json!([hex_of(&pay)]));
+    assert_eq!(txid.as_str().unwrap(), pay.txid().to_hex());
+    assert_eq!(node.rpc("getmempoolinfo", json!([]))["size"], 1);
+    // Same again: already known.
+    let again = node.call("sendrawtransaction", json!([hex_of(&pay)])).unwrap_err();
+    assert_eq!(again.code, -27, "{}", again.message);
+    // Double spend of the same coin to someone else.
+    let double = spend(&alice, &coins[0], alice.address, 5 * lode_core::COIN, 10_000);
+    let err = node.call("sendrawtransaction", json!([hex_of(&double)])).unwrap_err();
+    assert_eq!(err.code, -26, "{}", err.message);
+    assert!(err.message.contains(&pay.txid().to_hex()), "names the conflicting tx: {}", err.message);
+    // Bad signature.
+    let mut bad = spend(&alice, &coins[1], bob.address, lode_core::COIN, 10_000);
+    if let Unlock::Signature { sig, .. } = &mut bad.inputs[0].unlock {
+        sig.0[0] ^= 1;
+    }
+    let err = node.call("sendrawtransaction", json!([hex_of(&bad)])).unwrap_err();
+    assert_eq!(err.code, -25, "{}", err.message);
+    assert!(err.message.contains("signature"), "{}", err.message);
+    // Malformed hex and undecodable bytes.
+    assert_eq!(node.call("sendrawtransaction", json!(["zz"])).unwrap_err().code, -32602);
+    assert_eq!(node.call("sendrawtransaction", json!(["00"])).unwrap_err().code, -32602);
+    // Wrong parameter types, unknown method, unknown hash.
+    assert_eq!(node.call("getblockhash", json!(["ten"])).unwrap_err().code, -32602);
+    assert_eq!(node.call("nosuchmethod", json!([])).unwrap_err().code, -32601);
+    assert_eq!(node.call("getblock", json!(["00".repeat(32)])).unwrap_err().code, -5);
+
+    // Mined: the mempool empties, the payment is confirmed.
+    node.rpc("generatetoaddress", json!([1, alice.text]));
+    assert_eq!(node.rpc("getmempoolinfo", json!([]))["size"], 0);
+    let v = node.rpc("getrawtransaction", json!([pay.txid().to_hex(), true]));
+    assert_eq!(v["height"], 16);
+    assert_eq!(v["fee"], 10_000);
+    assert_eq!(node.rpc("getbalance", json!([bob.text]))["confirmed"], 10 * lode_core::COIN);
+
+    let before = node.rpc("gettxoutsetinfo", json!([]));
+    node.stop();
+    assert!(!node.data_dir.join(".cookie").exists(), "cookie removed at stop");
+    node.start_again();
+    assert_eq!(node.rpc("gettxoutsetinfo", json!([])), before);
+    assert_eq!(node.rpc("getrawtransaction", json!([pay.txid().to_hex(), true]))["height"], 16);
+    assert_eq!(node.rpc("verifychain", json!([]))["ok"], true);
+}
+
+#[test]
+fn unauthenticated_rpc_is_refused() {
+    let node = TestNode::start(NodeOptions { args: vec!["--no-p2p".into()], ..Default::default() });
+    let client = reqwest::blocking::Client::new();
+    let body = json!({"jsonrpc": "2.0", "id": 1, "method": "getblockchaininfo", "params": []});
+    let resp = client.post(node.rpc_url()).json(&body).send().unwrap();
+    assert_eq!(resp.status().as_u16(), 401);
+    let resp = client.post(node.rpc_url()).basic_auth("__cookie__", Some("wrong")).json(&body).send().unwrap();
+    assert_eq!(resp.status().as_u16(), 401);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(node.data_dir.join(".cookie")).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    assert_eq!(node.height(), 0, "authenticated calls work");
+}
+
+#[test]
+fn generatetoaddress_is_refused_off_regtest() {
+    let node = TestNode::start(NodeOptions { chain: "devnet".into(), args: vec!["--no-p2p".into()], ..Default::default() });
+    let addr = Address([1; 20]).encode("ldev").unwrap();
+    assert_eq!(node.call("generatetoaddress", json!([1, addr])).unwrap_err().code, -8);
+}
+
+#[test]
+fn devnet_mine_flag_produces_blocks_near_the_spacing() {
+    let spec = ChainSpec::devnet();
+    let addr = Address([7; 20]).encode(&spec.address_prefix).unwrap();
+    let node = TestNode::start(NodeOptions {
+        chain: "devnet".into(),
+        args: vec!["--no-p2p".into(), "--mine".into(), "--mine-threads".into(), "1".into(), "--miner-address".into(), addr],
+        ..Default::default()
+    });
+    let target = 6;
+    wait_for("devnet blocks", Duration::from_secs(180), || (node.height() >= target).then_some(()));
+    let info = node.rpc("getmininginfo", json!([]));
+    assert_eq!(info["mining"], true);
+    assert!(info["hashrate"].as_f64().unwrap() > 0.0);
+    let time_at = |h: u64| {
+        let hash = node.rpc("getblockhash", json!([h]));
+        node.rpc("getblockheader", json!([hash]))["time"].as_u64().unwrap()
+    };
+    let mean = (time_at(target) - time_at(1)) as f64 / (target - 1) as f64;
+    eprintln!("devnet mean spacing over {} blocks: {mean:.1}s (spec {}s)", target - 1, spec.target_spacing_secs);
+    // Loose bounds: a handful of exponential solve times is noisy.
+    assert!(mean < 6.0 * spec.target_spacing_secs as f64, "blocks far too slow: {mean}s");
+}
