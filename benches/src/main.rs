@@ -1,1 +1,55 @@
-fn main() {}
+//! `lode-bench`: whole-node figures, each printed beside the reference that
+//! makes it meaningful on a noisy machine (a ratio holds; an absolute time
+//! does not). `--quick` runs reduced sizes (the test suite runs it so it
+//! cannot rot); `--json FILE` writes the results.
+
+mod figures;
+mod sections;
+
+use figures::Report;
+
+fn main() {
+    let mut quick = false;
+    let mut json: Option<String> = None;
+    let mut only: Vec<String> = Vec::new();
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--quick" => quick = true,
+            "--json" => json = args.next(),
+            "--only" => only.extend(args.next()),
+            "-h" | "--help" => {
+                println!("usage: lode-bench [--quick] [--json FILE] [--only SECTION]...\nsections: mining, signatures, validation, import, restart");
+                return;
+            }
+            other => {
+                eprintln!("unknown argument {other}");
+                std::process::exit(2);
+            }
+        }
+    }
+    let mut report = Report::new(quick);
+    let run = |name: &str| only.is_empty() || only.iter().any(|o| o == name);
+    if run("mining") {
+        sections::mining(&mut report);
+    }
+    if run("signatures") {
+        sections::signatures(&mut report);
+    }
+    if run("validation") {
+        sections::validation(&mut report);
+    }
+    if run("import") {
+        sections::import(&mut report);
+    }
+    if run("restart") {
+        sections::restart(&mut report);
+    }
+    report.print();
+    if let Some(path) = json {
+        if let Err(e) = std::fs::write(&path, report.to_json()) {
+            eprintln!("cannot write {path}: {e}");
+            std::process::exit(1);
+        }
+    }
+}
