@@ -133,6 +133,8 @@ pub struct Chain {
     sig_cache: Arc<SigCache>,
     next_seq: u64,
     config: ChainConfig,
+    /// The block just stored, so connecting it does not read it back.
+    just_stored: Option<Arc<Block>>,
 }
 
 /// Seconds since the Unix epoch.
@@ -211,7 +213,7 @@ impl Chain {
         let best_header = index.best_header().unwrap_or(genesis_hash);
         let orphans = OrphanPool::new(config.max_orphans, config.max_orphan_bytes);
         let commitment = UtxoCommitment::from_bytes(state.commitment);
-        Ok(Chain { spec, store, index, active, state, commitment, best_header, orphans, sig_cache, next_seq, config })
+        Ok(Chain { spec, store, index, active, state, commitment, best_header, orphans, sig_cache, next_seq, config, just_stored: None })
     }
 
     /// The chain spec.
@@ -369,7 +371,10 @@ impl Chain {
         }
         self.store.write(batch, self.config.sync_writes)?;
         self.index.mark_data(&hash);
-        let mut update = self.activate_best_chain()?;
+        self.just_stored = Some(Arc::new(block));
+        let activated = self.activate_best_chain();
+        self.just_stored = None;
+        let mut update = activated?;
         // Orphans that were waiting for this block.
         let mut ready = self.orphans.take_children(&hash);
         while let Some(child) = ready.pop() {

@@ -59,11 +59,17 @@ impl Chain {
     /// Connects the block `hash`, a child of the tip.
     fn connect_tip(&mut self, hash: &Hash256) -> Result<Arc<Block>, ChainError> {
         let entry = self.index.get(hash).cloned().ok_or(ChainError::UnknownParent(*hash))?;
-        let block = self.store.block(hash)?.ok_or_else(|| StoreError::Corrupt {
-            what: "block",
-            key: hash.to_hex(),
-            reason: "body missing for a block marked as stored".into(),
-        })?;
+        let block = match self.just_stored.take() {
+            Some(b) if b.hash() == *hash => b,
+            other => {
+                self.just_stored = other;
+                Arc::new(self.store.block(hash)?.ok_or_else(|| StoreError::Corrupt {
+                    what: "block",
+                    key: hash.to_hex(),
+                    reason: "body missing for a block marked as stored".into(),
+                })?)
+            }
+        };
         let height = entry.height;
         let ctx = ConnectContext {
             genesis: self.spec.genesis_hash(),
@@ -120,7 +126,7 @@ impl Chain {
             sigs = outcome.sigs_verified, cached = outcome.sigs_cached,
             ms = started.elapsed().as_millis() as u64, "connected block"
         );
-        Ok(Arc::new(block))
+        Ok(block)
     }
 
     /// Disconnects the tip using its undo data.

@@ -1,0 +1,180 @@
+//! Multi-node scenarios with real processes on 127.0.0.1: propagation, no
+//! single point of failure, partition and heal, crash and restart, double
+//! spend across a partition, late joiner. Regtest: blocks are mined on demand
+//! with `generatetoaddress`, so every step is a condition, not a timing.
+
+use lode_core::subsidy::total_supply_at;
+use lode_core::{ChainSpec, Height};
+use lode_tests::{burn_address, wait_for, NodeOptions, TestNode};
+use serde_json::json;
+use std::time::{Duration, Instant};
+
+const CONVERGE: Duration = Duration::from_secs(90);
+
+fn start_net(n: usize) -> Vec<TestNode> {
+    let first = TestNode::start(NodeOptions::default());
+    let boot = first.p2p_addr();
+    let mut nodes = vec![first];
+    for _ in 1..n {
+        nodes.push(TestNode::start(NodeOptions { bootnodes: vec![boot.clone()], ..Default::default() }));
+    }
+    wait_for("every node to have a peer", CONVERGE, || {
+        nodes.iter().all(|n| n.rpc("getnetworkinfo", json!([]))["connections"].as_u64().unwrap_or(0) > 0).then_some(())
+    });
+    nodes
+}
+
+fn converged(nodes: &[&TestNode]) -> Option<String> {
+    let tips: Vec<String> = nodes.iter().map(|n| n.tip()).collect();
+    tips.iter().all(|t| *t == tips[0]).then(|| tips[0].clone())
+}
+
+fn wait_converged(what: &str, nodes: &[&TestNode]) -> String {
+    wait_for(what, CONVERGE, || converged(nodes))
+}
+
+fn commitment(n: &TestNode) -> serde_json::Value {
+    n.rpc("gettxoutsetinfo", json!([]))["commitment"].clone()
+}
+
+fn mine(n: &TestNode, blocks: u64) {
+    let addr = burn_address(n);
+    n.rpc("generatetoaddress", json!([blocks, addr]));
+}
+
+#[test]
+fn five_nodes_two_miners_converge_on_tip_and_commitment() {
+    let started = Instant::now();
+    let nodes = start_net(5);
+    for round in 0..5 {
+        mine(&nodes[1], 2);
+        mine(&nodes[3], 1 + round % 2);
+    }
+    let all: Vec<&TestNode> = nodes.iter().collect();
+    let tip = wait_converged("five nodes on one tip", &all);
+    let c = commitment(&nodes[0]);
+    for n in &nodes {
+        assert_eq!(commitment(n), c, "same tip {tip}, same UTXO commitment");
+    }
+    assert!(nodes[0].height() >= 10);
+    eprintln!("propagation: {:.1}s", started.elapsed().as_secs_f64());
+}
+
+#[test]
+fn killing_the_bootnode_and_a_miner_does_not_stop_the_network() {
+    let started = Instant::now();
+    let mut nodes = start_net(5);
+    mine(&nodes[1], 3);
+    let all: Vec<&TestNode> = nodes.iter().collect();
+    wait_converged("initial convergence", &all);
+    nodes[0].kill();
+    nodes[1].kill();
+    mine(&nodes[2], 2);
+    mine(&nodes[4], 2);
+    let rest: Vec<&TestNode> = nodes[2..].iter().collect();
+    let tip = wait_converged("survivors converge", &rest);
+    assert_eq!(nodes[2].height(), 7);
+    // The dead come back and catch up from the survivors.
+    nodes[0].start_again();
+    nodes[1].start_again();
+    for n in &nodes[..2] {
+        // Restarted nodes know their peers from the peer store; nudge with
+        // addpeer as well so the test does not depend on redial timing.
+        n.rpc("addpeer", json!([nodes[3].p2p_addr()]));
+    }
+    let all: Vec<&TestNode> = nodes.iter().collect();
+    wait_for("restarted nodes catch up", CONVERGE, || (converged(&all)? == tip).then_some(()));
+    eprintln!("no single point of failure: {:.1}s", started.elapsed().as_secs_f64());
+}
+
+fn split(nodes: &[TestNode], left: &[usize], right: &[usize]) {
+    for &a in left {
+        for &b in right {
+            let id = nodes[b].peer_id();
+            nodes[a].rpc("banpeer", json!([id, 3600]));
+            let id = nodes[a].peer_id();
+            nodes[b].rpc("banpeer", json!([id, 3600]));
+        }
+    }
+}
+
+fn heal(nodes: &[TestNode], left: &[usize], right: &[usize]) {
+    for &a in left {
+        for &b in right {
+            nodes[a].rpc("unbanpeer", json!([nodes[b].peer_id()]));
+            nodes[b].rpc("unbanpeer", json!([nodes[a].peer_id()]));
+        }
+    }
+    for &a in left {
+        nodes[a].rpc("addpeer", json!([nodes[right[0]].p2p_addr()]));
+    }
+}
+
+#[test]
+fn partition_and_heal_ends_on_the_heavier_side_without_losing_coins() {
+    let started = Instant::now();
+    let nodes = start_net(5);
+    mine(&nodes[0], 3);
+    let all: Vec<&TestNode> = nodes.iter().collect();
+    wait_converged("before the split", &all);
+    let (left, right) = ([0usize, 1], [2usize, 3, 4]);
+    split(&nodes, &left, &right);
+    wait_for("the split", CONVERGE, || {
+        left.iter().all(|&a| {
+            let peers = nodes[a].rpc("getpeerinfo", json!([]));
+            let ids: Vec<String> = peers.as_array().unwrap().iter().map(|p| p["peer_id"].as_str().unwrap_or("").to_string()).collect();
+            right.iter().all(|&b| !ids.contains(&nodes[b].peer_id()))
+        })
+        .then_some(())
+    });
+    mine(&nodes[0], 2);
+    mine(&nodes[2], 4);
+    let l: Vec<&TestNode> = left.iter().map(|&i| &nodes[i]).collect();
+    let r: Vec<&TestNode> = right.iter().map(|&i| &nodes[i]).collect();
+    wait_converged("left side", &l);
+    let heavy = wait_converged("right side", &r);
+    assert_ne!(nodes[0].tip(), heavy, "the sides diverged");
+    heal(&nodes, &left, &right);
+    wait_for("all on the heavier side", CONVERGE, || (converged(&all)? == heavy).then_some(()));
+    let spec = ChainSpec::regtest();
+    for n in &nodes {
+        let info = n.rpc("gettxoutsetinfo", json!([]));
+        let h = info["height"].as_u64().unwrap() as u32;
+        assert_eq!(info["total_amount"].as_u64().unwrap(), total_supply_at(&spec, Height(h)).units(), "no coins created or lost");
+    }
+    eprintln!("partition and heal: {:.1}s", started.elapsed().as_secs_f64());
+}
+
+#[test]
+fn crashed_node_restarts_consistent_and_catches_up() {
+    let started = Instant::now();
+    let mut nodes = start_net(2);
+    for i in 0..6 {
+        mine(&nodes[0], 20);
+        // SIGKILL while it is syncing what was just mined.
+        std::thread::sleep(Duration::from_millis(50 * (i % 3)));
+        nodes[1].kill();
+        nodes[1].start_again();
+        assert_eq!(nodes[1].rpc("verifychain", json!([]))["ok"], true, "consistent after kill {i}");
+        nodes[1].rpc("addpeer", json!([nodes[0].p2p_addr()]));
+    }
+    let all: Vec<&TestNode> = nodes.iter().collect();
+    wait_converged("restarted node catches up", &all);
+    assert_eq!(commitment(&nodes[0]), commitment(&nodes[1]));
+    eprintln!("crash and restart: {:.1}s", started.elapsed().as_secs_f64());
+}
+
+#[test]
+fn late_joiner_syncs_thousands_of_blocks_from_one_peer() {
+    let started = Instant::now();
+    let a = TestNode::start(NodeOptions::default());
+    let b = TestNode::start(NodeOptions { bootnodes: vec![a.p2p_addr()], ..Default::default() });
+    mine(&a, 2000);
+    let c = TestNode::start(NodeOptions { bootnodes: vec![b.p2p_addr()], ..Default::default() });
+    let tip = a.tip();
+    wait_for("b has the chain", Duration::from_secs(300), || (b.tip() == tip).then_some(()));
+    let sync_start = Instant::now();
+    wait_for("late joiner syncs 2000 blocks", Duration::from_secs(300), || (c.tip() == tip).then_some(()));
+    assert_eq!(commitment(&a), commitment(&c));
+    eprintln!("late joiner: 2000 blocks in {:.1}s (total {:.1}s)", sync_start.elapsed().as_secs_f64(), started.elapsed().as_secs_f64());
+}
