@@ -257,3 +257,72 @@ pub fn burn_address(node: &TestNode) -> String {
     });
     lode_core::Address([0x42; 20]).encode(prefix.expect("chain")).expect("address")
 }
+
+/// A key the test controls, with its regtest address.
+pub struct TestKey {
+    /// Secret key.
+    pub sk: lode_core::crypto::SecretKey,
+    /// Its address.
+    pub address: lode_core::Address,
+    /// The address as text.
+    pub text: String,
+}
+
+impl TestKey {
+    /// A fresh key on regtest.
+    pub fn new() -> TestKey {
+        let sk = lode_core::crypto::SecretKey::generate();
+        let address = lode_core::Address::from_pubkey(&sk.public_key());
+        let text = address.encode("lrt").expect("regtest prefix");
+        TestKey { sk, address, text }
+    }
+
+    /// Spendable (mature) coins of this key on `node`, largest first.
+    pub fn coins(&self, node: &TestNode) -> Vec<Value> {
+        let maturity = u64::from(lode_core::ChainSpec::regtest().coinbase_maturity);
+        let list = node.rpc("listunspent", json!([self.text]));
+        let mut v: Vec<Value> = list
+            .as_array()
+            .expect("array")
+            .iter()
+            .filter(|c| !c["coinbase"].as_bool().unwrap_or(false) || c["confirmations"].as_u64().unwrap_or(0) >= maturity)
+            .cloned()
+            .collect();
+        v.sort_by_key(|c| std::cmp::Reverse(c["amount"].as_u64().unwrap_or(0)));
+        v
+    }
+
+    /// Hex of a signed transaction paying `amount` of `coin` to `to`, the
+    /// rest minus `fee` back to this key.
+    pub fn pay(&self, coin: &Value, to: &lode_core::Address, amount: u64, fee: u64) -> (String, String) {
+        use lode_core::codec::Encode;
+        use lode_core::tx::{OutPoint, Transaction, TxIn, TxOut, Unlock};
+        use lode_core::{Amount, Hash256};
+        let value = coin["amount"].as_u64().expect("amount");
+        let op = OutPoint {
+            txid: Hash256::from_hex(coin["txid"].as_str().expect("txid")).expect("hex"),
+            vout: coin["vout"].as_u64().expect("vout") as u32,
+        };
+        let mut outputs = vec![TxOut { value: Amount::from_units(amount), address: *to }];
+        if value > amount + fee {
+            outputs.push(TxOut { value: Amount::from_units(value - amount - fee), address: self.address });
+        }
+        let mut tx = Transaction {
+            version: 1,
+            inputs: vec![TxIn {
+                prevout: op,
+                unlock: Unlock::Signature { pubkey: self.sk.public_key(), sig: lode_core::crypto::Signature::default() },
+            }],
+            outputs,
+            lock_time: 0,
+        };
+        tx.sign_inputs(&lode_core::ChainSpec::regtest().genesis_hash(), &[&self.sk], &[Amount::from_units(value)]);
+        (tx.txid().to_hex(), hex::encode(tx.encode()))
+    }
+}
+
+impl Default for TestKey {
+    fn default() -> Self {
+        Self::new()
+    }
+}

@@ -5,7 +5,7 @@
 
 use lode_core::subsidy::total_supply_at;
 use lode_core::{ChainSpec, Height};
-use lode_tests::{burn_address, wait_for, NodeOptions, TestNode};
+use lode_tests::{burn_address, wait_for, NodeOptions, TestKey, TestNode};
 use serde_json::json;
 use std::time::{Duration, Instant};
 
@@ -114,7 +114,9 @@ fn heal(nodes: &[TestNode], left: &[usize], right: &[usize]) {
 fn partition_and_heal_ends_on_the_heavier_side_without_losing_coins() {
     let started = Instant::now();
     let nodes = start_net(5);
-    mine(&nodes[0], 3);
+    let alice = TestKey::new();
+    nodes[0].rpc("generatetoaddress", json!([2, alice.text]));
+    mine(&nodes[0], u64::from(ChainSpec::regtest().coinbase_maturity));
     let all: Vec<&TestNode> = nodes.iter().collect();
     wait_converged("before the split", &all);
     let (left, right) = ([0usize, 1], [2usize, 3, 4]);
@@ -127,6 +129,10 @@ fn partition_and_heal_ends_on_the_heavier_side_without_losing_coins() {
         })
         .then_some(())
     });
+    // A payment confirmed only on the lighter side.
+    let bob = TestKey::new();
+    let (paid, hex) = alice.pay(&alice.coins(&nodes[0])[0], &bob.address, 100_000_000, 10_000);
+    nodes[0].rpc("sendrawtransaction", json!([hex]));
     mine(&nodes[0], 2);
     mine(&nodes[2], 4);
     let l: Vec<&TestNode> = left.iter().map(|&i| &nodes[i]).collect();
@@ -136,6 +142,13 @@ fn partition_and_heal_ends_on_the_heavier_side_without_losing_coins() {
     assert_ne!(nodes[0].tip(), heavy, "the sides diverged");
     heal(&nodes, &left, &right);
     wait_for("all on the heavier side", CONVERGE, || (converged(&all)? == heavy).then_some(()));
+    // The lighter side's payment is back in the mempool, then mined.
+    let in_pool = nodes[0].rpc("getrawmempool", json!([]));
+    assert!(in_pool.as_array().unwrap().contains(&json!(paid)), "payment re-admitted: {in_pool}");
+    mine(&nodes[0], 1);
+    wait_for("the payment confirmed everywhere", CONVERGE, || {
+        nodes.iter().all(|n| n.call("getrawtransaction", json!([paid, true])).ok().and_then(|v| v["confirmations"].as_u64()).unwrap_or(0) >= 1).then_some(())
+    });
     let spec = ChainSpec::regtest();
     for n in &nodes {
         let info = n.rpc("gettxoutsetinfo", json!([]));
@@ -177,4 +190,42 @@ fn late_joiner_syncs_thousands_of_blocks_from_one_peer() {
     wait_for("late joiner syncs 2000 blocks", Duration::from_secs(300), || (c.tip() == tip).then_some(()));
     assert_eq!(commitment(&a), commitment(&c));
     eprintln!("late joiner: 2000 blocks in {:.1}s (total {:.1}s)", sync_start.elapsed().as_secs_f64(), started.elapsed().as_secs_f64());
+}
+
+#[test]
+fn double_spend_across_a_partition_leaves_exactly_one_payment() {
+    let started = Instant::now();
+    let nodes = start_net(4);
+    let alice = TestKey::new();
+    nodes[0].rpc("generatetoaddress", json!([1, alice.text]));
+    mine(&nodes[0], u64::from(ChainSpec::regtest().coinbase_maturity));
+    let all: Vec<&TestNode> = nodes.iter().collect();
+    wait_converged("before the split", &all);
+    let (left, right) = ([0usize, 1], [2usize, 3]);
+    split(&nodes, &left, &right);
+    wait_for("the split", CONVERGE, || {
+        let peers = nodes[0].rpc("getpeerinfo", json!([]));
+        let ids: Vec<String> = peers.as_array().unwrap().iter().map(|p| p["peer_id"].as_str().unwrap_or("").to_string()).collect();
+        right.iter().all(|&b| !ids.contains(&nodes[b].peer_id())).then_some(())
+    });
+    let coin = alice.coins(&nodes[0])[0].clone();
+    let (bob, carol) = (TestKey::new(), TestKey::new());
+    let (to_bob, hex_bob) = alice.pay(&coin, &bob.address, 500_000_000, 10_000);
+    let (to_carol, hex_carol) = alice.pay(&coin, &carol.address, 700_000_000, 10_000);
+    nodes[0].rpc("sendrawtransaction", json!([hex_bob]));
+    nodes[2].rpc("sendrawtransaction", json!([hex_carol]));
+    mine(&nodes[0], 1);
+    mine(&nodes[2], 3);
+    heal(&nodes, &left, &right);
+    let tip = wait_converged("healed", &all);
+    let confirmed = |txid: &str| nodes[0].call("getrawtransaction", json!([txid, true])).ok().and_then(|v| v["confirmations"].as_u64()).unwrap_or(0) >= 1;
+    assert!(confirmed(&to_carol), "the heavier side's payment survives");
+    assert!(!confirmed(&to_bob), "the conflicting payment does not");
+    for n in &nodes {
+        assert_eq!(n.tip(), tip);
+        assert!(!n.rpc("getrawmempool", json!([])).as_array().unwrap().contains(&json!(to_bob)));
+        assert_eq!(n.rpc("getbalance", json!([carol.text]))["confirmed"], 700_000_000);
+        assert_eq!(n.rpc("getbalance", json!([bob.text]))["confirmed"], 0);
+    }
+    eprintln!("double spend across a partition: {:.1}s", started.elapsed().as_secs_f64());
 }

@@ -71,7 +71,17 @@ pub fn check_tx_inputs(
     ctx: &ConnectContext,
     view: &impl UtxoView,
 ) -> Result<(Amount, Vec<SigCheck>), TxError> {
-    let mut values = Vec::with_capacity(tx.inputs.len());
+    check_tx_inputs_with_coins(tx, height, ctx, view).map(|(fee, checks, _)| (fee, checks))
+}
+
+/// [`check_tx_inputs`], also returning the spent coins in input order.
+fn check_tx_inputs_with_coins(
+    tx: &Transaction,
+    height: Height,
+    ctx: &ConnectContext,
+    view: &impl UtxoView,
+) -> Result<(Amount, Vec<SigCheck>, Vec<Coin>), TxError> {
+    let mut coins = Vec::with_capacity(tx.inputs.len());
     for (index, input) in tx.inputs.iter().enumerate() {
         let coin = view
             .coin(&input.prevout)
@@ -91,12 +101,13 @@ pub fn check_tx_inputs(
             Unlock::Signature { pubkey, .. } if Address::from_pubkey(pubkey) == coin.output.address => {}
             _ => return Err(TxError::PubkeyMismatch(index)),
         }
-        values.push(coin.output.value);
+        coins.push(coin);
     }
+    let values: Vec<Amount> = coins.iter().map(|c| c.output.value).collect();
     let inputs = Amount::checked_sum(values.iter().copied()).ok_or(TxError::InputTotalAboveMaxMoney)?;
     let outputs = tx.output_total().ok_or(TxError::OutputTotalAboveMaxMoney)?;
     let fee = inputs.checked_sub(outputs).ok_or(TxError::InsufficientInputs { inputs, outputs })?;
-    Ok((fee, tx.sig_checks(&ctx.genesis, &values)))
+    Ok((fee, tx.sig_checks(&ctx.genesis, &values), coins))
 }
 
 /// Runs signature checks in parallel, skipping those in `cache`. Returns the
@@ -127,6 +138,31 @@ impl<V: UtxoView> UtxoView for BlockView<'_, V> {
     }
 }
 
+/// A block whose UTXO rules passed and whose signatures are still to be
+/// checked: the caller may prepare its database writes while
+/// [`PendingConnect::verify`] runs on the other cores.
+pub struct PendingConnect {
+    /// The UTXO changes (valid only once `verify` passes).
+    pub outcome: ConnectOutcome,
+    checks: Vec<SigCheck>,
+    /// (transaction index, input index, txid) of each check.
+    owners: Vec<(usize, usize, Hash256)>,
+}
+
+impl PendingConnect {
+    /// Verifies the block's signatures in parallel, skipping cached ones;
+    /// returns how many were verified and how many came from the cache.
+    pub fn verify(&self, sig_cache: Option<&SigCache>) -> Result<(usize, usize), BlockError> {
+        match verify_sig_checks(&self.checks, sig_cache) {
+            Ok(counts) => Ok(counts),
+            Err(i) => {
+                let (index, input, txid) = self.owners[i];
+                Err(BlockError::Transaction { index, txid, source: TxError::BadSignature(input) })
+            }
+        }
+    }
+}
+
 /// Validates `block` (already through [`super::check_block`]) at `height`
 /// against `view` and returns the UTXO changes. Nothing is written: the
 /// caller applies the outcome atomically.
@@ -137,6 +173,21 @@ pub fn connect_block(
     view: &impl UtxoView,
     sig_cache: Option<&SigCache>,
 ) -> Result<ConnectOutcome, BlockError> {
+    let mut pending = connect_block_deferred(block, height, ctx, view)?;
+    let (verified, cached) = pending.verify(sig_cache)?;
+    pending.outcome.sigs_verified = verified;
+    pending.outcome.sigs_cached = cached;
+    Ok(pending.outcome)
+}
+
+/// Everything [`connect_block`] checks except signatures, which the returned
+/// [`PendingConnect`] verifies.
+pub fn connect_block_deferred(
+    block: &Block,
+    height: Height,
+    ctx: &ConnectContext,
+    view: &impl UtxoView,
+) -> Result<PendingConnect, BlockError> {
     let coinbase = block.transactions.first().ok_or(BlockError::NoTransactions)?;
     match coinbase.inputs.first().map(|i| &i.unlock) {
         Some(Unlock::Coinbase { height: found, .. }) if *found == height => {}
@@ -148,32 +199,22 @@ pub fn connect_block(
 
     let mut layered = BlockView { base: view, created: HashMap::new() };
     let mut outcome = ConnectOutcome::default();
-    // (transaction index, input index) of each signature check, to name the
-    // culprit if one fails.
     let mut checks: Vec<SigCheck> = Vec::new();
-    let mut owners: Vec<(usize, usize)> = Vec::new();
+    let mut owners: Vec<(usize, usize, Hash256)> = Vec::new();
     let mut fees = Amount::ZERO;
 
     for (index, tx) in block.transactions.iter().enumerate() {
         let txid = tx.txid();
         if index > 0 {
-            let (fee, tx_checks) = check_tx_inputs(tx, height, ctx, &layered)
+            let (fee, tx_checks, coins) = check_tx_inputs_with_coins(tx, height, ctx, &layered)
                 .map_err(|source| BlockError::Transaction { index, txid, source })?;
             fees = fees.checked_add(fee).filter(|f| f.is_valid()).ok_or(BlockError::FeeOverflow)?;
-            let mut input_index = 0;
-            for input in &tx.inputs {
-                if let Unlock::Signature { .. } = input.unlock {
-                    owners.push((index, input_index));
-                }
-                input_index += 1;
-                match layered.created.remove(&input.prevout) {
-                    Some(_) => {}
-                    None => {
-                        // check_tx_inputs found it, so the base view has it.
-                        if let Some(coin) = view.coin(&input.prevout) {
-                            outcome.spent.push((input.prevout, coin));
-                        }
-                    }
+            // check_tx_inputs accepted only signature inputs, one check each.
+            owners.extend((0..tx_checks.len()).map(|input| (index, input, txid)));
+            for (input, coin) in tx.inputs.iter().zip(coins) {
+                // Coins created earlier in this block are not undo data.
+                if layered.created.remove(&input.prevout).is_none() {
+                    outcome.spent.push((input.prevout, coin));
                 }
             }
             checks.extend(tx_checks);
@@ -194,22 +235,10 @@ pub fn connect_block(
         return Err(BlockError::CoinbaseOverpays { paid, allowed });
     }
 
-    match verify_sig_checks(&checks, sig_cache) {
-        Ok((verified, cached)) => {
-            outcome.sigs_verified = verified;
-            outcome.sigs_cached = cached;
-        }
-        Err(i) => {
-            let (index, input) = owners[i];
-            let txid = block.transactions[index].txid();
-            return Err(BlockError::Transaction { index, txid, source: TxError::BadSignature(input) });
-        }
-    }
-
-    // Keep the block's creation order so the outcome is deterministic.
     let mut created: Vec<(OutPoint, Coin)> = layered.created.into_iter().collect();
+    // Sorted so the outcome does not depend on hash-map order.
     created.sort_by_key(|(op, _)| *op);
     outcome.created = created;
     outcome.fees = fees;
-    Ok(outcome)
+    Ok(PendingConnect { outcome, checks, owners })
 }

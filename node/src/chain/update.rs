@@ -7,7 +7,7 @@ use super::{Chain, ChainError, TipUpdate};
 use crate::store::{BlockStatus, StoreError, StoreView, TxLocation};
 use lode_core::subsidy::block_subsidy;
 use lode_core::tx::OutPoint;
-use lode_core::validation::{connect_block, Coin, ConnectContext};
+use lode_core::validation::{connect_block_deferred, Coin, ConnectContext};
 use lode_core::{Address, Block, Hash256};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -78,13 +78,45 @@ impl Chain {
         };
         let started = std::time::Instant::now();
         let view = StoreView::new(&self.store);
-        let outcome = match connect_block(&block, height, &ctx, &view, Some(&self.sig_cache)) {
-            Ok(o) => o,
+        let pending = match connect_block_deferred(&block, height, &ctx, &view) {
+            Ok(p) => p,
             Err(_) if view.failed() => {
                 return Err(StoreError::Corrupt { what: "utxo", key: hash.to_hex(), reason: "read failed during connect".into() }.into())
             }
             Err(source) => return Err(ChainError::Invalid { hash: *hash, source }),
         };
+        // Signatures dominate: verify them on the pool while this thread
+        // prepares the database batch, which is dropped if one fails.
+        let (verified, prepared) = rayon::join(
+            || pending.verify(Some(&self.sig_cache)),
+            || self.prepare_connect(hash, &entry, &block, &pending.outcome),
+        );
+        let (sigs, cached) = verified.map_err(|source| ChainError::Invalid { hash: *hash, source })?;
+        let (batch, state, commitment) = prepared;
+        let outcome = &pending.outcome;
+        self.store.write(batch, self.config.sync_writes)?;
+
+        self.state = state;
+        self.commitment = commitment;
+        self.active.push(*hash);
+        self.index.set_status(hash, BlockStatus::Valid);
+        tracing::debug!(
+            %hash, height = height.0, txs = block.transactions.len(),
+            sigs, cached, spent = outcome.spent.len(),
+            ms = started.elapsed().as_millis() as u64, "connected block"
+        );
+        Ok(block)
+    }
+
+    /// The batch that connects `block` with `outcome`, and the state after it.
+    fn prepare_connect(
+        &self,
+        hash: &Hash256,
+        entry: &super::Entry,
+        block: &Block,
+        outcome: &lode_core::validation::ConnectOutcome,
+    ) -> (crate::store::StoreBatch<'_>, crate::store::ChainStateRecord, crate::store::UtxoCommitment) {
+        let height = entry.height;
         let mut state = self.state;
         let mut commitment = self.commitment;
         let mut batch = self.store.batch();
@@ -101,7 +133,7 @@ impl Chain {
             state.total_amount += coin.output.value.units();
         }
         batch.put_undo(hash, &outcome.spent);
-        for (txid, (index, addresses)) in tx_addresses(&block, &outcome.spent) {
+        for (txid, (index, addresses)) in tx_addresses(block, &outcome.spent) {
             batch.put_tx(&txid, &TxLocation { block: *hash, height, index });
             for a in addresses {
                 batch.add_history(&a, height, &txid);
@@ -115,18 +147,7 @@ impl Chain {
         state.height = height;
         state.commitment = commitment.to_hash().0;
         batch.put_chain_state(&state);
-        self.store.write(batch, self.config.sync_writes)?;
-
-        self.state = state;
-        self.commitment = commitment;
-        self.active.push(*hash);
-        self.index.set_status(hash, BlockStatus::Valid);
-        tracing::debug!(
-            %hash, height = height.0, txs = block.transactions.len(),
-            sigs = outcome.sigs_verified, cached = outcome.sigs_cached,
-            ms = started.elapsed().as_millis() as u64, "connected block"
-        );
-        Ok(block)
+        (batch, state, commitment)
     }
 
     /// Disconnects the tip using its undo data.
