@@ -4,6 +4,7 @@
 //! cannot rot); `--json FILE` writes the results.
 
 mod figures;
+mod network;
 mod sections;
 
 use figures::Report;
@@ -19,7 +20,7 @@ fn main() {
             "--json" => json = args.next(),
             "--only" => only.extend(args.next()),
             "-h" | "--help" => {
-                println!("usage: lode-bench [--quick] [--json FILE] [--only SECTION]...\nsections: mining, signatures, validation, import, restart");
+                println!("usage: lode-bench [--quick] [--json FILE] [--only SECTION]...\nsections: mining, signatures, validation, import, restart, mempool, sync, propagation");
                 return;
             }
             other => {
@@ -44,6 +45,15 @@ fn main() {
     }
     if run("restart") {
         sections::restart(&mut report);
+    }
+    if run("mempool") {
+        network::mempool(&mut report);
+    }
+    if run("sync") {
+        network::sync(&mut report);
+    }
+    if run("propagation") {
+        network::propagation(&mut report);
     }
     report.print();
     if let Some(path) = json {

@@ -13,9 +13,13 @@ use std::time::{Duration, Instant};
 /// Where the workspace's binaries are (next to this test binary's folder).
 pub fn bin(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("current exe");
-    // target/<profile>/deps/<test> → target/<profile>/<name>
-    let dir = exe.parent().and_then(Path::parent).expect("target profile dir");
-    let path = dir.join(name);
+    // Test binaries live in target/<profile>/deps, other binaries in
+    // target/<profile>: look beside the executable, then one level up.
+    let here = exe.parent().expect("executable folder");
+    let path = [here.join(name), here.parent().map(|p| p.join(name)).unwrap_or_default()]
+        .into_iter()
+        .find(|p| p.exists())
+        .unwrap_or_else(|| here.join(name));
     assert!(path.exists(), "{} is missing: build the workspace binaries first (cargo build --release --workspace --bins)", path.display());
     path
 }

@@ -180,6 +180,18 @@ impl Methods {
                     Err(e) => Err(RpcError::tx_rejected(e.to_string())),
                 }
             }
+            "submitblock" => {
+                let p = Params::new(params, 1)?;
+                let bytes = hex::decode(p.str(0, "hex")?).map_err(|e| RpcError::invalid_params(format!("hex: {e}")))?;
+                let block = Block::decode_all(&bytes, spec.max_block_size + 1024).map_err(|e| RpcError::invalid_params(format!("block does not decode: {e}")))?;
+                let hash = block.hash();
+                match self.node.process_block(block) {
+                    Ok(crate::chain::BlockAccepted::Stored) => Ok(json!(hash)),
+                    Ok(crate::chain::BlockAccepted::AlreadyHave) => Err(RpcError::tx_known(format!("block {hash} already known"))),
+                    Ok(crate::chain::BlockAccepted::Orphan { missing }) => Err(RpcError::not_found(format!("parent unknown; missing {missing}"))),
+                    Err(e) => Err(RpcError::tx_invalid(e.to_string())),
+                }
+            }
             "getmempoolinfo" => {
                 Params::new(params, 0)?;
                 let pool = self.node.mempool();
