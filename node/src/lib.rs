@@ -9,3 +9,6 @@ pub mod chain;
 pub mod store;
 #[doc(hidden)]
 pub mod testkit;
+pub mod metrics;
+pub mod node;
+pub mod rpc;

@@ -1,1 +1,313 @@
 //! Peer-to-peer networking on libp2p: discovery, gossip, headers-first sync, peer scoring.
+//!
+//! One task owns the swarm and all peer state ([`service`]); the rest of
+//! the node talks to it through a cloneable [`P2pHandle`]. Chain calls run
+//! on blocking threads and report back to that task, so a slow block never
+//! stalls the network loop.
+
+mod behaviour;
+mod codec;
+mod connections;
+mod identity;
+#[cfg(test)]
+mod mock;
+mod peers;
+mod requests;
+mod service;
+mod sync;
+#[cfg(test)]
+mod tests;
+
+use crate::chain_api::NetworkChain;
+use libp2p::{Multiaddr, PeerId};
+use serde::Serialize;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+
+pub use identity::KEY_FILE;
+
+/// File name of the peer store (known addresses and bans) in the data directory.
+pub const PEER_STORE_FILE: &str = "peers.json";
+
+/// Network settings.
+#[derive(Clone, Debug)]
+pub struct P2pConfig {
+    /// Addresses to listen on; empty means `/ip4/0.0.0.0/tcp/<spec default port>`.
+    pub listen: Vec<Multiaddr>,
+    /// Peers dialed at start (and again when no peer is left); the chain
+    /// spec's bootnodes are added to these.
+    pub bootnodes: Vec<Multiaddr>,
+    /// Discover peers on the local network.
+    pub mdns: bool,
+    /// Where the identity key and the peer store live.
+    pub data_dir: PathBuf,
+    /// Most connected peers.
+    pub max_peers: usize,
+    /// Most inbound peers (the rest of `max_peers` is kept for our dials).
+    pub max_inbound: usize,
+    /// Outbound peers the node keeps dialing until it has.
+    pub target_outbound: usize,
+    /// Most connections to one peer.
+    pub max_connections_per_peer: u32,
+    /// How long a misbehaving peer stays banned.
+    pub ban_duration: Duration,
+    /// How often each peer's status (tip, work, UTXO commitment) is asked for.
+    pub status_interval: Duration,
+    /// How long a sync request may take before it is reassigned.
+    pub request_timeout: Duration,
+    /// How often missing outbound peers are dialed.
+    pub dial_interval: Duration,
+    /// Connections with no protocol activity are closed after this.
+    pub idle_connection_timeout: Duration,
+    /// Most block bodies scheduled for download at once.
+    pub download_window: usize,
+    /// Most blocks asked for in one request.
+    pub blocks_per_request: usize,
+}
+
+impl Default for P2pConfig {
+    fn default() -> Self {
+        P2pConfig {
+            listen: Vec::new(),
+            bootnodes: Vec::new(),
+            mdns: true,
+            data_dir: PathBuf::from("."),
+            max_peers: 50,
+            max_inbound: 40,
+            target_outbound: 8,
+            max_connections_per_peer: 2,
+            ban_duration: Duration::from_secs(24 * 60 * 60),
+            status_interval: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(20),
+            dial_interval: Duration::from_secs(2),
+            idle_connection_timeout: Duration::from_secs(120),
+            download_window: 512,
+            blocks_per_request: 16,
+        }
+    }
+}
+
+/// A connected peer as `getpeerinfo` shows it.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct PeerInfo {
+    /// Its libp2p peer id.
+    pub peer_id: String,
+    /// The remote address of the connection.
+    pub address: String,
+    /// `"inbound"` or `"outbound"`.
+    pub direction: String,
+    /// Height of its tip, from its last status (0 before the first).
+    pub height: u32,
+    /// Hash of its tip, from its last status (empty before the first).
+    pub best_hash: String,
+    /// Misbehaviour score: 0 is clean, banned at -100.
+    pub score: i32,
+    /// It reported our tip with a different UTXO commitment.
+    pub commitment_mismatch: bool,
+}
+
+/// A banned peer as `listbanned` shows it.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct BannedPeer {
+    /// Its libp2p peer id.
+    pub peer_id: String,
+    /// When the ban ends (unix seconds).
+    pub until: u64,
+}
+
+/// Network failures.
+#[derive(Debug, thiserror::Error)]
+pub enum P2pError {
+    /// The identity key file could not be read or written.
+    #[error("p2p identity key {path}: {why}")]
+    Identity {
+        /// The key file.
+        path: String,
+        /// What went wrong.
+        why: String,
+    },
+    /// A behaviour or protocol could not be configured.
+    #[error("p2p configuration: {0}")]
+    Config(String),
+    /// The transport could not be built.
+    #[error("p2p transport: {0}")]
+    Transport(String),
+    /// Listening on an address failed.
+    #[error("cannot listen on {addr}: {why}")]
+    Listen {
+        /// The address.
+        addr: String,
+        /// What went wrong.
+        why: String,
+    },
+    /// A string that is not a multiaddr.
+    #[error("invalid multiaddr {0:?}")]
+    InvalidAddress(String),
+    /// A string that is not a peer id.
+    #[error("invalid peer id {0:?}")]
+    InvalidPeerId(String),
+    /// The peer is not connected.
+    #[error("peer {0} is not connected")]
+    NotConnected(String),
+    /// The peer is not banned.
+    #[error("peer {0} is not banned")]
+    NotBanned(String),
+    /// The peer is banned.
+    #[error("peer {0} is banned")]
+    Banned(String),
+    /// Dialing failed.
+    #[error("cannot connect to {addr}: {why}")]
+    Dial {
+        /// The address dialed.
+        addr: String,
+        /// What went wrong.
+        why: String,
+    },
+    /// The network task has stopped.
+    #[error("the p2p service is not running")]
+    Stopped,
+}
+
+/// State the handle reads without a round trip to the network task.
+#[derive(Debug, Default)]
+pub(crate) struct Shared {
+    pub(crate) initial_sync: AtomicBool,
+    pub(crate) inbound: AtomicUsize,
+    pub(crate) outbound: AtomicUsize,
+    pub(crate) mismatches: AtomicU64,
+}
+
+/// Controls a running network service; cheap to clone.
+#[derive(Clone)]
+pub struct P2pHandle {
+    peer_id: PeerId,
+    commands: mpsc::Sender<service::Command>,
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for P2pHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("P2pHandle")
+            .field("peer_id", &self.peer_id)
+            .finish()
+    }
+}
+
+fn parse_peer(s: &str) -> Result<PeerId, P2pError> {
+    PeerId::from_str(s.trim()).map_err(|_| P2pError::InvalidPeerId(s.to_string()))
+}
+
+impl P2pHandle {
+    async fn ask<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<T>) -> service::Command,
+    ) -> Result<T, P2pError> {
+        let (tx, rx) = oneshot::channel();
+        self.commands
+            .send(make(tx))
+            .await
+            .map_err(|_| P2pError::Stopped)?;
+        rx.await.map_err(|_| P2pError::Stopped)
+    }
+
+    /// This node's peer id.
+    pub fn local_peer_id(&self) -> String {
+        self.peer_id.to_string()
+    }
+
+    /// Full listen multiaddrs including `/p2p/<id>`, usable as `--bootnode`.
+    pub async fn listen_addresses(&self) -> Vec<String> {
+        self.ask(service::Command::ListenAddrs)
+            .await
+            .unwrap_or_default()
+    }
+
+    /// Connected peers.
+    pub async fn peers(&self) -> Vec<PeerInfo> {
+        self.ask(service::Command::Peers).await.unwrap_or_default()
+    }
+
+    /// Dials `addr` and waits until connected (or failed); it is then kept
+    /// in the peer store.
+    pub async fn add_peer(&self, addr: &str) -> Result<(), P2pError> {
+        let ma = Multiaddr::from_str(addr.trim())
+            .map_err(|_| P2pError::InvalidAddress(addr.to_string()))?;
+        self.ask(|tx| service::Command::AddPeer(ma, tx)).await?
+    }
+
+    /// Closes every connection to the peer (it may reconnect).
+    pub async fn disconnect(&self, peer_id: &str) -> Result<(), P2pError> {
+        let p = parse_peer(peer_id)?;
+        self.ask(|tx| service::Command::Disconnect(p, tx)).await?
+    }
+
+    /// Disconnects the peer and refuses it both ways for `secs` seconds
+    /// (0: the configured ban duration).
+    pub async fn ban(&self, peer_id: &str, secs: u64) -> Result<(), P2pError> {
+        let p = parse_peer(peer_id)?;
+        self.ask(|tx| service::Command::Ban(p, secs, tx)).await?
+    }
+
+    /// Lifts a ban.
+    pub async fn unban(&self, peer_id: &str) -> Result<(), P2pError> {
+        let p = parse_peer(peer_id)?;
+        self.ask(|tx| service::Command::Unban(p, tx)).await?
+    }
+
+    /// Current bans.
+    pub async fn banned(&self) -> Vec<BannedPeer> {
+        self.ask(service::Command::Banned).await.unwrap_or_default()
+    }
+
+    /// True while the node is far behind the best peer it knows.
+    pub fn initial_sync(&self) -> bool {
+        self.shared.initial_sync.load(Ordering::Relaxed)
+    }
+
+    /// Connected peers as (inbound, outbound).
+    pub fn connection_counts(&self) -> (usize, usize) {
+        (
+            self.shared.inbound.load(Ordering::Relaxed),
+            self.shared.outbound.load(Ordering::Relaxed),
+        )
+    }
+
+    /// Times a peer at our tip reported a different UTXO commitment.
+    pub fn commitment_mismatches(&self) -> u64 {
+        self.shared.mismatches.load(Ordering::Relaxed)
+    }
+
+    /// Saves the peer store and closes the swarm; returns when done.
+    pub async fn shutdown(&self) {
+        let _ = self.ask(service::Command::Shutdown).await;
+    }
+
+    #[cfg(test)]
+    async fn publish_raw(&self, blocks: bool, data: Vec<u8>) {
+        let _ = self
+            .commands
+            .send(service::Command::PublishRaw { blocks, data })
+            .await;
+    }
+}
+
+/// Starts the network: loads (or creates) the identity, listens, dials
+/// bootnodes and the peer store, and spawns the service task. Returns once
+/// every listener is up.
+pub async fn start(config: P2pConfig, chain: Arc<dyn NetworkChain>) -> Result<P2pHandle, P2pError> {
+    let key = identity::load_or_create(&config.data_dir)?;
+    let peer_id = key.public().to_peer_id();
+    let shared = Arc::new(Shared::default());
+    let (commands, rx) = mpsc::channel(64);
+    let ready = service::Service::spawn(config, chain, key, shared.clone(), rx).await?;
+    tracing::info!(%peer_id, listen = ?ready, "p2p network started");
+    Ok(P2pHandle {
+        peer_id,
+        commands,
+        shared,
+    })
+}

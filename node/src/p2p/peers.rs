@@ -43,7 +43,10 @@ pub mod penalty {
 
 /// Seconds since the Unix epoch.
 pub fn unix_now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 /// Which side opened the connection.
@@ -77,7 +80,12 @@ pub struct RateLimit {
 impl RateLimit {
     /// A full bucket.
     pub fn new(rate: f64, capacity: f64) -> RateLimit {
-        RateLimit { tokens: capacity, capacity, rate, last: Instant::now() }
+        RateLimit {
+            tokens: capacity,
+            capacity,
+            rate,
+            last: Instant::now(),
+        }
     }
 
     /// Takes one token; false when the bucket is empty.
@@ -109,8 +117,9 @@ pub struct Peer {
     pub status: Option<Status>,
     /// It reported our tip with a different UTXO commitment.
     pub commitment_mismatch: bool,
-    /// The tip the last mismatch was counted at (count each tip once).
-    pub mismatch_tip: Option<lode_core::Hash256>,
+    /// Its claimed work when it last ran out of headers for us: not asked
+    /// again until it claims something new.
+    pub headers_exhausted_at: Option<lode_core::pow::Work>,
     /// A status request to it is outstanding.
     pub status_pending: bool,
     /// When we last asked for its status.
@@ -131,7 +140,7 @@ impl Peer {
             score: 0,
             status: None,
             commitment_mismatch: false,
-            mismatch_tip: None,
+            headers_exhausted_at: None,
             status_pending: false,
             last_status: None,
             // A syncing peer asks for a few thousand blocks in batches:
@@ -179,7 +188,7 @@ pub fn dialable(addr: &Multiaddr) -> Option<Multiaddr> {
             Protocol::P2p(_) => break,
             Protocol::Ip4(ip) if ip.is_unspecified() => return None,
             Protocol::Ip6(ip) if ip.is_unspecified() => return None,
-            Protocol::Tcp(port) if port == 0 => return None,
+            Protocol::Tcp(0) => return None,
             Protocol::Tcp(_) => {
                 has_tcp = true;
                 out.push(p);
@@ -203,7 +212,12 @@ pub struct PeerStore {
 impl PeerStore {
     /// Loads `path`; a missing or unreadable file starts an empty store.
     pub fn load(path: &Path) -> PeerStore {
-        let mut store = PeerStore { path: path.to_path_buf(), known: HashMap::new(), bans: HashMap::new(), dirty: false };
+        let mut store = PeerStore {
+            path: path.to_path_buf(),
+            known: HashMap::new(),
+            bans: HashMap::new(),
+            dirty: false,
+        };
         let file: StoreFile = match std::fs::read(path) {
             Ok(bytes) => match serde_json::from_slice(&bytes) {
                 Ok(f) => f,
@@ -219,11 +233,26 @@ impl PeerStore {
             }
         };
         for p in file.peers {
-            let Ok(id) = PeerId::from_str(&p.peer_id) else { continue };
-            let addrs: Vec<Multiaddr> =
-                p.addrs.iter().filter_map(|a| Multiaddr::from_str(a).ok()).filter_map(|a| dialable(&a)).take(MAX_ADDRS_PER_PEER).collect();
+            let Ok(id) = PeerId::from_str(&p.peer_id) else {
+                continue;
+            };
+            let addrs: Vec<Multiaddr> = p
+                .addrs
+                .iter()
+                .filter_map(|a| Multiaddr::from_str(a).ok())
+                .filter_map(|a| dialable(&a))
+                .take(MAX_ADDRS_PER_PEER)
+                .collect();
             if !addrs.is_empty() {
-                store.known.insert(id, Known { addrs, last_seen: p.last_seen, failures: 0, next_try: None });
+                store.known.insert(
+                    id,
+                    Known {
+                        addrs,
+                        last_seen: p.last_seen,
+                        failures: 0,
+                        next_try: None,
+                    },
+                );
             }
         }
         let now = unix_now();
@@ -247,9 +276,20 @@ impl PeerStore {
             peers: self
                 .known
                 .iter()
-                .map(|(id, k)| StoredPeer { peer_id: id.to_string(), addrs: k.addrs.iter().map(|a| a.to_string()).collect(), last_seen: k.last_seen })
+                .map(|(id, k)| StoredPeer {
+                    peer_id: id.to_string(),
+                    addrs: k.addrs.iter().map(|a| a.to_string()).collect(),
+                    last_seen: k.last_seen,
+                })
                 .collect(),
-            bans: self.bans.iter().map(|(id, until)| StoredBan { peer_id: id.to_string(), until: *until }).collect(),
+            bans: self
+                .bans
+                .iter()
+                .map(|(id, until)| StoredBan {
+                    peer_id: id.to_string(),
+                    until: *until,
+                })
+                .collect(),
         };
         let bytes = serde_json::to_vec_pretty(&file).map_err(std::io::Error::other)?;
         if let Some(dir) = self.path.parent() {
@@ -265,7 +305,12 @@ impl PeerStore {
     /// A successful outbound connection: `addr` first, failures forgotten.
     pub fn record_success(&mut self, peer: PeerId, addr: &Multiaddr) {
         let Some(addr) = dialable(addr) else { return };
-        let k = self.known.entry(peer).or_insert_with(|| Known { addrs: Vec::new(), last_seen: 0, failures: 0, next_try: None });
+        let k = self.known.entry(peer).or_insert_with(|| Known {
+            addrs: Vec::new(),
+            last_seen: 0,
+            failures: 0,
+            next_try: None,
+        });
         k.addrs.retain(|a| *a != addr);
         k.addrs.insert(0, addr);
         k.addrs.truncate(MAX_ADDRS_PER_PEER);
@@ -283,7 +328,12 @@ impl PeerStore {
         if addrs.is_empty() {
             return;
         }
-        let k = self.known.entry(peer).or_insert_with(|| Known { addrs: Vec::new(), last_seen: 0, failures: 0, next_try: None });
+        let k = self.known.entry(peer).or_insert_with(|| Known {
+            addrs: Vec::new(),
+            last_seen: 0,
+            failures: 0,
+            next_try: None,
+        });
         for a in addrs {
             if !k.addrs.contains(&a) && k.addrs.len() < MAX_ADDRS_PER_PEER {
                 k.addrs.push(a);
@@ -324,11 +374,24 @@ impl PeerStore {
     }
 
     /// Up to `n` peers worth dialing now, most recently seen first.
-    pub fn candidates(&self, now: Instant, n: usize, skip: impl Fn(&PeerId) -> bool) -> Vec<(PeerId, Vec<Multiaddr>)> {
-        let mut c: Vec<(&PeerId, &Known)> =
-            self.known.iter().filter(|(id, k)| !skip(id) && k.next_try.is_none_or(|t| t <= now) && !self.bans.contains_key(*id)).collect();
-        c.sort_by(|a, b| b.1.last_seen.cmp(&a.1.last_seen));
-        c.into_iter().take(n).map(|(id, k)| (*id, k.addrs.clone())).collect()
+    pub fn candidates(
+        &self,
+        now: Instant,
+        n: usize,
+        skip: impl Fn(&PeerId) -> bool,
+    ) -> Vec<(PeerId, Vec<Multiaddr>)> {
+        let mut c: Vec<(&PeerId, &Known)> = self
+            .known
+            .iter()
+            .filter(|(id, k)| {
+                !skip(id) && k.next_try.is_none_or(|t| t <= now) && !self.bans.contains_key(*id)
+            })
+            .collect();
+        c.sort_by_key(|(_, k)| std::cmp::Reverse(k.last_seen));
+        c.into_iter()
+            .take(n)
+            .map(|(id, k)| (*id, k.addrs.clone()))
+            .collect()
     }
 
     /// Bans `peer` until `until` (unix seconds).
@@ -362,7 +425,12 @@ impl PeerStore {
     /// Removes and returns bans that have run out.
     pub fn expire_bans(&mut self) -> Vec<PeerId> {
         let now = unix_now();
-        let expired: Vec<PeerId> = self.bans.iter().filter(|(_, u)| **u <= now).map(|(p, _)| *p).collect();
+        let expired: Vec<PeerId> = self
+            .bans
+            .iter()
+            .filter(|(_, u)| **u <= now)
+            .map(|(p, _)| *p)
+            .collect();
         for p in &expired {
             self.bans.remove(p);
             self.dirty = true;
@@ -372,7 +440,14 @@ impl PeerStore {
 
     fn evict(&mut self) {
         while self.known.len() > MAX_STORE_ENTRIES {
-            let Some(oldest) = self.known.iter().min_by_key(|(_, k)| k.last_seen).map(|(p, _)| *p) else { break };
+            let Some(oldest) = self
+                .known
+                .iter()
+                .min_by_key(|(_, k)| k.last_seen)
+                .map(|(p, _)| *p)
+            else {
+                break;
+            };
             self.known.remove(&oldest);
         }
     }
@@ -422,7 +497,10 @@ mod tests {
     fn only_dialable_addresses_are_kept() {
         assert!(dialable(&addr("/ip4/0.0.0.0/tcp/5")).is_none());
         assert!(dialable(&addr("/ip4/1.2.3.4/udp/5")).is_none());
-        assert_eq!(dialable(&addr("/ip4/1.2.3.4/tcp/5")), Some(addr("/ip4/1.2.3.4/tcp/5")));
+        assert_eq!(
+            dialable(&addr("/ip4/1.2.3.4/tcp/5")),
+            Some(addr("/ip4/1.2.3.4/tcp/5"))
+        );
     }
 
     #[test]

@@ -1,0 +1,457 @@
+//! Connections and peers: handle commands, dialing and the outbound
+//! target, bans and misbehaviour, swarm and discovery events.
+
+use super::behaviour::BehaviourEvent;
+use super::peers::{unix_now, Direction, Peer, BAN_THRESHOLD};
+use super::service::{peer_of, Command, Service, ADD_PEER_TIMEOUT, WRONG_CHAIN_BACKOFF};
+use super::{BannedPeer, P2pError, PeerInfo};
+use libp2p::gossipsub;
+use libp2p::multiaddr::Protocol;
+use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
+use libp2p::swarm::SwarmEvent;
+use libp2p::{identify, kad, mdns, Multiaddr, PeerId};
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+use tokio::sync::oneshot;
+
+impl Service {
+    pub(super) fn on_command(&mut self, cmd: Command) {
+        match cmd {
+            Command::ListenAddrs(reply) => {
+                let _ = reply.send(self.listen_strings());
+            }
+            Command::Peers(reply) => {
+                let mut v: Vec<PeerInfo> = self
+                    .peers
+                    .iter()
+                    .map(|(id, p)| PeerInfo {
+                        peer_id: id.to_string(),
+                        address: super::peers::dialable(&p.address)
+                            .unwrap_or_else(|| p.address.clone())
+                            .to_string(),
+                        direction: p.direction.as_str().to_string(),
+                        height: p.status.as_ref().map(|s| s.height).unwrap_or(0),
+                        best_hash: p
+                            .status
+                            .as_ref()
+                            .map(|s| s.best_hash.to_hex())
+                            .unwrap_or_default(),
+                        score: p.score,
+                        commitment_mismatch: p.commitment_mismatch,
+                    })
+                    .collect();
+                v.sort_by(|a, b| a.peer_id.cmp(&b.peer_id));
+                let _ = reply.send(v);
+            }
+            Command::AddPeer(addr, reply) => self.add_peer(addr, reply),
+            Command::Disconnect(peer, reply) => {
+                let r = if self.swarm.disconnect_peer_id(peer).is_ok() {
+                    Ok(())
+                } else {
+                    Err(P2pError::NotConnected(peer.to_string()))
+                };
+                let _ = reply.send(r);
+            }
+            Command::Ban(peer, secs, reply) => {
+                let secs = if secs == 0 {
+                    self.config.ban_duration.as_secs()
+                } else {
+                    secs
+                };
+                self.ban(peer, secs, "banned by the operator");
+                let _ = reply.send(Ok(()));
+            }
+            Command::Unban(peer, reply) => {
+                let r = if self.store.unban(&peer) {
+                    self.swarm.behaviour_mut().blocked.unblock_peer(peer);
+                    tracing::info!(%peer, "peer unbanned");
+                    Ok(())
+                } else {
+                    Err(P2pError::NotBanned(peer.to_string()))
+                };
+                let _ = reply.send(r);
+            }
+            Command::Banned(reply) => {
+                let v = self
+                    .store
+                    .bans()
+                    .into_iter()
+                    .map(|(p, until)| BannedPeer {
+                        peer_id: p.to_string(),
+                        until,
+                    })
+                    .collect();
+                let _ = reply.send(v);
+            }
+            Command::Shutdown(_) => {}
+            #[cfg(test)]
+            Command::PublishRaw { blocks, data } => {
+                let topic = if blocks {
+                    self.names.blocks.clone()
+                } else {
+                    self.names.txs.clone()
+                };
+                if let Err(e) = self.swarm.behaviour_mut().gossipsub.publish(topic, data) {
+                    tracing::warn!(?e, "raw publish failed");
+                }
+            }
+        }
+    }
+
+    pub(super) fn listen_strings(&self) -> Vec<String> {
+        self.listen_addrs
+            .iter()
+            .map(|a| a.clone().with(Protocol::P2p(self.local_id)).to_string())
+            .collect()
+    }
+
+    fn add_peer(&mut self, addr: Multiaddr, reply: oneshot::Sender<Result<(), P2pError>>) {
+        let peer = peer_of(&addr);
+        if let Some(p) = peer {
+            if self.store.is_banned(&p) {
+                let _ = reply.send(Err(P2pError::Banned(p.to_string())));
+                return;
+            }
+            if self.swarm.is_connected(&p) {
+                let _ = reply.send(Ok(()));
+                return;
+            }
+            self.wrong_chain.remove(&p);
+        }
+        let opts = match peer {
+            Some(p) => DialOpts::peer_id(p)
+                .addresses(vec![addr.clone()])
+                .condition(PeerCondition::Always)
+                .build(),
+            None => DialOpts::unknown_peer_id().address(addr.clone()).build(),
+        };
+        let id = opts.connection_id();
+        match self.swarm.dial(opts) {
+            Ok(()) => {
+                self.pending_dials.insert(
+                    id,
+                    (addr.to_string(), reply, Instant::now() + ADD_PEER_TIMEOUT),
+                );
+            }
+            Err(e) => {
+                let _ = reply.send(Err(P2pError::Dial {
+                    addr: addr.to_string(),
+                    why: e.to_string(),
+                }));
+            }
+        }
+    }
+
+    fn dial(&mut self, peer: PeerId, addrs: Vec<Multiaddr>) {
+        if peer == self.local_id
+            || self.dialing.contains(&peer)
+            || self.swarm.is_connected(&peer)
+            || self.store.is_banned(&peer)
+            || self.wrong_chain.contains_key(&peer)
+        {
+            return;
+        }
+        let opts = DialOpts::peer_id(peer)
+            .addresses(addrs)
+            .condition(PeerCondition::DisconnectedAndNotDialing)
+            .build();
+        match self.swarm.dial(opts) {
+            Ok(()) => {
+                self.dialing.insert(peer);
+            }
+            Err(e) => tracing::debug!(%peer, %e, "dial refused"),
+        }
+    }
+
+    pub(super) fn dial_bootnodes(&mut self) {
+        for addr in self.bootnodes.clone() {
+            match peer_of(&addr) {
+                Some(p) => self.dial(p, vec![addr]),
+                None => {
+                    if let Err(e) = self.swarm.dial(addr.clone()) {
+                        tracing::debug!(%addr, %e, "cannot dial bootnode");
+                    }
+                }
+            }
+        }
+    }
+
+    /// Keeps `target_outbound` outbound peers: peer store first (known
+    /// good), then the Kademlia table, then bootnodes when alone.
+    pub(super) fn top_up(&mut self) {
+        let outbound = self
+            .peers
+            .values()
+            .filter(|p| p.direction == Direction::Outbound)
+            .count();
+        let want = self
+            .config
+            .target_outbound
+            .saturating_sub(outbound + self.dialing.len());
+        if want == 0 || self.peers.len() >= self.config.max_peers {
+            return;
+        }
+        let now = Instant::now();
+        self.wrong_chain
+            .retain(|_, t| now.saturating_duration_since(*t) < WRONG_CHAIN_BACKOFF);
+        let skip = |p: &PeerId| {
+            *p == self.local_id
+                || self.peers.contains_key(p)
+                || self.dialing.contains(p)
+                || self.wrong_chain.contains_key(p)
+        };
+        let mut picks = self.store.candidates(now, want, skip);
+        if picks.len() < want {
+            let mut from_kad = Vec::new();
+            for bucket in self.swarm.behaviour_mut().kad.kbuckets() {
+                for e in bucket.iter() {
+                    from_kad.push((
+                        *e.node.key.preimage(),
+                        e.node.value.iter().cloned().collect::<Vec<_>>(),
+                    ));
+                }
+            }
+            for (p, addrs) in from_kad {
+                if picks.len() >= want {
+                    break;
+                }
+                if !skip(&p)
+                    && !self.store.is_banned(&p)
+                    && !self.store.contains(&p)
+                    && !picks.iter().any(|(q, _)| *q == p)
+                {
+                    picks.push((p, addrs));
+                }
+            }
+        }
+        for (p, addrs) in picks {
+            self.dial(p, addrs);
+        }
+        if self.peers.is_empty() && self.dialing.is_empty() {
+            self.dial_bootnodes();
+        }
+    }
+
+    /// Lowers a peer's score; at the threshold it is banned.
+    pub(super) fn misbehave(&mut self, peer: PeerId, points: i32, reason: &str) {
+        let score = match self.peers.get_mut(&peer) {
+            Some(p) => {
+                p.score = p.score.saturating_sub(points);
+                p.score
+            }
+            None => -points,
+        };
+        tracing::warn!(%peer, points, score, reason, "peer misbehaved");
+        if score <= BAN_THRESHOLD {
+            self.ban(peer, self.config.ban_duration.as_secs(), reason);
+        }
+    }
+
+    fn ban(&mut self, peer: PeerId, secs: u64, reason: &str) {
+        if peer == self.local_id {
+            return;
+        }
+        let until = unix_now().saturating_add(secs);
+        tracing::warn!(%peer, secs, reason, "banning peer");
+        self.store.ban(peer, until);
+        // Closes its connections and refuses new ones in both directions.
+        self.swarm.behaviour_mut().blocked.block_peer(peer);
+        let _ = self.store.save();
+    }
+
+    /// A peer on another chain: drop it and do not dial it again soon.
+    pub(super) fn drop_wrong_chain(&mut self, peer: PeerId, reason: &str) {
+        tracing::warn!(%peer, reason, "disconnecting a peer on another chain or network");
+        self.store.remove(&peer);
+        self.swarm.behaviour_mut().kad.remove_peer(&peer);
+        self.wrong_chain.insert(peer, Instant::now());
+        let _ = self.swarm.disconnect_peer_id(peer);
+    }
+
+    fn update_counts(&self) {
+        let inbound = self
+            .peers
+            .values()
+            .filter(|p| p.direction == Direction::Inbound)
+            .count();
+        self.shared.inbound.store(inbound, Ordering::Relaxed);
+        self.shared
+            .outbound
+            .store(self.peers.len() - inbound, Ordering::Relaxed);
+    }
+
+    pub(super) fn on_swarm_event(&mut self, ev: SwarmEvent<BehaviourEvent>) {
+        match ev {
+            SwarmEvent::Behaviour(ev) => self.on_behaviour_event(ev),
+            SwarmEvent::NewListenAddr { address, .. } => {
+                tracing::info!(address = %address.clone().with(Protocol::P2p(self.local_id)), "listening");
+                if !self.listen_addrs.contains(&address) {
+                    self.listen_addrs.push(address);
+                }
+            }
+            SwarmEvent::ExpiredListenAddr { address, .. } => {
+                self.listen_addrs.retain(|a| *a != address)
+            }
+            SwarmEvent::ConnectionEstablished {
+                peer_id,
+                connection_id,
+                endpoint,
+                num_established,
+                ..
+            } => {
+                self.dialing.remove(&peer_id);
+                if let Some((_, reply, _)) = self.pending_dials.remove(&connection_id) {
+                    let _ = reply.send(Ok(()));
+                }
+                let addr = endpoint.get_remote_address().clone();
+                if endpoint.is_dialer() {
+                    self.store.record_success(peer_id, &addr);
+                }
+                if num_established.get() == 1 {
+                    let dir = if endpoint.is_dialer() {
+                        Direction::Outbound
+                    } else {
+                        Direction::Inbound
+                    };
+                    tracing::info!(peer = %peer_id, %addr, direction = dir.as_str(), "peer connected");
+                    self.peers.insert(peer_id, Peer::new(addr, dir));
+                    self.request_status(peer_id);
+                } else if let Some(p) = self.peers.get_mut(&peer_id) {
+                    p.connections += 1;
+                }
+                self.update_counts();
+            }
+            SwarmEvent::ConnectionClosed {
+                peer_id,
+                connection_id,
+                num_established,
+                cause,
+                ..
+            } => {
+                if let Some((addr, reply, _)) = self.pending_dials.remove(&connection_id) {
+                    let _ = reply.send(Err(P2pError::Dial {
+                        addr,
+                        why: "connection closed during setup".into(),
+                    }));
+                }
+                if num_established == 0 {
+                    if self.peers.remove(&peer_id).is_some() {
+                        tracing::info!(peer = %peer_id, cause = ?cause.map(|c| c.to_string()), "peer disconnected");
+                    }
+                    self.downloader.peer_gone(&peer_id);
+                    self.header_peers.remove(&peer_id);
+                    if self
+                        .headers_pending
+                        .as_ref()
+                        .is_some_and(|(p, _)| *p == peer_id)
+                    {
+                        self.headers_pending = None;
+                    }
+                    self.status_requests.retain(|_, p| *p != peer_id);
+                    self.counted_mismatches.retain(|(p, _)| *p != peer_id);
+                } else if let Some(p) = self.peers.get_mut(&peer_id) {
+                    p.connections = p.connections.saturating_sub(1);
+                }
+                self.update_counts();
+            }
+            SwarmEvent::OutgoingConnectionError {
+                connection_id,
+                peer_id,
+                error,
+            } => {
+                if let Some(p) = peer_id {
+                    self.dialing.remove(&p);
+                    self.store.record_failure(&p, Instant::now());
+                }
+                if let Some((addr, reply, _)) = self.pending_dials.remove(&connection_id) {
+                    let _ = reply.send(Err(P2pError::Dial {
+                        addr,
+                        why: error.to_string(),
+                    }));
+                }
+                tracing::debug!(peer = ?peer_id, %error, "outgoing connection failed");
+            }
+            SwarmEvent::IncomingConnectionError {
+                send_back_addr,
+                error,
+                ..
+            } => {
+                tracing::debug!(%send_back_addr, %error, "incoming connection failed");
+            }
+            _ => {}
+        }
+    }
+
+    fn on_behaviour_event(&mut self, ev: BehaviourEvent) {
+        match ev {
+            BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. }) => {
+                self.on_identify(peer_id, info)
+            }
+            BehaviourEvent::Mdns(mdns::Event::Discovered(found)) => {
+                for (peer, addr) in found {
+                    if peer == self.local_id || self.store.is_banned(&peer) {
+                        continue;
+                    }
+                    tracing::debug!(%peer, %addr, "found a peer by mDNS");
+                    self.swarm
+                        .behaviour_mut()
+                        .kad
+                        .add_address(&peer, addr.clone());
+                    let outbound = self
+                        .peers
+                        .values()
+                        .filter(|p| p.direction == Direction::Outbound)
+                        .count();
+                    if outbound < self.config.target_outbound {
+                        self.dial(peer, vec![addr]);
+                    }
+                }
+            }
+            BehaviourEvent::Gossipsub(gossipsub::Event::Message {
+                propagation_source,
+                message_id,
+                message,
+            }) => self.on_gossip(propagation_source, message_id, message),
+            BehaviourEvent::Sync(ev) => self.on_sync_event(ev),
+            BehaviourEvent::Kad(kad::Event::RoutingUpdated { peer, .. }) => {
+                tracing::trace!(%peer, "kademlia routing updated")
+            }
+            BehaviourEvent::Ping(ev) => {
+                if let Err(e) = ev.result {
+                    tracing::debug!(peer = %ev.peer, %e, "ping failed");
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn on_identify(&mut self, peer: PeerId, info: identify::Info) {
+        if info.protocol_version != self.names.prefix {
+            let reason = format!(
+                "protocol version {:?}, ours is {:?}",
+                info.protocol_version, self.names.prefix
+            );
+            self.drop_wrong_chain(peer, &reason);
+            return;
+        }
+        if !info.protocols.contains(&self.names.sync) {
+            let reason = format!("does not speak {}", self.names.sync);
+            self.drop_wrong_chain(peer, &reason);
+            return;
+        }
+        let addrs: Vec<Multiaddr> = info
+            .listen_addrs
+            .iter()
+            .filter_map(super::peers::dialable)
+            .collect();
+        if info.protocols.contains(&self.names.kad) {
+            for a in &addrs {
+                self.swarm.behaviour_mut().kad.add_address(&peer, a.clone());
+            }
+        }
+        self.store.add_addrs(peer, &addrs);
+        if let Some(p) = self.peers.get_mut(&peer) {
+            p.listen_addrs = addrs;
+        }
+    }
+}

@@ -1,0 +1,348 @@
+//! An in-memory [`NetworkChain`] for the network tests: a header tree with
+//! most-work fork choice, bodies, an orphan pool and a mempool that accepts
+//! anything decodable. Block validity is proof of work plus the merkle
+//! root, enough to tell an honest block from a forged one.
+
+use crate::chain_api::{
+    BlockOutcome, ChainEvent, HeadersOutcome, NetworkChain, TipInfo, TxOutcome,
+};
+use lode_core::block::{Block, BlockHeader};
+use lode_core::pow::Work;
+use lode_core::validation::check_header;
+use lode_core::{ChainSpec, Hash256, Height, Transaction};
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use tokio::sync::broadcast;
+
+struct Entry {
+    header: BlockHeader,
+    height: u32,
+    work: Work,
+}
+
+#[derive(Default)]
+struct State {
+    headers: HashMap<Hash256, Entry>,
+    bodies: HashMap<Hash256, Block>,
+    /// Blocks whose every ancestor has a body.
+    connected: HashSet<Hash256>,
+    children: HashMap<Hash256, Vec<Hash256>>,
+    orphans: HashMap<Hash256, Block>,
+    tip: Hash256,
+    best_header: Hash256,
+    mempool: HashMap<Hash256, Transaction>,
+}
+
+/// The mock chain.
+pub struct MockChain {
+    spec: ChainSpec,
+    state: Mutex<State>,
+    events: broadcast::Sender<ChainEvent>,
+    /// Report a different UTXO commitment than honest nodes.
+    pub corrupt_commitment: AtomicBool,
+    /// Stop announcing accepted blocks (to test orphan handling).
+    pub quiet: AtomicBool,
+    /// Blocks served through `block()`.
+    pub served: AtomicUsize,
+}
+
+fn work_of(h: &BlockHeader) -> Work {
+    h.bits.to_target().map(|t| t.work()).unwrap_or(Work::ZERO)
+}
+
+impl MockChain {
+    /// A chain holding only `spec`'s genesis block.
+    pub fn new(spec: ChainSpec) -> Arc<MockChain> {
+        let genesis = spec.genesis_block();
+        let g = genesis.hash();
+        let mut st = State {
+            tip: g,
+            best_header: g,
+            ..Default::default()
+        };
+        st.headers.insert(
+            g,
+            Entry {
+                header: genesis.header,
+                height: 0,
+                work: work_of(&genesis.header),
+            },
+        );
+        st.bodies.insert(g, genesis);
+        st.connected.insert(g);
+        let (events, _) = broadcast::channel(4096);
+        Arc::new(MockChain {
+            spec,
+            state: Mutex::new(st),
+            events,
+            corrupt_commitment: AtomicBool::new(false),
+            quiet: AtomicBool::new(false),
+            served: AtomicUsize::new(0),
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Sends an event as if the node had accepted something.
+    pub fn announce(&self, ev: ChainEvent) {
+        let _ = self.events.send(ev);
+    }
+
+    /// Active tip height.
+    pub fn height(&self) -> u32 {
+        self.tip().height.0
+    }
+
+    fn add_header(st: &mut State, h: &BlockHeader) -> Result<bool, HeadersOutcome> {
+        let hash = h.hash();
+        if st.headers.contains_key(&hash) {
+            return Ok(false);
+        }
+        let Some(parent) = st.headers.get(&h.prev_hash) else {
+            return Err(HeadersOutcome::Unconnected);
+        };
+        let entry = Entry {
+            header: *h,
+            height: parent.height + 1,
+            work: parent.work.saturating_add(&work_of(h)),
+        };
+        let better = entry.work > st.headers[&st.best_header].work;
+        st.headers.insert(hash, entry);
+        st.children.entry(h.prev_hash).or_default().push(hash);
+        if better {
+            st.best_header = hash;
+        }
+        Ok(true)
+    }
+
+    /// Connects `hash` and every stored descendant; moves the tip to the
+    /// most work (first seen wins ties).
+    fn connect_from(st: &mut State, hash: Hash256) {
+        let mut stack = vec![hash];
+        while let Some(h) = stack.pop() {
+            if !st.bodies.contains_key(&h) || !st.connected.insert(h) {
+                continue;
+            }
+            if st.headers[&h].work > st.headers[&st.tip].work {
+                st.tip = h;
+            }
+            stack.extend(st.children.get(&h).cloned().unwrap_or_default());
+        }
+    }
+
+    fn active_chain(st: &State) -> Vec<Hash256> {
+        let mut v = Vec::new();
+        let mut cur = st.tip;
+        loop {
+            v.push(cur);
+            let e = &st.headers[&cur];
+            if e.height == 0 {
+                break;
+            }
+            cur = e.header.prev_hash;
+        }
+        v.reverse();
+        v
+    }
+
+    fn best_header_chain(st: &State) -> Vec<Hash256> {
+        let mut v = Vec::new();
+        let mut cur = st.best_header;
+        loop {
+            v.push(cur);
+            let e = &st.headers[&cur];
+            if e.height == 0 {
+                break;
+            }
+            cur = e.header.prev_hash;
+        }
+        v.reverse();
+        v
+    }
+}
+
+impl NetworkChain for MockChain {
+    fn spec(&self) -> &ChainSpec {
+        &self.spec
+    }
+
+    fn tip(&self) -> TipInfo {
+        let st = self.lock();
+        let e = &st.headers[&st.tip];
+        TipInfo {
+            hash: st.tip,
+            height: Height(e.height),
+            chainwork: e.work,
+        }
+    }
+
+    fn best_header(&self) -> TipInfo {
+        let st = self.lock();
+        let e = &st.headers[&st.best_header];
+        TipInfo {
+            hash: st.best_header,
+            height: Height(e.height),
+            chainwork: e.work,
+        }
+    }
+
+    fn utxo_commitment(&self) -> Hash256 {
+        let tip = self.lock().tip;
+        let mut c = lode_core::hash::sha256d(&tip.0);
+        if self.corrupt_commitment.load(Ordering::Relaxed) {
+            c.0[0] ^= 0xff;
+        }
+        c
+    }
+
+    fn locator(&self) -> Vec<Hash256> {
+        let st = self.lock();
+        let chain = Self::best_header_chain(&st);
+        let mut out = Vec::new();
+        let mut i = chain.len() as i64 - 1;
+        let mut step = 1;
+        while i > 0 {
+            out.push(chain[i as usize]);
+            if out.len() >= 10 {
+                step *= 2;
+            }
+            i -= step;
+        }
+        out.push(chain[0]);
+        out
+    }
+
+    fn headers_after(&self, locator: &[Hash256], max: usize) -> Vec<BlockHeader> {
+        let st = self.lock();
+        let chain = Self::active_chain(&st);
+        let pos: HashMap<Hash256, usize> = chain.iter().enumerate().map(|(i, h)| (*h, i)).collect();
+        let start = locator
+            .iter()
+            .find_map(|h| pos.get(h))
+            .map(|i| i + 1)
+            .unwrap_or(1);
+        chain
+            .iter()
+            .skip(start)
+            .take(max)
+            .map(|h| st.headers[h].header)
+            .collect()
+    }
+
+    fn accept_headers(&self, headers: &[BlockHeader]) -> HeadersOutcome {
+        let mut st = self.lock();
+        let mut new = 0;
+        for h in headers {
+            if check_header(h, &self.spec).is_err() {
+                return HeadersOutcome::Invalid("bad proof of work".into());
+            }
+            match Self::add_header(&mut st, h) {
+                Ok(true) => new += 1,
+                Ok(false) => {}
+                Err(e) => return e,
+            }
+        }
+        HeadersOutcome::Accepted { new }
+    }
+
+    fn missing_blocks(&self, max: usize) -> Vec<Hash256> {
+        let st = self.lock();
+        Self::best_header_chain(&st)
+            .into_iter()
+            .filter(|h| !st.bodies.contains_key(h))
+            .take(max)
+            .collect()
+    }
+
+    fn block(&self, hash: &Hash256) -> Option<Block> {
+        let b = self.lock().bodies.get(hash).cloned();
+        if b.is_some() {
+            self.served.fetch_add(1, Ordering::Relaxed);
+        }
+        b
+    }
+
+    fn has_block(&self, hash: &Hash256) -> bool {
+        let st = self.lock();
+        st.bodies.contains_key(hash) || st.orphans.contains_key(hash)
+    }
+
+    fn submit_block(&self, block: Block) -> BlockOutcome {
+        let hash = block.hash();
+        let mut st = self.lock();
+        if st.bodies.contains_key(&hash) || st.orphans.contains_key(&hash) {
+            return BlockOutcome::AlreadyHave;
+        }
+        if check_header(&block.header, &self.spec).is_err() {
+            return BlockOutcome::Invalid("bad proof of work".into());
+        }
+        let (root, mutated) = block.compute_merkle_root();
+        if root != block.header.merkle_root || mutated || block.transactions.is_empty() {
+            return BlockOutcome::Invalid("bad merkle root".into());
+        }
+        if !st.headers.contains_key(&block.header.prev_hash) {
+            let parent = block.header.prev_hash;
+            st.orphans.insert(hash, block);
+            return BlockOutcome::Orphan {
+                missing_parent: parent,
+            };
+        }
+        let mut accepted = vec![block];
+        let mut announce = Vec::new();
+        while let Some(b) = accepted.pop() {
+            let h = b.hash();
+            let _ = Self::add_header(&mut st, &b.header);
+            st.bodies.insert(h, b.clone());
+            let parent = b.header.prev_hash;
+            if st.connected.contains(&parent) {
+                Self::connect_from(&mut st, h);
+            }
+            announce.push(b);
+            // Orphans waiting for this block can come in now.
+            let waiting: Vec<Hash256> = st
+                .orphans
+                .iter()
+                .filter(|(_, o)| o.header.prev_hash == h)
+                .map(|(k, _)| *k)
+                .collect();
+            for w in waiting {
+                if let Some(o) = st.orphans.remove(&w) {
+                    accepted.push(o);
+                }
+            }
+        }
+        drop(st);
+        if !self.quiet.load(Ordering::Relaxed) {
+            for b in announce {
+                let _ = self.events.send(ChainEvent::Block(Arc::new(b)));
+            }
+        }
+        BlockOutcome::Accepted { new_tip: true }
+    }
+
+    fn submit_tx(&self, tx: Transaction) -> TxOutcome {
+        if tx.inputs.is_empty() {
+            return TxOutcome::Invalid("no inputs".into());
+        }
+        let id = tx.txid();
+        let mut st = self.lock();
+        if st.mempool.contains_key(&id) {
+            return TxOutcome::AlreadyHave;
+        }
+        st.mempool.insert(id, tx.clone());
+        drop(st);
+        let _ = self.events.send(ChainEvent::Tx(Arc::new(tx)));
+        TxOutcome::Accepted
+    }
+
+    fn has_tx(&self, txid: &Hash256) -> bool {
+        self.lock().mempool.contains_key(txid)
+    }
+
+    fn subscribe(&self) -> broadcast::Receiver<ChainEvent> {
+        self.events.subscribe()
+    }
+}
