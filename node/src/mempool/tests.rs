@@ -134,8 +134,9 @@ fn full_pool_evicts_the_cheapest_package() {
     fx.accept(&mut pool, fx.spend(fx.coins[2], coin10(), 6000)).unwrap();
     assert!(!pool.contains(&cheap.txid()) && !pool.contains(&child.txid()));
     assert_eq!(pool.len(), 2);
-    // A worse one is refused.
-    assert_eq!(fx.accept(&mut pool, fx.spend(fx.coins[3], coin10(), 200)), Err(MempoolError::MempoolFull));
+    fx.accept(&mut pool, fx.spend(fx.coins[3], coin10(), 4000)).unwrap();
+    // Full again: a worse one is refused.
+    assert_eq!(fx.accept(&mut pool, fx.spend(fx.coins[4], coin10(), 300)), Err(MempoolError::MempoolFull));
 }
 
 #[test]
