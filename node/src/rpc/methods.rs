@@ -229,8 +229,9 @@ impl Methods {
                     .into_iter()
                     .map(|(h, txid)| json!({"txid": txid, "height": h.0}))
                     .collect();
-                let pool = self.node.mempool();
-                for tx in pool.transactions() {
+                // Copy out: looking up prevouts takes the mempool lock again.
+                let pool: Vec<Transaction> = self.node.mempool().transactions().cloned().collect();
+                for tx in &pool {
                     let pays = tx.outputs.iter().any(|o| o.address == address);
                     let spends = tx.inputs.iter().any(|i| self.prevout_output(&chain, &i.prevout).is_some_and(|o| o.address == address));
                     if pays || spends {
@@ -303,8 +304,9 @@ impl Methods {
             }
         }
         let mut unconfirmed: i128 = 0;
-        let pool = self.node.mempool();
-        for tx in pool.transactions() {
+        // Copy out: looking up prevouts takes the mempool lock again.
+        let pool: Vec<Transaction> = self.node.mempool().transactions().cloned().collect();
+        for tx in &pool {
             for o in tx.outputs.iter().filter(|o| o.address == *address) {
                 unconfirmed += i128::from(o.value.units());
             }
