@@ -43,8 +43,17 @@ impl Report {
 
     /// Adds a figure and prints it at once (long runs show progress).
     pub fn add(&mut self, name: &str, value: f64, unit: &str, reference_name: &str, reference: f64) {
-        let f = Figure { name: name.into(), value, unit: unit.into(), reference_name: reference_name.into(), reference };
-        eprintln!("  {:<44} {:>14.1} {:<10} ref {:>14.1} ({})  ratio {:.3}", f.name, f.value, f.unit, f.reference, f.reference_name, f.ratio());
+        let f =
+            Figure { name: name.into(), value, unit: unit.into(), reference_name: reference_name.into(), reference };
+        eprintln!(
+            "  {:<44} {:>14.1} {:<10} ref {:>14.1} ({})  ratio {:.3}",
+            f.name,
+            f.value,
+            f.unit,
+            f.reference,
+            f.reference_name,
+            f.ratio()
+        );
         self.figures.push(f);
     }
 
@@ -61,7 +70,15 @@ impl Report {
         println!("| figure | value | unit | reference | ref value | ratio |");
         println!("|---|---:|---|---|---:|---:|");
         for f in &self.figures {
-            println!("| {} | {:.1} | {} | {} | {:.1} | {:.3} |", f.name, f.value, f.unit, f.reference_name, f.reference, f.ratio());
+            println!(
+                "| {} | {:.1} | {} | {} | {:.1} | {:.3} |",
+                f.name,
+                f.value,
+                f.unit,
+                f.reference_name,
+                f.reference,
+                f.ratio()
+            );
         }
         for n in &self.notes {
             println!("- {n}");
@@ -75,7 +92,10 @@ impl Report {
             .iter()
             .map(|f| json!({"name": f.name, "value": f.value, "unit": f.unit, "reference_name": f.reference_name, "reference": f.reference, "ratio": f.ratio()}))
             .collect();
-        serde_json::to_string_pretty(&json!({"quick": self.quick, "cores": cores(), "figures": figures, "notes": self.notes})).unwrap_or_default()
+        serde_json::to_string_pretty(
+            &json!({"quick": self.quick, "cores": cores(), "figures": figures, "notes": self.notes}),
+        )
+        .unwrap_or_default()
     }
 }
 
@@ -88,7 +108,12 @@ pub fn cores() -> usize {
 pub fn peak_rss_mib() -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)).and_then(|v| v.parse::<f64>().ok()))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse::<f64>().ok())
+        })
         .map(|kb| kb / 1024.0)
         .unwrap_or(0.0)
 }

@@ -15,7 +15,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 fn import_into(dir: &Path, blocks: &[Block]) -> f64 {
-    let mut chain = Chain::open(&dir.join("chain"), ChainSpec::regtest(), Arc::new(SigCache::new(10)), ChainConfig::default()).expect("open");
+    let mut chain =
+        Chain::open(&dir.join("chain"), ChainSpec::regtest(), Arc::new(SigCache::new(10)), ChainConfig::default())
+            .expect("open");
     let start = Instant::now();
     for b in blocks {
         chain.accept_block(b.clone()).expect("import");
@@ -68,7 +70,13 @@ pub fn sync(report: &mut Report) {
         let client = start_on(&client_dir, boots);
         wait_for("sync", Duration::from_secs(1800), || (client.tip() == tip).then_some(()));
         let rate = n as f64 / start.elapsed().as_secs_f64();
-        report.add(&format!("sync {n} blocks from {peers} peer(s)"), rate, "blocks/s", "import alone, blocks/s", import_rate);
+        report.add(
+            &format!("sync {n} blocks from {peers} peer(s)"),
+            rate,
+            "blocks/s",
+            "import alone, blocks/s",
+            import_rate,
+        );
     }
 }
 
@@ -126,8 +134,20 @@ pub fn propagation(report: &mut Report) {
     let median = arrivals[arrivals.len() / 2];
     let worst = arrivals[arrivals.len() - 1];
     let name = format!("block of {big_txs} tx to {nodes_n} nodes");
-    report.add(&format!("{name}: median (ms)"), median * 1000.0, "ms", "one validation of the block (ms)", validation * 1000.0);
-    report.add(&format!("{name}: worst (ms)"), worst * 1000.0, "ms", "one validation of the block (ms)", validation * 1000.0);
+    report.add(
+        &format!("{name}: median (ms)"),
+        median * 1000.0,
+        "ms",
+        "one validation of the block (ms)",
+        validation * 1000.0,
+    );
+    report.add(
+        &format!("{name}: worst (ms)"),
+        worst * 1000.0,
+        "ms",
+        "one validation of the block (ms)",
+        validation * 1000.0,
+    );
 }
 
 /// Transactions accepted per second through RPC from concurrent clients.
@@ -145,7 +165,8 @@ pub fn mempool(report: &mut Report) {
     let hexes: Vec<String> = next.transactions[1..].iter().map(|t| hex::encode(t.encode())).collect();
     let node = start_on(&dir, Vec::new());
     let clients = 4;
-    let chunks: Vec<Vec<String>> = (0..clients).map(|c| hexes.iter().skip(c).step_by(clients).cloned().collect()).collect();
+    let chunks: Vec<Vec<String>> =
+        (0..clients).map(|c| hexes.iter().skip(c).step_by(clients).cloned().collect()).collect();
     let start = Instant::now();
     std::thread::scope(|s| {
         for chunk in &chunks {
@@ -161,5 +182,11 @@ pub fn mempool(report: &mut Report) {
     let size = node.rpc("getmempoolinfo", json!([]))["size"].as_u64().unwrap_or(0);
     assert_eq!(size as usize, hexes.len(), "every transaction admitted");
     let set = crate::sections::single_verify_rate(report);
-    report.add(&format!("mempool: {} tx via RPC, {clients} clients", hexes.len()), hexes.len() as f64 / elapsed, "tx/s", "cores × 1-core verify rate", set * cores() as f64);
+    report.add(
+        &format!("mempool: {} tx via RPC, {clients} clients", hexes.len()),
+        hexes.len() as f64 / elapsed,
+        "tx/s",
+        "cores × 1-core verify rate",
+        set * cores() as f64,
+    );
 }

@@ -1,17 +1,15 @@
 //! The benchmark sections.
 
 use crate::figures::{cores, peak_rss_mib, Report};
-use lode_core::block::{merkle_root, BlockHeader, HeaderHasher};
+use lode_core::block::{BlockHeader, HeaderHasher};
 use lode_core::crypto::{signature_hash, verify, SecretKey, SigCache, Signature};
 use lode_core::pow::CompactTarget;
 use lode_core::subsidy::block_subsidy;
-use lode_core::tx::{OutPoint, Transaction, TxIn, TxOut, Unlock};
-use lode_core::validation::{check_block, connect_block, Coin, ConnectContext};
-use lode_core::{Address, Amount, Block, ChainSpec, Hash256, Height};
+use lode_core::validation::{check_block, connect_block, ConnectContext};
+use lode_core::{Amount, ChainSpec, Hash256};
 use lode_node::chain::{Chain, ChainConfig};
 use lode_node::testkit::ChainBuilder;
 use sha2::digest::generic_array::GenericArray;
-use std::collections::HashMap;
 use std::hint::black_box;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -114,34 +112,6 @@ pub fn signatures(report: &mut Report) {
     report.add("k256 Schnorr verifications/s (1 core)", k256, "verif/s", "libsecp256k1 verifications/s", libsecp);
 }
 
-/// A block of `n` one-input spends of coins in the returned UTXO map.
-pub fn spend_block(spec: &ChainSpec, n: usize) -> (Block, HashMap<OutPoint, Coin>, Height) {
-    let key = SecretKey::generate();
-    let addr = Address::from_pubkey(&key.public_key());
-    let height = Height(1000);
-    let mut utxo = HashMap::new();
-    let mut txs = Vec::with_capacity(n + 1);
-    let value = Amount::from_coins(1);
-    for i in 0..n {
-        let op = OutPoint { txid: lode_core::hash::sha256d(&(i as u64).to_le_bytes()), vout: 0 };
-        utxo.insert(op, Coin { output: TxOut { value, address: addr }, height: Height(1), coinbase: false });
-        let mut tx = Transaction {
-            version: 1,
-            inputs: vec![TxIn { prevout: op, unlock: Unlock::Signature { pubkey: key.public_key(), sig: Signature::default() } }],
-            outputs: vec![TxOut { value: Amount::from_units(value.units() - 1000), address: addr }],
-            lock_time: 0,
-        };
-        tx.sign_inputs(&spec.genesis_hash(), &[&key], &[value]);
-        txs.push(tx);
-    }
-    let fees = Amount::from_units(1000 * n as u64);
-    let cb = Transaction::coinbase(height, vec![], vec![TxOut { value: block_subsidy(spec, height).checked_add(fees).unwrap_or_default(), address: addr }]);
-    txs.insert(0, cb);
-    let ids: Vec<Hash256> = txs.iter().map(Transaction::txid).collect();
-    let header = BlockHeader { version: 1, prev_hash: Hash256::ZERO, merkle_root: merkle_root(&ids).0, time: 1, bits: spec.pow_limit, nonce: 0 };
-    (Block { header, transactions: txs }, utxo, height)
-}
-
 /// Single-core k256 verifications per second.
 pub fn single_verify_rate(report: &Report) -> f64 {
     k256_rate(report, &sig_set(64))
@@ -157,8 +127,12 @@ pub fn validation(report: &mut Report) {
     let spec = ChainSpec::regtest();
     let bound = signature_bound(report);
     for n in [1000usize, 5000] {
-        let (block, utxo, height) = spend_block(&spec, n);
-        let ctx = ConnectContext { genesis: spec.genesis_hash(), coinbase_maturity: spec.coinbase_maturity, subsidy: block_subsidy(&spec, height) };
+        let (block, utxo, height) = lode_node::testkit::spend_block(&spec, n);
+        let ctx = ConnectContext {
+            genesis: spec.genesis_hash(),
+            coinbase_maturity: spec.coinbase_maturity,
+            subsidy: block_subsidy(&spec, height),
+        };
         let rounds = if report.quick { 2 } else { 5 };
         let start = Instant::now();
         for _ in 0..rounds {
@@ -178,7 +152,13 @@ pub fn validation(report: &mut Report) {
             connect_block(&block, height, &ctx, &utxo, Some(&cache)).expect("connects");
         }
         let cached = (n * rounds) as f64 / start.elapsed().as_secs_f64();
-        report.add(&format!("block validation, {n} tx, signatures cached"), cached, "tx/s", "same block, uncached", tps);
+        report.add(
+            &format!("block validation, {n} tx, signatures cached"),
+            cached,
+            "tx/s",
+            "same block, uncached",
+            tps,
+        );
     }
     // Sanity: the sighash routine is part of what is measured above.
     black_box(signature_hash(&Hash256::ZERO, &Hash256::ZERO, 0, 0));
@@ -196,14 +176,21 @@ pub fn import(report: &mut Report) {
     eprintln!("  generated {blocks_n} blocks, {tx_total} transactions in {:.1}s", gen.elapsed().as_secs_f64());
     let bound = signature_bound(report);
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut chain = Chain::open(dir.path(), spec.clone(), Arc::new(SigCache::new(1000)), ChainConfig::default()).expect("open");
+    let mut chain =
+        Chain::open(dir.path(), spec.clone(), Arc::new(SigCache::new(1000)), ChainConfig::default()).expect("open");
     let start = Instant::now();
     for b in &blocks {
         chain.accept_block(b.clone()).expect("import");
     }
     let elapsed = start.elapsed().as_secs_f64();
     assert_eq!(chain.state().tip, builder.tip());
-    report.add(&format!("import {blocks_n} blocks: transactions/s"), tx_total as f64 / elapsed, "tx/s", "cores × 1-core verify rate", bound);
+    report.add(
+        &format!("import {blocks_n} blocks: transactions/s"),
+        tx_total as f64 / elapsed,
+        "tx/s",
+        "cores × 1-core verify rate",
+        bound,
+    );
     report.add(&format!("import {blocks_n} blocks: blocks/s"), blocks_n as f64 / elapsed, "blocks/s", "-", 0.0);
     report.add("peak resident memory after import", peak_rss_mib(), "MiB", "-", 0.0);
 
@@ -227,7 +214,13 @@ pub fn import(report: &mut Report) {
     let reorg = start.elapsed().as_secs_f64();
     assert_eq!(update.disconnected.len(), depth);
     let side_txs: usize = side_branch.iter().map(|b| b.transactions.len() - 1).sum();
-    report.add(&format!("reorg of {depth} blocks (disconnect + connect)"), reorg * 1000.0, "ms", "connect-only time of the same blocks at import rate (ms)", side_txs as f64 / (tx_total as f64 / elapsed) * 1000.0);
+    report.add(
+        &format!("reorg of {depth} blocks (disconnect + connect)"),
+        reorg * 1000.0,
+        "ms",
+        "connect-only time of the same blocks at import rate (ms)",
+        side_txs as f64 / (tx_total as f64 / elapsed) * 1000.0,
+    );
 }
 
 /// Time to reopen a data directory holding many blocks (no rescan).
@@ -238,7 +231,8 @@ pub fn restart(report: &mut Report) {
     let mut builder = ChainBuilder::new(spec.clone());
     let dir = tempfile::tempdir().expect("tempdir");
     {
-        let mut chain = Chain::open(dir.path(), spec.clone(), Arc::new(SigCache::new(10)), ChainConfig::default()).expect("open");
+        let mut chain =
+            Chain::open(dir.path(), spec.clone(), Arc::new(SigCache::new(10)), ChainConfig::default()).expect("open");
         for _ in 0..n {
             chain.accept_block(builder.next_block(1)).expect("import");
         }
@@ -248,5 +242,11 @@ pub fn restart(report: &mut Report) {
     let chain = Chain::open(dir.path(), spec, Arc::new(SigCache::new(10)), ChainConfig::default()).expect("reopen");
     let open = start.elapsed().as_secs_f64();
     assert_eq!(chain.state().height.0 as usize, n);
-    report.add(&format!("reopen a chain of {n} blocks"), open * 1000.0, "ms", "goal: RPC answering within (ms)", 2000.0);
+    report.add(
+        &format!("reopen a chain of {n} blocks"),
+        open * 1000.0,
+        "ms",
+        "goal: RPC answering within (ms)",
+        2000.0,
+    );
 }

@@ -18,7 +18,10 @@ fn main() {
     println!("address: {}", addr.encode("lrt").expect("addr"));
     let mut tx = Transaction {
         version: 1,
-        inputs: vec![TxIn { prevout: OutPoint { txid: Hash256([0x11; 32]), vout: 0 }, unlock: Unlock::Signature { pubkey: sk.public_key(), sig: Signature::default() } }],
+        inputs: vec![TxIn {
+            prevout: OutPoint { txid: Hash256([0x11; 32]), vout: 0 },
+            unlock: Unlock::Signature { pubkey: sk.public_key(), sig: Signature::default() },
+        }],
         outputs: vec![TxOut { value: Amount::from_units(4_999_990_000), address: Address([0x22; 20]) }],
         lock_time: 0,
     };

@@ -81,15 +81,9 @@ impl Amount {
             return Err(err("more than 8 decimal places"));
         }
         let whole: u64 = if whole.is_empty() { 0 } else { whole.parse().map_err(|_| err("too large"))? };
-        let frac_units: u64 = if frac.is_empty() {
-            0
-        } else {
-            format!("{frac:0<8}").parse().map_err(|_| err("not a decimal number"))?
-        };
-        let units = whole
-            .checked_mul(COIN)
-            .and_then(|w| w.checked_add(frac_units))
-            .ok_or_else(|| err("too large"))?;
+        let frac_units: u64 =
+            if frac.is_empty() { 0 } else { format!("{frac:0<8}").parse().map_err(|_| err("not a decimal number"))? };
+        let units = whole.checked_mul(COIN).and_then(|w| w.checked_add(frac_units)).ok_or_else(|| err("too large"))?;
         let amount = Amount(units);
         if !amount.is_valid() {
             return Err(err("above the maximum money supply"));

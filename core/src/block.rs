@@ -163,9 +163,8 @@ pub fn merkle_root(leaves: &[Hash256]) -> (Hash256, bool) {
 }
 
 /// SHA-256 initial state.
-const SHA256_IV: [u32; 8] = [
-    0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19,
-];
+const SHA256_IV: [u32; 8] =
+    [0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19];
 
 /// Hashes one header template for many nonces at two SHA-256 compressions
 /// each: the first 64 bytes are compressed once into a midstate.

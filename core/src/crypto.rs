@@ -125,13 +125,7 @@ pub fn verify(pubkey: &PublicKey, msg: &Hash256, sig: &Signature) -> bool {
 /// whole transaction with every signature blanked, the input's index and the
 /// value of the output it spends.
 pub fn signature_hash(genesis: &Hash256, blank_tx_hash: &Hash256, input_index: u32, spent_value: u64) -> Hash256 {
-    sha256d_parts(&[
-        SIGHASH_TAG,
-        &genesis.0,
-        &blank_tx_hash.0,
-        &input_index.to_le_bytes(),
-        &spent_value.to_le_bytes(),
-    ])
+    sha256d_parts(&[SIGHASH_TAG, &genesis.0, &blank_tx_hash.0, &input_index.to_le_bytes(), &spent_value.to_le_bytes()])
 }
 
 /// One signature check: what is verified and by whom.

@@ -61,7 +61,11 @@ pub fn next_bits(spec: &ChainSpec, ancestors: &[HeaderSample]) -> CompactTarget 
     let next = numerator.wrapping_div(&denominator);
     let limit_wide = limit.0.resize::<{ U512::LIMBS }>();
     let next = if next > limit_wide || next == U512::ZERO {
-        if next == U512::ZERO { U256::ONE } else { limit.0 }
+        if next == U512::ZERO {
+            U256::ONE
+        } else {
+            limit.0
+        }
     } else {
         next.resize::<{ U256::LIMBS }>()
     };
@@ -76,7 +80,13 @@ mod tests {
     /// Simulates mining with a hash rate that changes at block `switch`.
     /// Solve times are exponential with mean work / hashrate (a fixed-seed
     /// generator keeps the test deterministic).
-    fn simulate(spec: &ChainSpec, rate_before: f64, rate_after: f64, switch: usize, blocks: usize) -> Vec<HeaderSample> {
+    fn simulate(
+        spec: &ChainSpec,
+        rate_before: f64,
+        rate_after: f64,
+        switch: usize,
+        blocks: usize,
+    ) -> Vec<HeaderSample> {
         let mut chain = vec![HeaderSample { time: 1_000_000, bits: spec.genesis.bits }];
         let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
         let mut uniform = || {

@@ -111,10 +111,7 @@ mod tests {
     #[test]
     fn sha256d_of_empty_matches_known_vector() {
         // sha256(sha256("")), a widely published value.
-        assert_eq!(
-            sha256d(b"").to_hex(),
-            "5df6e0e2761359d30a8275058e299fcc0381534545f55cf43e41983f5d4c9456"
-        );
+        assert_eq!(sha256d(b"").to_hex(), "5df6e0e2761359d30a8275058e299fcc0381534545f55cf43e41983f5d4c9456");
     }
 
     #[test]

@@ -119,7 +119,11 @@ impl Work {
     pub fn to_hex(&self) -> String {
         let s = hex::encode(self.to_be_bytes());
         let t = s.trim_start_matches('0');
-        if t.is_empty() { "0".into() } else { t.into() }
+        if t.is_empty() {
+            "0".into()
+        } else {
+            t.into()
+        }
     }
 
     /// The work as a float (for difficulty display and hash-rate estimates).

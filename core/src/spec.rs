@@ -259,7 +259,10 @@ mod tests {
         assert!(matches!(ChainSpec::from_json("{"), Err(SpecError::Json(_))));
         let mut v: serde_json::Value = serde_json::from_str(REGTEST_JSON).unwrap();
         v["halving_interval"] = 0.into();
-        assert!(matches!(ChainSpec::from_json(&v.to_string()), Err(SpecError::Field { field: "halving_interval", .. })));
+        assert!(matches!(
+            ChainSpec::from_json(&v.to_string()),
+            Err(SpecError::Field { field: "halving_interval", .. })
+        ));
         let mut v: serde_json::Value = serde_json::from_str(REGTEST_JSON).unwrap();
         v["pow_limit"] = "04923456".into();
         assert!(matches!(ChainSpec::from_json(&v.to_string()), Err(SpecError::Bits { .. })));

@@ -28,16 +28,25 @@ fn unlock() -> impl Strategy<Value = Unlock> {
 }
 
 fn tx() -> impl Strategy<Value = Transaction> {
-    let input = (hash(), any::<u32>(), unlock()).prop_map(|(txid, vout, unlock)| TxIn { prevout: OutPoint { txid, vout }, unlock });
-    let output = (any::<u64>(), any::<[u8; 20]>()).prop_map(|(v, a)| TxOut { value: Amount::from_units(v), address: Address(a) });
+    let input = (hash(), any::<u32>(), unlock())
+        .prop_map(|(txid, vout, unlock)| TxIn { prevout: OutPoint { txid, vout }, unlock });
+    let output = (any::<u64>(), any::<[u8; 20]>())
+        .prop_map(|(v, a)| TxOut { value: Amount::from_units(v), address: Address(a) });
     (any::<u32>(), proptest::collection::vec(input, 0..5), proptest::collection::vec(output, 0..5), any::<u32>())
         .prop_map(|(version, inputs, outputs, lock_time)| Transaction { version, inputs, outputs, lock_time })
 }
 
 fn header() -> impl Strategy<Value = BlockHeader> {
-    (any::<u32>(), hash(), hash(), any::<u64>(), any::<u32>(), any::<u64>()).prop_map(|(version, prev_hash, merkle_root, time, bits, nonce)| {
-        BlockHeader { version, prev_hash, merkle_root, time, bits: CompactTarget(bits), nonce }
-    })
+    (any::<u32>(), hash(), hash(), any::<u64>(), any::<u32>(), any::<u64>()).prop_map(
+        |(version, prev_hash, merkle_root, time, bits, nonce)| BlockHeader {
+            version,
+            prev_hash,
+            merkle_root,
+            time,
+            bits: CompactTarget(bits),
+            nonce,
+        },
+    )
 }
 
 proptest! {

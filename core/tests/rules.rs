@@ -57,7 +57,10 @@ impl Fixture {
             version: 1,
             inputs: inputs
                 .iter()
-                .map(|op| TxIn { prevout: *op, unlock: Unlock::Signature { pubkey: self.key.public_key(), sig: Signature::default() } })
+                .map(|op| TxIn {
+                    prevout: *op,
+                    unlock: Unlock::Signature { pubkey: self.key.public_key(), sig: Signature::default() },
+                })
                 .collect(),
             outputs: vec![TxOut { value, address: self.addr() }],
             lock_time: 0,
@@ -70,7 +73,8 @@ impl Fixture {
 
     /// A block at `self.height` with a coinbase claiming `claim` and `txs`.
     fn block(&self, claim: Amount, txs: Vec<Transaction>) -> Block {
-        let coinbase = Transaction::coinbase(self.height, b"test".to_vec(), vec![TxOut { value: claim, address: self.addr() }]);
+        let coinbase =
+            Transaction::coinbase(self.height, b"test".to_vec(), vec![TxOut { value: claim, address: self.addr() }]);
         let mut transactions = vec![coinbase];
         transactions.extend(txs);
         finish(&self.spec, transactions)
@@ -167,7 +171,11 @@ fn rule_first_transaction_is_coinbase() {
 #[test]
 fn rule_only_first_transaction_is_coinbase() {
     let f = Fixture::new();
-    let cb2 = Transaction::coinbase(f.height, b"second".to_vec(), vec![TxOut { value: Amount::from_coins(1), address: f.addr() }]);
+    let cb2 = Transaction::coinbase(
+        f.height,
+        b"second".to_vec(),
+        vec![TxOut { value: Amount::from_coins(1), address: f.addr() }],
+    );
     let block = f.block(Amount::from_coins(1), vec![cb2]);
     assert_eq!(check_block(&block, &f.spec), Err(BlockError::ExtraCoinbase(1)));
 }
@@ -241,7 +249,8 @@ fn spending_an_output_created_earlier_in_the_same_block_is_allowed() {
     view_f.key = f.key.clone();
     view_f.utxo.insert(op, Coin { output: parent.outputs[0], height: f.height, coinbase: false });
     let child = view_f.spend(&[op], Amount::from_coins(49));
-    let block = f.block(block_subsidy(&f.spec, f.height).checked_add(Amount::from_coins(1)).unwrap(), vec![parent, child]);
+    let block =
+        f.block(block_subsidy(&f.spec, f.height).checked_add(Amount::from_coins(1)).unwrap(), vec![parent, child]);
     let out = f.connect(&block).unwrap();
     assert_eq!(out.spent.len(), 1, "the in-block output is not undo data");
     assert!(!out.created.iter().any(|(o, _)| *o == op), "spent in the block, so not created");

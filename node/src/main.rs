@@ -142,7 +142,8 @@ async fn run(args: Args) -> Result<(), String> {
         Some(d) => d.clone(),
         None => default_data_dir(&spec.name)?,
     };
-    std::fs::create_dir_all(&data_dir).map_err(|e| format!("cannot create data directory {}: {e}", data_dir.display()))?;
+    std::fs::create_dir_all(&data_dir)
+        .map_err(|e| format!("cannot create data directory {}: {e}", data_dir.display()))?;
     let config = ChainConfig { cache_bytes: args.db_cache_mb << 20, ..ChainConfig::default() };
     let node = Node::open(&data_dir.join("chain"), spec.clone(), config, MempoolPolicy::default())
         .map_err(|e| format!("cannot open the chain in {}: {e}", data_dir.display()))?;
@@ -182,7 +183,8 @@ async fn run(args: Args) -> Result<(), String> {
     };
 
     let mining = Arc::new(MiningStatus::default());
-    let threads = args.mine_threads.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)).max(1);
+    let threads =
+        args.mine_threads.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)).max(1);
     let miner = if args.mine {
         mining.mining.store(true, Ordering::Relaxed);
         mining.threads.store(threads, Ordering::Relaxed);
@@ -240,7 +242,7 @@ async fn run(args: Args) -> Result<(), String> {
     }
     let flushed = tokio::task::spawn_blocking({
         let node = node.clone();
-        move || node.chain().flush()
+        move || node.chain().flush().map_err(|e| e.to_string())
     })
     .await
     .map_err(|e| e.to_string())?;

@@ -82,7 +82,11 @@ impl Metrics {
             ("lode_mempool_transactions", "Transactions in the mempool", &self.mempool_size),
             ("lode_mempool_bytes", "Bytes of transactions in the mempool", &self.mempool_bytes),
             ("lode_hashrate", "Local mining hash rate, hashes per second", &self.hashrate),
-            ("lode_utxo_commitment_mismatches", "Peers at our tip whose UTXO commitment differs", &self.commitment_mismatches),
+            (
+                "lode_utxo_commitment_mismatches",
+                "Peers at our tip whose UTXO commitment differs",
+                &self.commitment_mismatches,
+            ),
         ];
         for (name, help, g) in gauges {
             let _ = writeln!(s, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {}", g.get());
@@ -102,7 +106,11 @@ impl Metrics {
 }
 
 /// Serves `GET /metrics` until `shutdown` fires.
-pub async fn serve(listener: tokio::net::TcpListener, metrics: Arc<crate::node::Node>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    metrics: Arc<crate::node::Node>,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) {
     loop {
         let (stream, _) = tokio::select! {
             r = listener.accept() => match r { Ok(x) => x, Err(_) => continue },
@@ -121,7 +129,10 @@ pub async fn serve(listener: tokio::net::TcpListener, metrics: Arc<crate::node::
                         *r.status_mut() = StatusCode::NOT_FOUND;
                         r
                     };
-                    resp.headers_mut().insert(hyper::header::CONTENT_TYPE, hyper::header::HeaderValue::from_static("text/plain; version=0.0.4"));
+                    resp.headers_mut().insert(
+                        hyper::header::CONTENT_TYPE,
+                        hyper::header::HeaderValue::from_static("text/plain; version=0.0.4"),
+                    );
                     Ok::<_, std::convert::Infallible>(resp)
                 }
             });

@@ -41,7 +41,12 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl Node {
     /// Opens the chain in `dir`.
-    pub fn open(dir: &Path, spec: ChainSpec, config: ChainConfig, policy: MempoolPolicy) -> Result<Arc<Node>, ChainError> {
+    pub fn open(
+        dir: &Path,
+        spec: ChainSpec,
+        config: ChainConfig,
+        policy: MempoolPolicy,
+    ) -> Result<Arc<Node>, ChainError> {
         let sig_cache = Arc::new(SigCache::new(SIG_CACHE_ENTRIES));
         let chain = Chain::open(dir, spec.clone(), sig_cache.clone(), config)?;
         let (events, _) = broadcast::channel(1024);
@@ -263,7 +268,8 @@ impl NetworkChain for Node {
 
     fn has_block(&self, hash: &Hash256) -> bool {
         let c = lock(&self.chain);
-        c.entry(hash).is_some_and(|e| e.has_data() || e.status == crate::store::BlockStatus::Invalid) || c.orphans().contains(hash)
+        c.entry(hash).is_some_and(|e| e.has_data() || e.status == crate::store::BlockStatus::Invalid)
+            || c.orphans().contains(hash)
     }
 
     fn submit_block(&self, block: Block) -> BlockOutcome {

@@ -8,7 +8,9 @@ use lode_core::difficulty::{next_bits, window_len, HeaderSample};
 use lode_core::subsidy::block_subsidy;
 use lode_core::tx::{OutPoint, Transaction, TxIn, TxOut, Unlock};
 use lode_core::validation::check_header;
+use lode_core::validation::Coin;
 use lode_core::{Address, Amount, ChainSpec, Hash256, Height};
+use std::collections::HashMap;
 use std::collections::VecDeque;
 
 /// Fee each generated transaction pays.
@@ -91,7 +93,10 @@ impl ChainBuilder {
             let rest = value.units() - TX_FEE.units();
             let mut tx = Transaction {
                 version: 1,
-                inputs: vec![TxIn { prevout: op, unlock: Unlock::Signature { pubkey: self.key.public_key(), sig: Signature::default() } }],
+                inputs: vec![TxIn {
+                    prevout: op,
+                    unlock: Unlock::Signature { pubkey: self.key.public_key(), sig: Signature::default() },
+                }],
                 outputs: vec![
                     TxOut { value: Amount::from_units(rest / 2), address: self.address },
                     TxOut { value: Amount::from_units(rest - rest / 2), address: self.address },
@@ -127,7 +132,8 @@ impl ChainBuilder {
         let start = self.samples.len().saturating_sub(window_len(&self.spec));
         let bits = next_bits(&self.spec, &self.samples[start..]);
         let time = self.samples.last().map(|s| s.time + 1).unwrap_or(0);
-        let mut header = BlockHeader { version: 1, prev_hash: self.tip, merkle_root: merkle_root(&ids).0, time, bits, nonce: 0 };
+        let mut header =
+            BlockHeader { version: 1, prev_hash: self.tip, merkle_root: merkle_root(&ids).0, time, bits, nonce: 0 };
         while check_header(&header, &self.spec).is_err() {
             header.nonce += 1;
         }
@@ -144,4 +150,46 @@ impl ChainBuilder {
     pub fn blocks(&mut self, n: usize, txs: usize) -> Vec<Block> {
         (0..n).map(|_| self.next_block(txs)).collect()
     }
+}
+
+/// A block of `n` one-input spends of coins in the returned UTXO map.
+pub fn spend_block(spec: &ChainSpec, n: usize) -> (Block, HashMap<OutPoint, Coin>, Height) {
+    let key = SecretKey::generate();
+    let addr = Address::from_pubkey(&key.public_key());
+    let height = Height(1000);
+    let mut utxo = HashMap::new();
+    let mut txs = Vec::with_capacity(n + 1);
+    let value = Amount::from_coins(1);
+    for i in 0..n {
+        let op = OutPoint { txid: lode_core::hash::sha256d(&(i as u64).to_le_bytes()), vout: 0 };
+        utxo.insert(op, Coin { output: TxOut { value, address: addr }, height: Height(1), coinbase: false });
+        let mut tx = Transaction {
+            version: 1,
+            inputs: vec![TxIn {
+                prevout: op,
+                unlock: Unlock::Signature { pubkey: key.public_key(), sig: Signature::default() },
+            }],
+            outputs: vec![TxOut { value: Amount::from_units(value.units() - 1000), address: addr }],
+            lock_time: 0,
+        };
+        tx.sign_inputs(&spec.genesis_hash(), &[&key], &[value]);
+        txs.push(tx);
+    }
+    let fees = Amount::from_units(1000 * n as u64);
+    let cb = Transaction::coinbase(
+        height,
+        vec![],
+        vec![TxOut { value: block_subsidy(spec, height).checked_add(fees).unwrap_or_default(), address: addr }],
+    );
+    txs.insert(0, cb);
+    let ids: Vec<Hash256> = txs.iter().map(Transaction::txid).collect();
+    let header = BlockHeader {
+        version: 1,
+        prev_hash: Hash256::ZERO,
+        merkle_root: merkle_root(&ids).0,
+        time: 1,
+        bits: spec.pow_limit,
+        nonce: 0,
+    };
+    (Block { header, transactions: txs }, utxo, height)
 }

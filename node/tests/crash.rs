@@ -98,11 +98,8 @@ fn main() {
     let mut kills = 0;
     let mut heights = Vec::new();
     while kills < KILLS {
-        let mut child = Command::new(&exe)
-            .env(CHILD_ENV, tmp.path())
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("spawn child");
+        let mut child =
+            Command::new(&exe).env(CHILD_ENV, tmp.path()).stdout(Stdio::null()).spawn().expect("spawn child");
         let wait = Duration::from_millis(rng.gen_range(20..400));
         let deadline = Instant::now() + wait;
         let mut finished = false;
@@ -134,6 +131,9 @@ fn main() {
     let chain = open(&tmp.path().join("db"));
     assert_eq!(chain.state().tip, builder.tip());
     check_consistent(&chain);
-    println!("crash test: {kills} kills at heights {heights:?}, consistent after each ({:.1}s)", started.elapsed().as_secs_f64());
+    println!(
+        "crash test: {kills} kills at heights {heights:?}, consistent after each ({:.1}s)",
+        started.elapsed().as_secs_f64()
+    );
     println!("1 passed, 0 failed");
 }

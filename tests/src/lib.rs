@@ -20,7 +20,11 @@ pub fn bin(name: &str) -> PathBuf {
         .into_iter()
         .find(|p| p.exists())
         .unwrap_or_else(|| here.join(name));
-    assert!(path.exists(), "{} is missing: build the workspace binaries first (cargo build --release --workspace --bins)", path.display());
+    assert!(
+        path.exists(),
+        "{} is missing: build the workspace binaries first (cargo build --release --workspace --bins)",
+        path.display()
+    );
     path
 }
 
@@ -93,7 +97,8 @@ impl TestNode {
 
     /// Starts a node on an existing data directory and ports.
     pub fn start_in(dir: &Path, opts: NodeOptions, rpc_port: u16, p2p_port: u16) -> TestNode {
-        let client = reqwest::blocking::Client::builder().timeout(Duration::from_secs(120)).build().expect("http client");
+        let client =
+            reqwest::blocking::Client::builder().timeout(Duration::from_secs(120)).build().expect("http client");
         let mut n = TestNode { child: None, data_dir: dir.to_path_buf(), _tmp: None, rpc_port, p2p_port, opts, client };
         n.spawn();
         n
@@ -162,7 +167,8 @@ impl TestNode {
             .send()
             .map_err(|e| RpcError { code: 0, message: e.to_string() })?;
         let status = resp.status();
-        let v: Value = resp.json().map_err(|e| RpcError { code: i64::from(status.as_u16()), message: e.to_string() })?;
+        let v: Value =
+            resp.json().map_err(|e| RpcError { code: i64::from(status.as_u16()), message: e.to_string() })?;
         if let Some(err) = v.get("error").filter(|e| !e.is_null()) {
             return Err(RpcError {
                 code: err["code"].as_i64().unwrap_or(0),
@@ -289,7 +295,9 @@ impl TestKey {
             .as_array()
             .expect("array")
             .iter()
-            .filter(|c| !c["coinbase"].as_bool().unwrap_or(false) || c["confirmations"].as_u64().unwrap_or(0) >= maturity)
+            .filter(|c| {
+                !c["coinbase"].as_bool().unwrap_or(false) || c["confirmations"].as_u64().unwrap_or(0) >= maturity
+            })
             .cloned()
             .collect();
         v.sort_by_key(|c| std::cmp::Reverse(c["amount"].as_u64().unwrap_or(0)));
@@ -315,7 +323,10 @@ impl TestKey {
             version: 1,
             inputs: vec![TxIn {
                 prevout: op,
-                unlock: Unlock::Signature { pubkey: self.sk.public_key(), sig: lode_core::crypto::Signature::default() },
+                unlock: Unlock::Signature {
+                    pubkey: self.sk.public_key(),
+                    sig: lode_core::crypto::Signature::default(),
+                },
             }],
             outputs,
             lock_time: 0,

@@ -122,12 +122,14 @@ fn partition_and_heal_ends_on_the_heavier_side_without_losing_coins() {
     let (left, right) = ([0usize, 1], [2usize, 3, 4]);
     split(&nodes, &left, &right);
     wait_for("the split", CONVERGE, || {
-        left.iter().all(|&a| {
-            let peers = nodes[a].rpc("getpeerinfo", json!([]));
-            let ids: Vec<String> = peers.as_array().unwrap().iter().map(|p| p["peer_id"].as_str().unwrap_or("").to_string()).collect();
-            right.iter().all(|&b| !ids.contains(&nodes[b].peer_id()))
-        })
-        .then_some(())
+        left.iter()
+            .all(|&a| {
+                let peers = nodes[a].rpc("getpeerinfo", json!([]));
+                let ids: Vec<String> =
+                    peers.as_array().unwrap().iter().map(|p| p["peer_id"].as_str().unwrap_or("").to_string()).collect();
+                right.iter().all(|&b| !ids.contains(&nodes[b].peer_id()))
+            })
+            .then_some(())
     });
     // A payment confirmed only on the lighter side.
     let bob = TestKey::new();
@@ -147,13 +149,26 @@ fn partition_and_heal_ends_on_the_heavier_side_without_losing_coins() {
     assert!(in_pool.as_array().unwrap().contains(&json!(paid)), "payment re-admitted: {in_pool}");
     mine(&nodes[0], 1);
     wait_for("the payment confirmed everywhere", CONVERGE, || {
-        nodes.iter().all(|n| n.call("getrawtransaction", json!([paid, true])).ok().and_then(|v| v["confirmations"].as_u64()).unwrap_or(0) >= 1).then_some(())
+        nodes
+            .iter()
+            .all(|n| {
+                n.call("getrawtransaction", json!([paid, true]))
+                    .ok()
+                    .and_then(|v| v["confirmations"].as_u64())
+                    .unwrap_or(0)
+                    >= 1
+            })
+            .then_some(())
     });
     let spec = ChainSpec::regtest();
     for n in &nodes {
         let info = n.rpc("gettxoutsetinfo", json!([]));
         let h = info["height"].as_u64().unwrap() as u32;
-        assert_eq!(info["total_amount"].as_u64().unwrap(), total_supply_at(&spec, Height(h)).units(), "no coins created or lost");
+        assert_eq!(
+            info["total_amount"].as_u64().unwrap(),
+            total_supply_at(&spec, Height(h)).units(),
+            "no coins created or lost"
+        );
     }
     eprintln!("partition and heal: {:.1}s", started.elapsed().as_secs_f64());
 }
@@ -189,7 +204,11 @@ fn late_joiner_syncs_thousands_of_blocks_from_one_peer() {
     let sync_start = Instant::now();
     wait_for("late joiner syncs 2000 blocks", Duration::from_secs(300), || (c.tip() == tip).then_some(()));
     assert_eq!(commitment(&a), commitment(&c));
-    eprintln!("late joiner: 2000 blocks in {:.1}s (total {:.1}s)", sync_start.elapsed().as_secs_f64(), started.elapsed().as_secs_f64());
+    eprintln!(
+        "late joiner: 2000 blocks in {:.1}s (total {:.1}s)",
+        sync_start.elapsed().as_secs_f64(),
+        started.elapsed().as_secs_f64()
+    );
 }
 
 #[test]
@@ -205,7 +224,8 @@ fn double_spend_across_a_partition_leaves_exactly_one_payment() {
     split(&nodes, &left, &right);
     wait_for("the split", CONVERGE, || {
         let peers = nodes[0].rpc("getpeerinfo", json!([]));
-        let ids: Vec<String> = peers.as_array().unwrap().iter().map(|p| p["peer_id"].as_str().unwrap_or("").to_string()).collect();
+        let ids: Vec<String> =
+            peers.as_array().unwrap().iter().map(|p| p["peer_id"].as_str().unwrap_or("").to_string()).collect();
         right.iter().all(|&b| !ids.contains(&nodes[b].peer_id())).then_some(())
     });
     let coin = alice.coins(&nodes[0])[0].clone();
@@ -218,7 +238,14 @@ fn double_spend_across_a_partition_leaves_exactly_one_payment() {
     mine(&nodes[2], 3);
     heal(&nodes, &left, &right);
     let tip = wait_converged("healed", &all);
-    let confirmed = |txid: &str| nodes[0].call("getrawtransaction", json!([txid, true])).ok().and_then(|v| v["confirmations"].as_u64()).unwrap_or(0) >= 1;
+    let confirmed = |txid: &str| {
+        nodes[0]
+            .call("getrawtransaction", json!([txid, true]))
+            .ok()
+            .and_then(|v| v["confirmations"].as_u64())
+            .unwrap_or(0)
+            >= 1
+    };
     assert!(confirmed(&to_carol), "the heavier side's payment survives");
     assert!(!confirmed(&to_bob), "the conflicting payment does not");
     for n in &nodes {

@@ -26,14 +26,20 @@ fn key() -> Key {
 /// A signed spend of one coin listed by `listunspent`.
 fn spend(from: &Key, coin: &Value, to: Address, amount: u64, fee: u64) -> Transaction {
     let value = coin["amount"].as_u64().unwrap();
-    let op = OutPoint { txid: Hash256::from_hex(coin["txid"].as_str().unwrap()).unwrap(), vout: coin["vout"].as_u64().unwrap() as u32 };
+    let op = OutPoint {
+        txid: Hash256::from_hex(coin["txid"].as_str().unwrap()).unwrap(),
+        vout: coin["vout"].as_u64().unwrap() as u32,
+    };
     let mut outputs = vec![TxOut { value: Amount::from_units(amount), address: to }];
     if value > amount + fee {
         outputs.push(TxOut { value: Amount::from_units(value - amount - fee), address: from.address });
     }
     let mut tx = Transaction {
         version: 1,
-        inputs: vec![TxIn { prevout: op, unlock: Unlock::Signature { pubkey: from.sk.public_key(), sig: Signature::default() } }],
+        inputs: vec![TxIn {
+            prevout: op,
+            unlock: Unlock::Signature { pubkey: from.sk.public_key(), sig: Signature::default() },
+        }],
         outputs,
         lock_time: 0,
     };
@@ -135,7 +141,8 @@ fn unauthenticated_rpc_is_refused() {
 
 #[test]
 fn generatetoaddress_is_refused_off_regtest() {
-    let node = TestNode::start(NodeOptions { chain: "devnet".into(), args: vec!["--no-p2p".into()], ..Default::default() });
+    let node =
+        TestNode::start(NodeOptions { chain: "devnet".into(), args: vec!["--no-p2p".into()], ..Default::default() });
     let addr = Address([1; 20]).encode("ldev").unwrap();
     assert_eq!(node.call("generatetoaddress", json!([1, addr])).unwrap_err().code, -8);
 }
@@ -146,7 +153,14 @@ fn devnet_mine_flag_produces_blocks_near_the_spacing() {
     let addr = Address([7; 20]).encode(&spec.address_prefix).unwrap();
     let node = TestNode::start(NodeOptions {
         chain: "devnet".into(),
-        args: vec!["--no-p2p".into(), "--mine".into(), "--mine-threads".into(), "1".into(), "--miner-address".into(), addr],
+        args: vec![
+            "--no-p2p".into(),
+            "--mine".into(),
+            "--mine-threads".into(),
+            "1".into(),
+            "--miner-address".into(),
+            addr,
+        ],
         ..Default::default()
     });
     let target = 6;

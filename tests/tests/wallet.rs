@@ -14,8 +14,15 @@ fn ok_json(node: &TestNode, file: &Path, args: &[&str]) -> Value {
     let mut full = vec!["--json"];
     full.extend_from_slice(args);
     let out = wallet(node, file, &full);
-    assert!(out.status.success(), "lode-wallet {args:?} failed: {}\n{}", String::from_utf8_lossy(&out.stderr), String::from_utf8_lossy(&out.stdout));
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("lode-wallet {args:?} printed no JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
+    assert!(
+        out.status.success(),
+        "lode-wallet {args:?} failed: {}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout)
+    );
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!("lode-wallet {args:?} printed no JSON ({e}): {}", String::from_utf8_lossy(&out.stdout))
+    })
 }
 
 fn err_text(node: &TestNode, file: &Path, args: &[&str]) -> String {

@@ -30,7 +30,8 @@ fn passphrase() -> Result<String, String> {
     if let Ok(p) = std::env::var("LODE_WALLET_PASSPHRASE") {
         return Ok(p);
     }
-    rpassword::prompt_password("wallet passphrase: ").map_err(|e| format!("cannot read the passphrase (set LODE_WALLET_PASSPHRASE): {e}"))
+    rpassword::prompt_password("wallet passphrase: ")
+        .map_err(|e| format!("cannot read the passphrase (set LODE_WALLET_PASSPHRASE): {e}"))
 }
 
 struct Ctx<'a> {
@@ -93,7 +94,11 @@ pub fn run(cli: &Cli, spec: &ChainSpec) -> Result<String, String> {
         Command::Broadcast { hex } => {
             let client = ctx.client()?;
             let txid = call(&client, "sendrawtransaction", json!([hex]))?;
-            Ok(if cli.json { json!({"txid": txid}).to_string() } else { format!("broadcast {}", txid.as_str().unwrap_or("")) })
+            Ok(if cli.json {
+                json!({"txid": txid}).to_string()
+            } else {
+                format!("broadcast {}", txid.as_str().unwrap_or(""))
+            })
         }
     }
 }
@@ -137,7 +142,9 @@ fn address(ctx: &Ctx, new: bool) -> Result<String, String> {
 
 /// Addresses to scan, with their key index.
 fn scan_set(ctx: &Ctx, seed: &[u8; 64], data: &WalletData) -> Result<Vec<(u32, String)>, String> {
-    (0..data.next_index + LOOKAHEAD).map(|i| Ok((i, ctx.addr_text(&keys::address(seed, i).map_err(|e| e.to_string())?)))).collect()
+    (0..data.next_index + LOOKAHEAD)
+        .map(|i| Ok((i, ctx.addr_text(&keys::address(seed, i).map_err(|e| e.to_string())?))))
+        .collect()
 }
 
 fn balance(ctx: &Ctx) -> Result<String, String> {
@@ -154,13 +161,20 @@ fn balance(ctx: &Ctx) -> Result<String, String> {
         return Ok(json!({"confirmed": c, "unconfirmed": u, "immature": i}).to_string());
     }
     let fmt = |v: i64| format!("{}{}", if v < 0 { "-" } else { "" }, Amount::from_units(v.unsigned_abs()));
-    Ok(format!("confirmed:   {}\nunconfirmed: {}\nimmature:    {}", Amount::from_units(c), fmt(u), Amount::from_units(i)))
+    Ok(format!(
+        "confirmed:   {}\nunconfirmed: {}\nimmature:    {}",
+        Amount::from_units(c),
+        fmt(u),
+        Amount::from_units(i)
+    ))
 }
 
 fn send(ctx: &Ctx, to: &str, amount: &str, fee_rate: u64, wait: bool, offline: bool) -> Result<String, String> {
     // Refusals first: nothing is signed or written before these pass.
     let dest = Address::decode(to, &ctx.spec.address_prefix).map_err(|e| match e {
-        lode_core::address::AddressError::WrongNetwork { expected, found } => format!("address is for another network (prefix {found}, this is {expected})"),
+        lode_core::address::AddressError::WrongNetwork { expected, found } => {
+            format!("address is for another network (prefix {found}, this is {expected})")
+        }
         lode_core::address::AddressError::Malformed(_) => "address is mistyped: bad characters or checksum".to_string(),
         other => other.to_string(),
     })?;
@@ -173,7 +187,12 @@ fn send(ctx: &Ctx, to: &str, amount: &str, fee_rate: u64, wait: bool, offline: b
     }
     let (mut data, seed, pass) = open(ctx)?;
     let client = ctx.client()?;
-    let mempool: HashSet<String> = call(&client, "getrawmempool", json!([]))?.as_array().into_iter().flatten().filter_map(|v| v.as_str().map(str::to_owned)).collect();
+    let mempool: HashSet<String> = call(&client, "getrawmempool", json!([]))?
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|v| v.as_str().map(str::to_owned))
+        .collect();
     // Our own sends still unconfirmed: their inputs are taken, their
     // outputs to us (change) are spendable.
     data.pending.retain(|p| mempool.contains(&p.txid));
@@ -185,7 +204,8 @@ fn send(ctx: &Ctx, to: &str, amount: &str, fee_rate: u64, wait: bool, offline: b
     for (i, a) in &addrs {
         for c in call(&client, "listunspent", json!([a]))?.as_array().into_iter().flatten() {
             let (txid, vout) = (c["txid"].as_str().unwrap_or("").to_string(), c["vout"].as_u64().unwrap_or(0) as u32);
-            let immature = c["coinbase"].as_bool().unwrap_or(false) && c["confirmations"].as_u64().unwrap_or(0) < maturity;
+            let immature =
+                c["coinbase"].as_bool().unwrap_or(false) && c["confirmations"].as_u64().unwrap_or(0) < maturity;
             if immature || taken.contains(&format!("{txid}:{vout}")) {
                 continue;
             }
@@ -198,7 +218,12 @@ fn send(ctx: &Ctx, to: &str, amount: &str, fee_rate: u64, wait: bool, offline: b
             let vout = o["vout"].as_u64().unwrap_or(0) as u32;
             if let Some(i) = o["address"].as_str().and_then(|a| index_of.get(a)) {
                 if !taken.contains(&format!("{}:{vout}", p.txid)) {
-                    coins.push(Spendable { txid: p.txid.clone(), vout, amount: o["amount"].as_u64().unwrap_or(0), key_index: *i });
+                    coins.push(Spendable {
+                        txid: p.txid.clone(),
+                        vout,
+                        amount: o["amount"].as_u64().unwrap_or(0),
+                        key_index: *i,
+                    });
                 }
             }
         }
@@ -207,7 +232,10 @@ fn send(ctx: &Ctx, to: &str, amount: &str, fee_rate: u64, wait: bool, offline: b
     let change_index = data.next_index;
     let mut outputs = vec![TxOut { value, address: dest }];
     if sel.change > 0 {
-        outputs.push(TxOut { value: Amount::from_units(sel.change), address: keys::address(&seed, change_index).map_err(|e| e.to_string())? });
+        outputs.push(TxOut {
+            value: Amount::from_units(sel.change),
+            address: keys::address(&seed, change_index).map_err(|e| e.to_string())?,
+        });
         data.next_index += 1;
     }
     let mut inputs = Vec::new();
@@ -216,7 +244,10 @@ fn send(ctx: &Ctx, to: &str, amount: &str, fee_rate: u64, wait: bool, offline: b
     for c in &sel.coins {
         let txid = Hash256::from_hex(&c.txid).map_err(|e| e.to_string())?;
         let key = keys::derive(&seed, c.key_index).map_err(|e| e.to_string())?;
-        inputs.push(TxIn { prevout: OutPoint { txid, vout: c.vout }, unlock: Unlock::Signature { pubkey: key.public_key(), sig: Signature::default() } });
+        inputs.push(TxIn {
+            prevout: OutPoint { txid, vout: c.vout },
+            unlock: Unlock::Signature { pubkey: key.public_key(), sig: Signature::default() },
+        });
         keys_used.push(key);
         values.push(Amount::from_units(c.amount));
     }
@@ -225,7 +256,10 @@ fn send(ctx: &Ctx, to: &str, amount: &str, fee_rate: u64, wait: bool, offline: b
     tx.sign_inputs(&ctx.spec.genesis_hash(), &refs, &values);
     let txid = tx.txid().to_hex();
     let hex = hex::encode(tx.encode());
-    data.pending.push(PendingTx { txid: txid.clone(), spends: sel.coins.iter().map(|c| format!("{}:{}", c.txid, c.vout)).collect() });
+    data.pending.push(PendingTx {
+        txid: txid.clone(),
+        spends: sel.coins.iter().map(|c| format!("{}:{}", c.txid, c.vout)).collect(),
+    });
     if offline {
         file::save(&ctx.path, &pass, &data, false).map_err(|e| e.to_string())?;
         return Ok(if ctx.cli.json { json!({"txid": txid, "hex": hex, "fee": sel.fee}).to_string() } else { hex });
@@ -272,10 +306,22 @@ fn history(ctx: &Ctx) -> Result<String, String> {
     for (_, txid) in txids {
         let tx = call(&client, "getrawtransaction", json!([txid, true]))?;
         let sum = |side: &str| -> i64 {
-            tx[side].as_array().into_iter().flatten().filter(|x| x["address"].as_str().is_some_and(|a| ours.contains(a))).map(|x| x["amount"].as_i64().unwrap_or(0)).sum()
+            tx[side]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|x| x["address"].as_str().is_some_and(|a| ours.contains(a)))
+                .map(|x| x["amount"].as_i64().unwrap_or(0))
+                .sum()
         };
         let net = sum("outputs") - sum("inputs");
-        let direction = if sum("inputs") == 0 { "received" } else if net + tx["fee"].as_i64().unwrap_or(0) == 0 { "self" } else { "sent" };
+        let direction = if sum("inputs") == 0 {
+            "received"
+        } else if net + tx["fee"].as_i64().unwrap_or(0) == 0 {
+            "self"
+        } else {
+            "sent"
+        };
         rows.push(json!({"txid": txid, "direction": direction, "amount": net, "fee": tx["fee"], "confirmations": tx["confirmations"], "height": tx["height"]}));
     }
     if ctx.cli.json {
@@ -285,7 +331,15 @@ fn history(ctx: &Ctx) -> Result<String, String> {
         .iter()
         .map(|r| {
             let amt = r["amount"].as_i64().unwrap_or(0);
-            format!("{} {:>8} {}{} fee {} conf {}", r["txid"].as_str().unwrap_or(""), r["direction"].as_str().unwrap_or(""), if amt < 0 { "-" } else { "+" }, Amount::from_units(amt.unsigned_abs()), r["fee"], r["confirmations"])
+            format!(
+                "{} {:>8} {}{} fee {} conf {}",
+                r["txid"].as_str().unwrap_or(""),
+                r["direction"].as_str().unwrap_or(""),
+                if amt < 0 { "-" } else { "+" },
+                Amount::from_units(amt.unsigned_abs()),
+                r["fee"],
+                r["confirmations"]
+            )
         })
         .collect::<Vec<_>>()
         .join("\n"))
@@ -296,7 +350,11 @@ fn status(ctx: &Ctx, txid: &str) -> Result<String, String> {
     let client = ctx.client()?;
     let (state, height, conf) = match client.call("getrawtransaction", json!([txid, true])) {
         Ok(v) if v["in_mempool"].as_bool().unwrap_or(false) => ("mempool".to_string(), Value::Null, 0),
-        Ok(v) => (format!("confirmed at height {}", v["height"]), v["height"].clone(), v["confirmations"].as_u64().unwrap_or(0)),
+        Ok(v) => (
+            format!("confirmed at height {}", v["height"]),
+            v["height"].clone(),
+            v["confirmations"].as_u64().unwrap_or(0),
+        ),
         Err(RpcError::Node { code: -5, .. }) => ("unknown".to_string(), Value::Null, 0),
         Err(e) => return Err(e.to_string()),
     };

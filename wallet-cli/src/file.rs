@@ -79,7 +79,8 @@ pub fn load(path: &Path, passphrase: &str) -> Result<WalletData, FileError> {
     let sealed = &bytes[MAGIC.len() + SALT + NONCE..];
     let key = stretch(passphrase, salt)?;
     let cipher = ChaCha20Poly1305::new(Key::from_slice(&key));
-    let plain = cipher.decrypt(Nonce::from_slice(nonce), sealed).map_err(|_| FileError::WrongPassphrase(name.clone()))?;
+    let plain =
+        cipher.decrypt(Nonce::from_slice(nonce), sealed).map_err(|_| FileError::WrongPassphrase(name.clone()))?;
     serde_json::from_slice(&plain).map_err(|_| FileError::Damaged(name))
 }
 
@@ -97,7 +98,8 @@ pub fn save(path: &Path, passphrase: &str, data: &WalletData, create: bool) -> R
     let key = stretch(passphrase, &salt)?;
     let cipher = ChaCha20Poly1305::new(Key::from_slice(&key));
     let plain = serde_json::to_vec(data).map_err(|e| io(std::io::Error::other(e)))?;
-    let sealed = cipher.encrypt(Nonce::from_slice(&nonce), plain.as_slice()).map_err(|_| FileError::Damaged(name.clone()))?;
+    let sealed =
+        cipher.encrypt(Nonce::from_slice(&nonce), plain.as_slice()).map_err(|_| FileError::Damaged(name.clone()))?;
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(io)?;
     }

@@ -40,7 +40,8 @@ pub fn seed(words: &str) -> Result<[u8; 64], KeyError> {
 
 /// The receiving key at index `i`.
 pub fn derive(seed: &[u8; 64], i: u32) -> Result<SecretKey, KeyError> {
-    let path: bip32::DerivationPath = format!("m/86'/1'/0'/0/{i}").parse().map_err(|e: bip32::Error| KeyError::Derive(e.to_string()))?;
+    let path: bip32::DerivationPath =
+        format!("m/86'/1'/0'/0/{i}").parse().map_err(|e: bip32::Error| KeyError::Derive(e.to_string()))?;
     let xprv = bip32::XPrv::derive_from_path(seed, &path).map_err(|e| KeyError::Derive(e.to_string()))?;
     let bytes: [u8; 32] = xprv.private_key().to_bytes().into();
     SecretKey::from_bytes(&bytes).map_err(|e| KeyError::Derive(e.to_string()))

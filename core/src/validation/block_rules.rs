@@ -32,8 +32,11 @@ pub fn check_block(block: &Block, spec: &ChainSpec) -> Result<(), BlockError> {
         if index > 0 && tx.is_coinbase() {
             return Err(BlockError::ExtraCoinbase(index));
         }
-        check_transaction(tx, spec.max_block_size)
-            .map_err(|source| BlockError::Transaction { index, txid: *txid, source })?;
+        check_transaction(tx, spec.max_block_size).map_err(|source| BlockError::Transaction {
+            index,
+            txid: *txid,
+            source,
+        })?;
         if index > 0 {
             for input in &tx.inputs {
                 if !spent.insert(input.prevout) {

@@ -83,9 +83,7 @@ fn check_tx_inputs_with_coins(
 ) -> Result<(Amount, Vec<SigCheck>, Vec<Coin>), TxError> {
     let mut coins = Vec::with_capacity(tx.inputs.len());
     for (index, input) in tx.inputs.iter().enumerate() {
-        let coin = view
-            .coin(&input.prevout)
-            .ok_or(TxError::MissingOrSpentInput { index, outpoint: input.prevout })?;
+        let coin = view.coin(&input.prevout).ok_or(TxError::MissingOrSpentInput { index, outpoint: input.prevout })?;
         if coin.coinbase {
             let confirmations = height.0.saturating_sub(coin.height.0);
             if confirmations < ctx.coinbase_maturity {

@@ -19,7 +19,9 @@ use lode_core::block::{Block, BlockHeader};
 use lode_core::crypto::SigCache;
 use lode_core::difficulty::{next_bits, window_len};
 use lode_core::pow::Work;
-use lode_core::validation::{check_block, check_header, check_header_context, median_time_past, BlockError, HeaderContext};
+use lode_core::validation::{
+    check_block, check_header, check_header_context, median_time_past, BlockError, HeaderContext,
+};
 use lode_core::{ChainSpec, Hash256, Height, Transaction};
 use std::path::Path;
 use std::sync::Arc;
@@ -145,7 +147,12 @@ pub fn unix_now() -> u64 {
 impl Chain {
     /// Opens the chain in `dir` (creating it with the genesis block), loading
     /// the header tree into memory. No rescan: the UTXO set is on disk.
-    pub fn open(dir: &Path, spec: ChainSpec, sig_cache: Arc<SigCache>, config: ChainConfig) -> Result<Chain, ChainError> {
+    pub fn open(
+        dir: &Path,
+        spec: ChainSpec,
+        sig_cache: Arc<SigCache>,
+        config: ChainConfig,
+    ) -> Result<Chain, ChainError> {
         let genesis = spec.genesis_block();
         let genesis_hash = spec.genesis_hash();
         let store = Store::open(dir, genesis_hash, spec.max_block_size, config.cache_bytes)?;
@@ -154,10 +161,11 @@ impl Chain {
         let state = match store.chain_state()? {
             Some(s) => s,
             None => {
-                let target = genesis.header.bits.to_target().map_err(|e| ChainError::Invalid {
-                    hash: genesis_hash,
-                    source: BlockError::InvalidBits(e),
-                })?;
+                let target = genesis
+                    .header
+                    .bits
+                    .to_target()
+                    .map_err(|e| ChainError::Invalid { hash: genesis_hash, source: BlockError::InvalidBits(e) })?;
                 let entry = Entry {
                     header: genesis.header,
                     height: Height::GENESIS,
@@ -189,7 +197,10 @@ impl Chain {
         for (hash, r) in records {
             next_seq = next_seq.max(r.seq + 1);
             let work = Work::from_be_bytes(r.chainwork);
-            index.insert(hash, Entry { header: r.header, height: r.height, work, status: r.status, seq: r.seq, chain_data: false });
+            index.insert(
+                hash,
+                Entry { header: r.header, height: r.height, work, status: r.status, seq: r.seq, chain_data: false },
+            );
         }
         // Recompute "whole ancestry has data" from genesis up.
         index.mark_data(&genesis_hash);
@@ -206,14 +217,32 @@ impl Chain {
         }
         active.reverse();
         if active.first() != Some(&genesis_hash) || active.len() != state.height.0 as usize + 1 {
-            return Err(StoreError::Corrupt { what: "chain state", key: state.tip.to_hex(), reason: "tip does not lead to genesis".into() }.into());
+            return Err(StoreError::Corrupt {
+                what: "chain state",
+                key: state.tip.to_hex(),
+                reason: "tip does not lead to genesis".into(),
+            }
+            .into());
         }
         let tip_work = index.get(&state.tip).map(|e| e.work).unwrap_or_default();
         index.prune_candidates(tip_work);
         let best_header = index.best_header().unwrap_or(genesis_hash);
         let orphans = OrphanPool::new(config.max_orphans, config.max_orphan_bytes);
         let commitment = UtxoCommitment::from_bytes(state.commitment);
-        Ok(Chain { spec, store, index, active, state, commitment, best_header, orphans, sig_cache, next_seq, config, just_stored: None })
+        Ok(Chain {
+            spec,
+            store,
+            index,
+            active,
+            state,
+            commitment,
+            best_header,
+            orphans,
+            sig_cache,
+            next_seq,
+            config,
+            just_stored: None,
+        })
     }
 
     /// The chain spec.
@@ -342,7 +371,9 @@ impl Chain {
         if let Some(e) = self.index.get(&hash) {
             match e.status {
                 BlockStatus::Invalid => return Err(ChainError::KnownInvalid(hash)),
-                BlockStatus::HaveData | BlockStatus::Valid => return Ok((BlockAccepted::AlreadyHave, TipUpdate::default())),
+                BlockStatus::HaveData | BlockStatus::Valid => {
+                    return Ok((BlockAccepted::AlreadyHave, TipUpdate::default()))
+                }
                 BlockStatus::HeaderOnly => {}
             }
         } else if self.index.get(&block.header.prev_hash).is_none() {
@@ -429,12 +460,7 @@ impl Chain {
             .iter()
             .find_map(|h| self.index.get(h).filter(|_| self.is_active(h)).map(|e| e.height.0 as usize + 1))
             .unwrap_or(1);
-        self.active
-            .iter()
-            .skip(start)
-            .take(max)
-            .filter_map(|h| self.index.get(h).map(|e| e.header))
-            .collect()
+        self.active.iter().skip(start).take(max).filter_map(|h| self.index.get(h).map(|e| e.header)).collect()
     }
 
     /// Blocks on the best header chain without bodies, lowest first.

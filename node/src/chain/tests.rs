@@ -115,7 +115,7 @@ fn reorgs_of_depth_one_and_deep_follow_the_most_work() {
     // Depth 1: equal work keeps the first seen, one more block wins.
     let a1 = a.next_block(2);
     let b1 = b.next_block(2);
-    import(&mut chain, &[a1.clone()]);
+    import(&mut chain, std::slice::from_ref(&a1));
     let (_, u) = chain.accept_block(b1.clone()).unwrap();
     assert!(!u.changed(), "equal work: first seen stays");
     let b2 = b.next_block(2);
@@ -145,11 +145,15 @@ fn a_branch_with_an_invalid_block_is_abandoned_for_the_best_valid_chain() {
     // body shape, invalid only against the UTXO set), then more on top.
     let b1 = b.next_block(1);
     let mut bad = b.clone();
-    let cb = Transaction::coinbase(Height(14), b"greedy".to_vec(), vec![TxOut { value: Amount::from_coins(10_000), address: b.address() }]);
+    let cb = Transaction::coinbase(
+        Height(14),
+        b"greedy".to_vec(),
+        vec![TxOut { value: Amount::from_coins(10_000), address: b.address() }],
+    );
     let b2 = bad.seal(vec![cb]);
     let tail = bad.blocks(4, 0);
     import(&mut chain, &[b1]);
-    import(&mut chain, &[b2.clone()]);
+    import(&mut chain, std::slice::from_ref(&b2));
     for blk in &tail[..2] {
         chain.accept_block(blk.clone()).unwrap();
     }
@@ -196,7 +200,9 @@ fn commitment_is_path_independent() {
 fn a_database_of_another_chain_or_schema_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     drop(open(dir.path()));
-    let err = Chain::open(dir.path(), ChainSpec::devnet(), Arc::new(SigCache::new(10)), ChainConfig::default()).err().unwrap();
+    let err = Chain::open(dir.path(), ChainSpec::devnet(), Arc::new(SigCache::new(10)), ChainConfig::default())
+        .err()
+        .unwrap();
     assert!(matches!(err, ChainError::Store(StoreError::GenesisMismatch { .. })), "{err}");
     {
         let cfs = ["headers", "blocks", "height", "utxo", "undo", "tx_index", "addr_index", "meta"];
@@ -204,7 +210,9 @@ fn a_database_of_another_chain_or_schema_is_refused() {
         let meta = db.cf_handle("meta").unwrap();
         db.put_cf(meta, b"schema", bincode::serde::encode_to_vec(99u32, bincode::config::standard()).unwrap()).unwrap();
     }
-    let err = Chain::open(dir.path(), ChainSpec::regtest(), Arc::new(SigCache::new(10)), ChainConfig::default()).err().unwrap();
+    let err = Chain::open(dir.path(), ChainSpec::regtest(), Arc::new(SigCache::new(10)), ChainConfig::default())
+        .err()
+        .unwrap();
     assert!(matches!(err, ChainError::Store(StoreError::SchemaMismatch { found: 99, .. })), "{err}");
 }
 

@@ -16,8 +16,7 @@ impl Chain {
     /// Moves to the best candidate until the tip is the most-work valid block.
     pub(super) fn activate_best_chain(&mut self) -> Result<TipUpdate, ChainError> {
         let mut update = TipUpdate::default();
-        loop {
-            let Some(best) = self.index.best_candidate() else { break };
+        while let Some(best) = self.index.best_candidate() {
             let tip_work = self.tip_entry().work;
             let Some(best_entry) = self.index.get(&best) else { break };
             if best == self.state.tip || best_entry.work <= tip_work {
@@ -81,7 +80,12 @@ impl Chain {
         let pending = match connect_block_deferred(&block, height, &ctx, &view) {
             Ok(p) => p,
             Err(_) if view.failed() => {
-                return Err(StoreError::Corrupt { what: "utxo", key: hash.to_hex(), reason: "read failed during connect".into() }.into())
+                return Err(StoreError::Corrupt {
+                    what: "utxo",
+                    key: hash.to_hex(),
+                    reason: "read failed during connect".into(),
+                }
+                .into())
             }
             Err(source) => return Err(ChainError::Invalid { hash: *hash, source }),
         };
@@ -163,7 +167,8 @@ impl Chain {
         let mut state = self.state;
         let mut commitment = self.commitment;
         let mut batch = self.store.batch();
-        let spent_in_block: HashSet<OutPoint> = block.transactions.iter().skip(1).flat_map(|t| t.inputs.iter().map(|i| i.prevout)).collect();
+        let spent_in_block: HashSet<OutPoint> =
+            block.transactions.iter().skip(1).flat_map(|t| t.inputs.iter().map(|i| i.prevout)).collect();
         for (index, tx) in block.transactions.iter().enumerate() {
             let txid = tx.txid();
             for (vout, output) in tx.outputs.iter().enumerate() {

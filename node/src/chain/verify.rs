@@ -30,7 +30,10 @@ impl Chain {
                 Ok(Some(block)) => {
                     let (root, mutated) = block.compute_merkle_root();
                     if mutated || root != block.header.merkle_root {
-                        return Ok(fail(report, format!("block {hash} at height {height}: transactions do not match the merkle root")));
+                        return Ok(fail(
+                            report,
+                            format!("block {hash} at height {height}: transactions do not match the merkle root"),
+                        ));
                     }
                     report.blocks_checked += 1;
                 }
@@ -50,10 +53,25 @@ impl Chain {
             report.utxos_checked += 1;
         }
         if commitment.to_hash().0 != self.state.commitment {
-            return Ok(fail(report, format!("UTXO set hashes to {} but the stored commitment is {}", commitment.to_hash(), self.commitment())));
+            return Ok(fail(
+                report,
+                format!(
+                    "UTXO set hashes to {} but the stored commitment is {}",
+                    commitment.to_hash(),
+                    self.commitment()
+                ),
+            ));
         }
         if coins.len() as u64 != self.state.utxo_count || total != self.state.total_amount {
-            return Ok(fail(report, format!("UTXO set has {} coins worth {total}, stored summary says {} worth {}", coins.len(), self.state.utxo_count, self.state.total_amount)));
+            return Ok(fail(
+                report,
+                format!(
+                    "UTXO set has {} coins worth {total}, stored summary says {} worth {}",
+                    coins.len(),
+                    self.state.utxo_count,
+                    self.state.total_amount
+                ),
+            ));
         }
         Ok(report)
     }

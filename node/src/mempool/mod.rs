@@ -7,7 +7,9 @@ mod select;
 
 use lode_core::crypto::SigCache;
 use lode_core::tx::OutPoint;
-use lode_core::validation::{check_transaction, check_tx_inputs, verify_sig_checks, Coin, ConnectContext, TxError, UtxoView};
+use lode_core::validation::{
+    check_transaction, check_tx_inputs, verify_sig_checks, Coin, ConnectContext, TxError, UtxoView,
+};
 use lode_core::{Amount, Block, Hash256, Height, Transaction};
 use std::collections::{HashMap, HashSet};
 
@@ -28,7 +30,13 @@ pub struct MempoolPolicy {
 
 impl Default for MempoolPolicy {
     fn default() -> Self {
-        MempoolPolicy { min_fee_rate: 1, max_bytes: 64 << 20, max_chain: 25, expiry_secs: 14 * 24 * 3600, max_tx_size: 100_000 }
+        MempoolPolicy {
+            min_fee_rate: 1,
+            max_bytes: 64 << 20,
+            max_chain: 25,
+            expiry_secs: 14 * 24 * 3600,
+            max_tx_size: 100_000,
+        }
     }
 }
 
@@ -137,7 +145,11 @@ struct PoolView<'a, V: UtxoView> {
 impl<V: UtxoView> UtxoView for PoolView<'_, V> {
     fn coin(&self, op: &OutPoint) -> Option<Coin> {
         if let Some(e) = self.pool.entries.get(&op.txid) {
-            return e.tx.outputs.get(op.vout as usize).map(|o| Coin { output: *o, height: self.height, coinbase: false });
+            return e.tx.outputs.get(op.vout as usize).map(|o| Coin {
+                output: *o,
+                height: self.height,
+                coinbase: false,
+            });
         }
         self.base.coin(op)
     }
@@ -225,7 +237,9 @@ impl Mempool {
         let pool_view = PoolView { base: view, pool: self, height: next_height };
         let (fee, checks) = match check_tx_inputs(&tx, next_height, ctx, &pool_view) {
             Ok(r) => r,
-            Err(TxError::MissingOrSpentInput { index, outpoint }) => return Err(MempoolError::MissingInputs { index, outpoint }),
+            Err(TxError::MissingOrSpentInput { index, outpoint }) => {
+                return Err(MempoolError::MissingInputs { index, outpoint })
+            }
             Err(e) => return Err(e.into()),
         };
         let required = self.policy.min_fee_rate.saturating_mul(size as u64);
@@ -253,7 +267,9 @@ impl Mempool {
     /// Evicts the cheapest packages until `entry` fits, or refuses it.
     fn make_room(&mut self, entry: &Entry) -> Result<(), MempoolError> {
         while self.bytes + entry.size > self.policy.max_bytes {
-            let Some((victim, rate)) = self.entries.iter().map(|(id, e)| (*id, self.package_rate(id, e))).min_by_key(|(_, r)| *r) else {
+            let Some((victim, rate)) =
+                self.entries.iter().map(|(id, e)| (*id, self.package_rate(id, e))).min_by_key(|(_, r)| *r)
+            else {
                 return Err(MempoolError::MempoolFull);
             };
             if rate >= entry.fee_rate_milli() {
@@ -279,7 +295,8 @@ impl Mempool {
     /// Unconfirmed ancestors of `tx` in the pool.
     fn ancestors(&self, tx: &Transaction) -> HashSet<Hash256> {
         let mut out = HashSet::new();
-        let mut stack: Vec<Hash256> = tx.inputs.iter().map(|i| i.prevout.txid).filter(|t| self.entries.contains_key(t)).collect();
+        let mut stack: Vec<Hash256> =
+            tx.inputs.iter().map(|i| i.prevout.txid).filter(|t| self.entries.contains_key(t)).collect();
         while let Some(t) = stack.pop() {
             if out.insert(t) {
                 if let Some(e) = self.entries.get(&t) {
@@ -347,7 +364,15 @@ impl Mempool {
 
     /// Re-admits transactions of disconnected blocks (oldest first); those
     /// no longer valid are dropped.
-    pub fn readmit(&mut self, txs: Vec<Transaction>, view: &impl UtxoView, next_height: Height, ctx: &ConnectContext, sig_cache: &SigCache, now: u64) -> usize {
+    pub fn readmit(
+        &mut self,
+        txs: Vec<Transaction>,
+        view: &impl UtxoView,
+        next_height: Height,
+        ctx: &ConnectContext,
+        sig_cache: &SigCache,
+        now: u64,
+    ) -> usize {
         let mut admitted = 0;
         for tx in txs {
             if self.accept(tx, view, next_height, ctx, sig_cache, now).is_ok() {
@@ -359,8 +384,12 @@ impl Mempool {
 
     /// Drops transactions older than the policy's expiry.
     pub fn expire(&mut self, now: u64) -> usize {
-        let old: Vec<Hash256> =
-            self.entries.iter().filter(|(_, e)| now.saturating_sub(e.time) > self.policy.expiry_secs).map(|(id, _)| *id).collect();
+        let old: Vec<Hash256> = self
+            .entries
+            .iter()
+            .filter(|(_, e)| now.saturating_sub(e.time) > self.policy.expiry_secs)
+            .map(|(id, _)| *id)
+            .collect();
         let before = self.entries.len();
         for t in old {
             self.remove_with_descendants(&t);

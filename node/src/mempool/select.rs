@@ -33,7 +33,8 @@ impl Mempool {
             }
             let Some(e) = self.entries.get(&id) else { continue };
             // The package: missing ancestors in dependency order, then it.
-            let mut package: Vec<Hash256> = self.ancestors(&e.tx).into_iter().filter(|a| !in_block.contains(a)).collect();
+            let mut package: Vec<Hash256> =
+                self.ancestors(&e.tx).into_iter().filter(|a| !in_block.contains(a)).collect();
             package.sort_by_key(|a| self.depth(a));
             package.push(id);
             let size: usize = package.iter().filter_map(|p| self.entries.get(p)).map(|x| x.size).sum();

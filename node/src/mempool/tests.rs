@@ -19,14 +19,25 @@ impl Fx {
         let mut coins = Vec::new();
         for i in 0..10u8 {
             let op = OutPoint { txid: Hash256([i + 1; 32]), vout: 0 };
-            utxo.insert(op, Coin { output: TxOut { value: Amount::from_coins(10), address: addr }, height: Height(1), coinbase: false });
+            utxo.insert(
+                op,
+                Coin {
+                    output: TxOut { value: Amount::from_coins(10), address: addr },
+                    height: Height(1),
+                    coinbase: false,
+                },
+            );
             coins.push(op);
         }
         Fx { spec: ChainSpec::regtest(), key, utxo, coins, cache: SigCache::new(1000) }
     }
 
     fn ctx(&self) -> ConnectContext {
-        ConnectContext { genesis: self.spec.genesis_hash(), coinbase_maturity: self.spec.coinbase_maturity, subsidy: Amount::ZERO }
+        ConnectContext {
+            genesis: self.spec.genesis_hash(),
+            coinbase_maturity: self.spec.coinbase_maturity,
+            subsidy: Amount::ZERO,
+        }
     }
 
     fn addr(&self) -> Address {
@@ -37,7 +48,10 @@ impl Fx {
     fn spend(&self, op: OutPoint, value: Amount, fee: u64) -> Transaction {
         let mut tx = Transaction {
             version: 1,
-            inputs: vec![TxIn { prevout: op, unlock: Unlock::Signature { pubkey: self.key.public_key(), sig: Signature::default() } }],
+            inputs: vec![TxIn {
+                prevout: op,
+                unlock: Unlock::Signature { pubkey: self.key.public_key(), sig: Signature::default() },
+            }],
             outputs: vec![TxOut { value: Amount::from_units(value.units() - fee), address: self.addr() }],
             lock_time: 0,
         };
@@ -151,7 +165,10 @@ fn blocks_remove_mined_and_conflicting_transactions_and_reorgs_readmit() {
     fx.accept(&mut pool, b.clone()).unwrap();
     // A block mines b and a different spend of a's coin.
     let rival = fx.spend(fx.coins[0], coin10(), 3000);
-    let block = Block { header: fx.spec.genesis_block().header, transactions: vec![fx.spec.genesis_block().transactions[0].clone(), b.clone(), rival] };
+    let block = Block {
+        header: fx.spec.genesis_block().header,
+        transactions: vec![fx.spec.genesis_block().transactions[0].clone(), b.clone(), rival],
+    };
     pool.remove_for_block(&block);
     assert!(pool.is_empty(), "mined b removed; a and its child conflict");
     // The block is disconnected: b comes back.

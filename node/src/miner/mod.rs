@@ -54,7 +54,13 @@ pub fn build_block_template(
 
 /// Searches nonces `start..end` (stepping `CHUNK` at a time while `keep_going`
 /// holds); returns the winning nonce. Counts hashes into `counter`.
-fn search(header: &BlockHeader, start: u64, end: u64, counter: &AtomicU64, mut keep_going: impl FnMut() -> bool) -> Option<u64> {
+fn search(
+    header: &BlockHeader,
+    start: u64,
+    end: u64,
+    counter: &AtomicU64,
+    mut keep_going: impl FnMut() -> bool,
+) -> Option<u64> {
     let target = header.bits.to_target().ok()?;
     let mut hasher = HeaderHasher::new(header);
     let mut nonce = start;
@@ -185,7 +191,9 @@ fn mine_loop(backend: &dyn MiningBackend, stop: &AtomicBool, hashes: &AtomicU64,
             std::thread::sleep(Duration::from_millis(200));
             continue;
         };
-        let found = search(&block.header, start, end, hashes, || !stop.load(Ordering::Relaxed) && backend.work_version() == version);
+        let found = search(&block.header, start, end, hashes, || {
+            !stop.load(Ordering::Relaxed) && backend.work_version() == version
+        });
         if let Some(nonce) = found {
             block.header.nonce = nonce;
             backend.submit_mined(block);

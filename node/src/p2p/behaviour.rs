@@ -12,8 +12,8 @@ use libp2p::identity::Keypair;
 use libp2p::swarm::behaviour::toggle::Toggle;
 use libp2p::swarm::NetworkBehaviour;
 use libp2p::{
-    allow_block_list, connection_limits, identify, kad, mdns, noise, ping, request_response, tcp,
-    yamux, StreamProtocol, Swarm,
+    allow_block_list, connection_limits, identify, kad, mdns, noise, ping, request_response, tcp, yamux,
+    StreamProtocol, Swarm,
 };
 use lode_core::ChainSpec;
 use std::time::Duration;
@@ -40,11 +40,7 @@ impl Names {
     /// Names for `spec`'s chain.
     pub fn new(spec: &ChainSpec) -> Result<Names, P2pError> {
         let genesis = spec.genesis_hash().to_hex();
-        let prefix = format!(
-            "/lode/{}/{}",
-            spec.network_id,
-            &genesis[..16.min(genesis.len())]
-        );
+        let prefix = format!("/lode/{}/{}", spec.network_id, &genesis[..16.min(genesis.len())]);
         let proto = |suffix: &str| {
             StreamProtocol::try_from_owned(format!("{prefix}/{suffix}"))
                 .map_err(|e| P2pError::Config(format!("protocol name: {e}")))
@@ -95,9 +91,7 @@ fn gossip_config(spec: &ChainSpec, names: &Names) -> Result<gossipsub::Config, P
         .validate_messages()
         // Content addressing: the same block or transaction from two
         // sources is one message, and republishing it is a no-op.
-        .message_id_fn(|m: &gossipsub::Message| {
-            MessageId::from(super::service::gossip_id(&m.data).to_vec())
-        })
+        .message_id_fn(|m: &gossipsub::Message| MessageId::from(super::service::gossip_id(&m.data).to_vec()))
         // Blocks and transactions prove themselves; author signatures
         // would only cost time and reveal who mined.
         .validation_mode(ValidationMode::Anonymous)
@@ -123,9 +117,7 @@ pub fn build_swarm(
     let mut gossipsub = gossipsub::Behaviour::new(MessageAuthenticity::Anonymous, gossip)
         .map_err(|e| P2pError::Config(e.to_string()))?;
     for topic in [&names.blocks, &names.txs] {
-        gossipsub
-            .subscribe(topic)
-            .map_err(|e| P2pError::Config(format!("subscribe: {e}")))?;
+        gossipsub.subscribe(topic).map_err(|e| P2pError::Config(format!("subscribe: {e}")))?;
     }
 
     let mut kad_config = kad::Config::new(names.kad.clone());
@@ -133,8 +125,7 @@ pub fn build_swarm(
     // The service bootstraps itself when the table has entries; the
     // built-in timer only warns while the node is alone.
     kad_config.set_periodic_bootstrap_interval(None);
-    let mut kad =
-        kad::Behaviour::with_config(peer_id, kad::store::MemoryStore::new(peer_id), kad_config);
+    let mut kad = kad::Behaviour::with_config(peer_id, kad::store::MemoryStore::new(peer_id), kad_config);
     // Every node serves the DHT: there are no special nodes.
     kad.set_mode(Some(kad::Mode::Server));
 
@@ -157,9 +148,7 @@ pub fn build_swarm(
         .with_max_established_incoming(Some(inbound))
         .with_max_established_per_peer(Some(config.max_connections_per_peer))
         .with_max_pending_incoming(Some(inbound.max(8)))
-        .with_max_pending_outgoing(Some(
-            u32::try_from(config.target_outbound.max(8) * 2).unwrap_or(u32::MAX),
-        ));
+        .with_max_pending_outgoing(Some(u32::try_from(config.target_outbound.max(8) * 2).unwrap_or(u32::MAX)));
 
     let codec = SyncCodec::new(spec.max_block_size, block_reply_budget(spec));
     let sync = request_response::Behaviour::with_codec(
@@ -187,11 +176,7 @@ pub fn build_swarm(
     let idle = config.idle_connection_timeout;
     let swarm = libp2p::SwarmBuilder::with_existing_identity(key)
         .with_tokio()
-        .with_tcp(
-            tcp::Config::default().nodelay(true),
-            noise::Config::new,
-            yamux::Config::default,
-        )
+        .with_tcp(tcp::Config::default().nodelay(true), noise::Config::new, yamux::Config::default)
         .map_err(|e| P2pError::Transport(e.to_string()))?
         .with_behaviour(move |_| behaviour)
         .map_err(|e| P2pError::Transport(e.to_string()))?

@@ -149,12 +149,8 @@ impl Request {
         let mut r = Reader::new(bytes);
         let req = match r.u8()? {
             TAG_STATUS => Request::Status(Status::decode_from(&mut r)?),
-            TAG_GET_HEADERS => Request::GetHeaders {
-                locator: get_hashes(&mut r, MAX_LOCATOR)?,
-            },
-            TAG_GET_BLOCKS => Request::GetBlocks {
-                hashes: get_hashes(&mut r, MAX_BLOCKS_PER_REQUEST)?,
-            },
+            TAG_GET_HEADERS => Request::GetHeaders { locator: get_hashes(&mut r, MAX_LOCATOR)? },
+            TAG_GET_BLOCKS => Request::GetBlocks { hashes: get_hashes(&mut r, MAX_BLOCKS_PER_REQUEST)? },
             _ => return Err(DecodeError::Invalid("request tag")),
         };
         r.finish()?;
@@ -232,17 +228,12 @@ fn invalid(e: impl std::fmt::Display) -> io::Error {
 }
 
 /// Reads one length-prefixed frame of at most `limit` bytes.
-pub async fn read_frame<T: AsyncRead + Unpin + Send>(
-    io: &mut T,
-    limit: usize,
-) -> io::Result<Vec<u8>> {
+pub async fn read_frame<T: AsyncRead + Unpin + Send>(io: &mut T, limit: usize) -> io::Result<Vec<u8>> {
     let mut len = [0u8; 4];
     io.read_exact(&mut len).await?;
     let len = u32::from_le_bytes(len) as usize;
     if len > limit {
-        return Err(invalid(format!(
-            "frame of {len} bytes exceeds the limit of {limit}"
-        )));
+        return Err(invalid(format!("frame of {len} bytes exceeds the limit of {limit}")));
     }
     let mut buf = vec![0u8; len];
     io.read_exact(&mut buf).await?;
@@ -272,10 +263,7 @@ impl SyncCodec {
     pub fn new(max_block_size: usize, block_reply_budget: usize) -> SyncCodec {
         let headers = 1 + 4 + MAX_HEADERS * HEADER_SIZE;
         let blocks = 1 + 4 + block_reply_budget.max(max_block_size) + MAX_BLOCKS_PER_REQUEST * 4;
-        SyncCodec {
-            response_limit: headers.max(blocks),
-            max_block_size,
-        }
+        SyncCodec { response_limit: headers.max(blocks), max_block_size }
     }
 }
 
@@ -289,12 +277,8 @@ impl libp2p::request_response::Codec for SyncCodec {
         T: AsyncRead + Unpin + Send,
     {
         match read_frame(io, REQUEST_LIMIT).await {
-            Ok(frame) => {
-                Ok(Request::decode(&frame).unwrap_or_else(|e| Request::Malformed(e.to_string())))
-            }
-            Err(e) if e.kind() == io::ErrorKind::InvalidData => {
-                Ok(Request::Malformed(e.to_string()))
-            }
+            Ok(frame) => Ok(Request::decode(&frame).unwrap_or_else(|e| Request::Malformed(e.to_string()))),
+            Err(e) if e.kind() == io::ErrorKind::InvalidData => Ok(Request::Malformed(e.to_string())),
             Err(e) => Err(e),
         }
     }
@@ -307,24 +291,14 @@ impl libp2p::request_response::Codec for SyncCodec {
         Response::decode(&frame, self.max_block_size).map_err(invalid)
     }
 
-    async fn write_request<T>(
-        &mut self,
-        _: &StreamProtocol,
-        io: &mut T,
-        req: Request,
-    ) -> io::Result<()>
+    async fn write_request<T>(&mut self, _: &StreamProtocol, io: &mut T, req: Request) -> io::Result<()>
     where
         T: AsyncWrite + Unpin + Send,
     {
         write_frame(io, &req.encode()).await
     }
 
-    async fn write_response<T>(
-        &mut self,
-        _: &StreamProtocol,
-        io: &mut T,
-        res: Response,
-    ) -> io::Result<()>
+    async fn write_response<T>(&mut self, _: &StreamProtocol, io: &mut T, res: Response) -> io::Result<()>
     where
         T: AsyncWrite + Unpin + Send,
     {
@@ -353,9 +327,7 @@ mod tests {
         let genesis = spec.genesis_block();
         for req in [
             Request::Status(status()),
-            Request::GetHeaders {
-                locator: vec![Hash256([9; 32]); 3],
-            },
+            Request::GetHeaders { locator: vec![Hash256([9; 32]); 3] },
             Request::GetBlocks { hashes: vec![] },
         ] {
             assert_eq!(Request::decode(&req.encode()).unwrap(), req);
@@ -365,10 +337,7 @@ mod tests {
             Response::Headers(vec![genesis.header; 5]),
             Response::Blocks(vec![genesis.clone(), genesis.clone()]),
         ] {
-            assert_eq!(
-                Response::decode(&resp.encode(), spec.max_block_size).unwrap(),
-                resp
-            );
+            assert_eq!(Response::decode(&resp.encode(), spec.max_block_size).unwrap(), resp);
         }
     }
 
@@ -377,10 +346,7 @@ mod tests {
         assert!(Request::decode(&[]).is_err());
         assert!(Request::decode(&[42]).is_err());
         let mut too_many = vec![TAG_GET_BLOCKS];
-        put_hashes(
-            &mut too_many,
-            &vec![Hash256::ZERO; MAX_BLOCKS_PER_REQUEST + 1],
-        );
+        put_hashes(&mut too_many, &vec![Hash256::ZERO; MAX_BLOCKS_PER_REQUEST + 1]);
         assert!(Request::decode(&too_many).is_err());
         // A count promising more headers than the bytes hold fails before allocating.
         let mut forged = vec![TAG_HEADERS];
@@ -411,10 +377,7 @@ mod tests {
             let req = codec.read_request(&proto, &mut &garbage[..]).await.unwrap();
             assert!(matches!(req, Request::Malformed(_)));
             let oversized = u32::MAX.to_le_bytes();
-            let req = codec
-                .read_request(&proto, &mut &oversized[..])
-                .await
-                .unwrap();
+            let req = codec.read_request(&proto, &mut &oversized[..]).await.unwrap();
             assert!(matches!(req, Request::Malformed(_)));
             // A stream cut short is a network problem, not misbehaviour.
             assert!(codec.read_request(&proto, &mut &[1u8][..]).await.is_err());

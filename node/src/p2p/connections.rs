@@ -26,16 +26,10 @@ impl Service {
                     .iter()
                     .map(|(id, p)| PeerInfo {
                         peer_id: id.to_string(),
-                        address: super::peers::dialable(&p.address)
-                            .unwrap_or_else(|| p.address.clone())
-                            .to_string(),
+                        address: super::peers::dialable(&p.address).unwrap_or_else(|| p.address.clone()).to_string(),
                         direction: p.direction.as_str().to_string(),
                         height: p.status.as_ref().map(|s| s.height).unwrap_or(0),
-                        best_hash: p
-                            .status
-                            .as_ref()
-                            .map(|s| s.best_hash.to_hex())
-                            .unwrap_or_default(),
+                        best_hash: p.status.as_ref().map(|s| s.best_hash.to_hex()).unwrap_or_default(),
                         score: p.score,
                         commitment_mismatch: p.commitment_mismatch,
                     })
@@ -53,11 +47,7 @@ impl Service {
                 let _ = reply.send(r);
             }
             Command::Ban(peer, secs, reply) => {
-                let secs = if secs == 0 {
-                    self.config.ban_duration.as_secs()
-                } else {
-                    secs
-                };
+                let secs = if secs == 0 { self.config.ban_duration.as_secs() } else { secs };
                 self.ban(peer, secs, "banned by the operator");
                 let _ = reply.send(Ok(()));
             }
@@ -76,21 +66,14 @@ impl Service {
                     .store
                     .bans()
                     .into_iter()
-                    .map(|(p, until)| BannedPeer {
-                        peer_id: p.to_string(),
-                        until,
-                    })
+                    .map(|(p, until)| BannedPeer { peer_id: p.to_string(), until })
                     .collect();
                 let _ = reply.send(v);
             }
             Command::Shutdown(_) => {}
             #[cfg(test)]
             Command::PublishRaw { blocks, data } => {
-                let topic = if blocks {
-                    self.names.blocks.clone()
-                } else {
-                    self.names.txs.clone()
-                };
+                let topic = if blocks { self.names.blocks.clone() } else { self.names.txs.clone() };
                 if let Err(e) = self.swarm.behaviour_mut().gossipsub.publish(topic, data) {
                     tracing::warn!(?e, "raw publish failed");
                 }
@@ -99,10 +82,7 @@ impl Service {
     }
 
     pub(super) fn listen_strings(&self) -> Vec<String> {
-        self.listen_addrs
-            .iter()
-            .map(|a| a.clone().with(Protocol::P2p(self.local_id)).to_string())
-            .collect()
+        self.listen_addrs.iter().map(|a| a.clone().with(Protocol::P2p(self.local_id)).to_string()).collect()
     }
 
     fn add_peer(&mut self, addr: Multiaddr, reply: oneshot::Sender<Result<(), P2pError>>) {
@@ -119,25 +99,16 @@ impl Service {
             self.wrong_chain.remove(&p);
         }
         let opts = match peer {
-            Some(p) => DialOpts::peer_id(p)
-                .addresses(vec![addr.clone()])
-                .condition(PeerCondition::Always)
-                .build(),
+            Some(p) => DialOpts::peer_id(p).addresses(vec![addr.clone()]).condition(PeerCondition::Always).build(),
             None => DialOpts::unknown_peer_id().address(addr.clone()).build(),
         };
         let id = opts.connection_id();
         match self.swarm.dial(opts) {
             Ok(()) => {
-                self.pending_dials.insert(
-                    id,
-                    (addr.to_string(), reply, Instant::now() + ADD_PEER_TIMEOUT),
-                );
+                self.pending_dials.insert(id, (addr.to_string(), reply, Instant::now() + ADD_PEER_TIMEOUT));
             }
             Err(e) => {
-                let _ = reply.send(Err(P2pError::Dial {
-                    addr: addr.to_string(),
-                    why: e.to_string(),
-                }));
+                let _ = reply.send(Err(P2pError::Dial { addr: addr.to_string(), why: e.to_string() }));
             }
         }
     }
@@ -151,10 +122,7 @@ impl Service {
         {
             return;
         }
-        let opts = DialOpts::peer_id(peer)
-            .addresses(addrs)
-            .condition(PeerCondition::DisconnectedAndNotDialing)
-            .build();
+        let opts = DialOpts::peer_id(peer).addresses(addrs).condition(PeerCondition::DisconnectedAndNotDialing).build();
         match self.swarm.dial(opts) {
             Ok(()) => {
                 self.dialing.insert(peer);
@@ -179,21 +147,13 @@ impl Service {
     /// Keeps `target_outbound` outbound peers: peer store first (known
     /// good), then the Kademlia table, then bootnodes when alone.
     pub(super) fn top_up(&mut self) {
-        let outbound = self
-            .peers
-            .values()
-            .filter(|p| p.direction == Direction::Outbound)
-            .count();
-        let want = self
-            .config
-            .target_outbound
-            .saturating_sub(outbound + self.dialing.len());
+        let outbound = self.peers.values().filter(|p| p.direction == Direction::Outbound).count();
+        let want = self.config.target_outbound.saturating_sub(outbound + self.dialing.len());
         if want == 0 || self.peers.len() >= self.config.max_peers {
             return;
         }
         let now = Instant::now();
-        self.wrong_chain
-            .retain(|_, t| now.saturating_duration_since(*t) < WRONG_CHAIN_BACKOFF);
+        self.wrong_chain.retain(|_, t| now.saturating_duration_since(*t) < WRONG_CHAIN_BACKOFF);
         let skip = |p: &PeerId| {
             *p == self.local_id
                 || self.peers.contains_key(p)
@@ -205,10 +165,7 @@ impl Service {
             let mut from_kad = Vec::new();
             for bucket in self.swarm.behaviour_mut().kad.kbuckets() {
                 for e in bucket.iter() {
-                    from_kad.push((
-                        *e.node.key.preimage(),
-                        e.node.value.iter().cloned().collect::<Vec<_>>(),
-                    ));
+                    from_kad.push((*e.node.key.preimage(), e.node.value.iter().cloned().collect::<Vec<_>>()));
                 }
             }
             for (p, addrs) in from_kad {
@@ -269,15 +226,9 @@ impl Service {
     }
 
     fn update_counts(&self) {
-        let inbound = self
-            .peers
-            .values()
-            .filter(|p| p.direction == Direction::Inbound)
-            .count();
+        let inbound = self.peers.values().filter(|p| p.direction == Direction::Inbound).count();
         self.shared.inbound.store(inbound, Ordering::Relaxed);
-        self.shared
-            .outbound
-            .store(self.peers.len() - inbound, Ordering::Relaxed);
+        self.shared.outbound.store(self.peers.len() - inbound, Ordering::Relaxed);
     }
 
     pub(super) fn on_swarm_event(&mut self, ev: SwarmEvent<BehaviourEvent>) {
@@ -289,16 +240,8 @@ impl Service {
                     self.listen_addrs.push(address);
                 }
             }
-            SwarmEvent::ExpiredListenAddr { address, .. } => {
-                self.listen_addrs.retain(|a| *a != address)
-            }
-            SwarmEvent::ConnectionEstablished {
-                peer_id,
-                connection_id,
-                endpoint,
-                num_established,
-                ..
-            } => {
+            SwarmEvent::ExpiredListenAddr { address, .. } => self.listen_addrs.retain(|a| *a != address),
+            SwarmEvent::ConnectionEstablished { peer_id, connection_id, endpoint, num_established, .. } => {
                 self.dialing.remove(&peer_id);
                 if let Some((_, reply, _)) = self.pending_dials.remove(&connection_id) {
                     let _ = reply.send(Ok(()));
@@ -308,11 +251,7 @@ impl Service {
                     self.store.record_success(peer_id, &addr);
                 }
                 if num_established.get() == 1 {
-                    let dir = if endpoint.is_dialer() {
-                        Direction::Outbound
-                    } else {
-                        Direction::Inbound
-                    };
+                    let dir = if endpoint.is_dialer() { Direction::Outbound } else { Direction::Inbound };
                     tracing::info!(peer = %peer_id, %addr, direction = dir.as_str(), "peer connected");
                     self.peers.insert(peer_id, Peer::new(addr, dir));
                     self.request_status(peer_id);
@@ -321,18 +260,9 @@ impl Service {
                 }
                 self.update_counts();
             }
-            SwarmEvent::ConnectionClosed {
-                peer_id,
-                connection_id,
-                num_established,
-                cause,
-                ..
-            } => {
+            SwarmEvent::ConnectionClosed { peer_id, connection_id, num_established, cause, .. } => {
                 if let Some((addr, reply, _)) = self.pending_dials.remove(&connection_id) {
-                    let _ = reply.send(Err(P2pError::Dial {
-                        addr,
-                        why: "connection closed during setup".into(),
-                    }));
+                    let _ = reply.send(Err(P2pError::Dial { addr, why: "connection closed during setup".into() }));
                 }
                 if num_established == 0 {
                     if self.peers.remove(&peer_id).is_some() {
@@ -340,11 +270,7 @@ impl Service {
                     }
                     self.downloader.peer_gone(&peer_id);
                     self.header_peers.remove(&peer_id);
-                    if self
-                        .headers_pending
-                        .as_ref()
-                        .is_some_and(|(p, _)| *p == peer_id)
-                    {
+                    if self.headers_pending.as_ref().is_some_and(|(p, _)| *p == peer_id) {
                         self.headers_pending = None;
                     }
                     self.status_requests.retain(|_, p| *p != peer_id);
@@ -354,28 +280,17 @@ impl Service {
                 }
                 self.update_counts();
             }
-            SwarmEvent::OutgoingConnectionError {
-                connection_id,
-                peer_id,
-                error,
-            } => {
+            SwarmEvent::OutgoingConnectionError { connection_id, peer_id, error } => {
                 if let Some(p) = peer_id {
                     self.dialing.remove(&p);
                     self.store.record_failure(&p, Instant::now());
                 }
                 if let Some((addr, reply, _)) = self.pending_dials.remove(&connection_id) {
-                    let _ = reply.send(Err(P2pError::Dial {
-                        addr,
-                        why: error.to_string(),
-                    }));
+                    let _ = reply.send(Err(P2pError::Dial { addr, why: error.to_string() }));
                 }
                 tracing::debug!(peer = ?peer_id, %error, "outgoing connection failed");
             }
-            SwarmEvent::IncomingConnectionError {
-                send_back_addr,
-                error,
-                ..
-            } => {
+            SwarmEvent::IncomingConnectionError { send_back_addr, error, .. } => {
                 tracing::debug!(%send_back_addr, %error, "incoming connection failed");
             }
             _ => {}
@@ -393,25 +308,16 @@ impl Service {
                         continue;
                     }
                     tracing::debug!(%peer, %addr, "found a peer by mDNS");
-                    self.swarm
-                        .behaviour_mut()
-                        .kad
-                        .add_address(&peer, addr.clone());
-                    let outbound = self
-                        .peers
-                        .values()
-                        .filter(|p| p.direction == Direction::Outbound)
-                        .count();
+                    self.swarm.behaviour_mut().kad.add_address(&peer, addr.clone());
+                    let outbound = self.peers.values().filter(|p| p.direction == Direction::Outbound).count();
                     if outbound < self.config.target_outbound {
                         self.dial(peer, vec![addr]);
                     }
                 }
             }
-            BehaviourEvent::Gossipsub(gossipsub::Event::Message {
-                propagation_source,
-                message_id,
-                message,
-            }) => self.on_gossip(propagation_source, message_id, message),
+            BehaviourEvent::Gossipsub(gossipsub::Event::Message { propagation_source, message_id, message }) => {
+                self.on_gossip(propagation_source, message_id, message)
+            }
             BehaviourEvent::Sync(ev) => self.on_sync_event(ev),
             BehaviourEvent::Kad(kad::Event::RoutingUpdated { peer, .. }) => {
                 tracing::trace!(%peer, "kademlia routing updated")
@@ -427,10 +333,7 @@ impl Service {
 
     fn on_identify(&mut self, peer: PeerId, info: identify::Info) {
         if info.protocol_version != self.names.prefix {
-            let reason = format!(
-                "protocol version {:?}, ours is {:?}",
-                info.protocol_version, self.names.prefix
-            );
+            let reason = format!("protocol version {:?}, ours is {:?}", info.protocol_version, self.names.prefix);
             self.drop_wrong_chain(peer, &reason);
             return;
         }
@@ -439,11 +342,7 @@ impl Service {
             self.drop_wrong_chain(peer, &reason);
             return;
         }
-        let addrs: Vec<Multiaddr> = info
-            .listen_addrs
-            .iter()
-            .filter_map(super::peers::dialable)
-            .collect();
+        let addrs: Vec<Multiaddr> = info.listen_addrs.iter().filter_map(super::peers::dialable).collect();
         if info.protocols.contains(&self.names.kad) {
             for a in &addrs {
                 self.swarm.behaviour_mut().kad.add_address(&peer, a.clone());

@@ -12,23 +12,17 @@ pub const KEY_FILE: &str = "p2p_key";
 /// Loads the key from `dir/p2p_key`, or creates and saves a new one.
 pub fn load_or_create(dir: &Path) -> Result<Keypair, P2pError> {
     let path = dir.join(KEY_FILE);
-    let identity = |why: String| P2pError::Identity {
-        path: path.display().to_string(),
-        why,
-    };
+    let identity = |why: String| P2pError::Identity { path: path.display().to_string(), why };
     match std::fs::read(&path) {
         Ok(bytes) => {
             // A damaged key file is an operator problem: refuse to start
             // rather than silently becoming a different peer.
-            Keypair::from_protobuf_encoding(&bytes)
-                .map_err(|e| identity(format!("cannot decode key: {e}")))
+            Keypair::from_protobuf_encoding(&bytes).map_err(|e| identity(format!("cannot decode key: {e}")))
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             std::fs::create_dir_all(dir).map_err(|e| identity(e.to_string()))?;
             let key = Keypair::generate_ed25519();
-            let bytes = key
-                .to_protobuf_encoding()
-                .map_err(|e| identity(e.to_string()))?;
+            let bytes = key.to_protobuf_encoding().map_err(|e| identity(e.to_string()))?;
             write_private(&path, &bytes).map_err(|e| identity(e.to_string()))?;
             tracing::info!(peer_id = %key.public().to_peer_id(), path = %path.display(), "created a new p2p identity");
             Ok(key)
@@ -69,10 +63,7 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(dir.path().join(KEY_FILE))
-                .unwrap()
-                .permissions()
-                .mode();
+            let mode = std::fs::metadata(dir.path().join(KEY_FILE)).unwrap().permissions().mode();
             assert_eq!(mode & 0o077, 0);
         }
     }
@@ -81,9 +72,6 @@ mod tests {
     fn damaged_key_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join(KEY_FILE), b"not a key").unwrap();
-        assert!(matches!(
-            load_or_create(dir.path()),
-            Err(P2pError::Identity { .. })
-        ));
+        assert!(matches!(load_or_create(dir.path()), Err(P2pError::Identity { .. })));
     }
 }

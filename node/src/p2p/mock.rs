@@ -3,9 +3,7 @@
 //! anything decodable. Block validity is proof of work plus the merkle
 //! root, enough to tell an honest block from a forged one.
 
-use crate::chain_api::{
-    BlockOutcome, ChainEvent, HeadersOutcome, NetworkChain, TipInfo, TxOutcome,
-};
+use crate::chain_api::{BlockOutcome, ChainEvent, HeadersOutcome, NetworkChain, TipInfo, TxOutcome};
 use lode_core::block::{Block, BlockHeader};
 use lode_core::pow::Work;
 use lode_core::validation::check_header;
@@ -56,19 +54,8 @@ impl MockChain {
     pub fn new(spec: ChainSpec) -> Arc<MockChain> {
         let genesis = spec.genesis_block();
         let g = genesis.hash();
-        let mut st = State {
-            tip: g,
-            best_header: g,
-            ..Default::default()
-        };
-        st.headers.insert(
-            g,
-            Entry {
-                header: genesis.header,
-                height: 0,
-                work: work_of(&genesis.header),
-            },
-        );
+        let mut st = State { tip: g, best_header: g, ..Default::default() };
+        st.headers.insert(g, Entry { header: genesis.header, height: 0, work: work_of(&genesis.header) });
         st.bodies.insert(g, genesis);
         st.connected.insert(g);
         let (events, _) = broadcast::channel(4096);
@@ -104,11 +91,7 @@ impl MockChain {
         let Some(parent) = st.headers.get(&h.prev_hash) else {
             return Err(HeadersOutcome::Unconnected);
         };
-        let entry = Entry {
-            header: *h,
-            height: parent.height + 1,
-            work: parent.work.saturating_add(&work_of(h)),
-        };
+        let entry = Entry { header: *h, height: parent.height + 1, work: parent.work.saturating_add(&work_of(h)) };
         let better = entry.work > st.headers[&st.best_header].work;
         st.headers.insert(hash, entry);
         st.children.entry(h.prev_hash).or_default().push(hash);
@@ -172,21 +155,13 @@ impl NetworkChain for MockChain {
     fn tip(&self) -> TipInfo {
         let st = self.lock();
         let e = &st.headers[&st.tip];
-        TipInfo {
-            hash: st.tip,
-            height: Height(e.height),
-            chainwork: e.work,
-        }
+        TipInfo { hash: st.tip, height: Height(e.height), chainwork: e.work }
     }
 
     fn best_header(&self) -> TipInfo {
         let st = self.lock();
         let e = &st.headers[&st.best_header];
-        TipInfo {
-            hash: st.best_header,
-            height: Height(e.height),
-            chainwork: e.work,
-        }
+        TipInfo { hash: st.best_header, height: Height(e.height), chainwork: e.work }
     }
 
     fn utxo_commitment(&self) -> Hash256 {
@@ -219,17 +194,8 @@ impl NetworkChain for MockChain {
         let st = self.lock();
         let chain = Self::active_chain(&st);
         let pos: HashMap<Hash256, usize> = chain.iter().enumerate().map(|(i, h)| (*h, i)).collect();
-        let start = locator
-            .iter()
-            .find_map(|h| pos.get(h))
-            .map(|i| i + 1)
-            .unwrap_or(1);
-        chain
-            .iter()
-            .skip(start)
-            .take(max)
-            .map(|h| st.headers[h].header)
-            .collect()
+        let start = locator.iter().find_map(|h| pos.get(h)).map(|i| i + 1).unwrap_or(1);
+        chain.iter().skip(start).take(max).map(|h| st.headers[h].header).collect()
     }
 
     fn accept_headers(&self, headers: &[BlockHeader]) -> HeadersOutcome {
@@ -250,11 +216,7 @@ impl NetworkChain for MockChain {
 
     fn missing_blocks(&self, max: usize) -> Vec<Hash256> {
         let st = self.lock();
-        Self::best_header_chain(&st)
-            .into_iter()
-            .filter(|h| !st.bodies.contains_key(h))
-            .take(max)
-            .collect()
+        Self::best_header_chain(&st).into_iter().filter(|h| !st.bodies.contains_key(h)).take(max).collect()
     }
 
     fn block(&self, hash: &Hash256) -> Option<Block> {
@@ -286,9 +248,7 @@ impl NetworkChain for MockChain {
         if !st.headers.contains_key(&block.header.prev_hash) {
             let parent = block.header.prev_hash;
             st.orphans.insert(hash, block);
-            return BlockOutcome::Orphan {
-                missing_parent: parent,
-            };
+            return BlockOutcome::Orphan { missing_parent: parent };
         }
         let mut accepted = vec![block];
         let mut announce = Vec::new();
@@ -302,12 +262,8 @@ impl NetworkChain for MockChain {
             }
             announce.push(b);
             // Orphans waiting for this block can come in now.
-            let waiting: Vec<Hash256> = st
-                .orphans
-                .iter()
-                .filter(|(_, o)| o.header.prev_hash == h)
-                .map(|(k, _)| *k)
-                .collect();
+            let waiting: Vec<Hash256> =
+                st.orphans.iter().filter(|(_, o)| o.header.prev_hash == h).map(|(k, _)| *k).collect();
             for w in waiting {
                 if let Some(o) = st.orphans.remove(&w) {
                     accepted.push(o);

@@ -191,9 +191,7 @@ pub struct P2pHandle {
 
 impl std::fmt::Debug for P2pHandle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("P2pHandle")
-            .field("peer_id", &self.peer_id)
-            .finish()
+        f.debug_struct("P2pHandle").field("peer_id", &self.peer_id).finish()
     }
 }
 
@@ -202,15 +200,9 @@ fn parse_peer(s: &str) -> Result<PeerId, P2pError> {
 }
 
 impl P2pHandle {
-    async fn ask<T>(
-        &self,
-        make: impl FnOnce(oneshot::Sender<T>) -> service::Command,
-    ) -> Result<T, P2pError> {
+    async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> service::Command) -> Result<T, P2pError> {
         let (tx, rx) = oneshot::channel();
-        self.commands
-            .send(make(tx))
-            .await
-            .map_err(|_| P2pError::Stopped)?;
+        self.commands.send(make(tx)).await.map_err(|_| P2pError::Stopped)?;
         rx.await.map_err(|_| P2pError::Stopped)
     }
 
@@ -221,9 +213,7 @@ impl P2pHandle {
 
     /// Full listen multiaddrs including `/p2p/<id>`, usable as `--bootnode`.
     pub async fn listen_addresses(&self) -> Vec<String> {
-        self.ask(service::Command::ListenAddrs)
-            .await
-            .unwrap_or_default()
+        self.ask(service::Command::ListenAddrs).await.unwrap_or_default()
     }
 
     /// Connected peers.
@@ -234,8 +224,7 @@ impl P2pHandle {
     /// Dials `addr` and waits until connected (or failed); it is then kept
     /// in the peer store.
     pub async fn add_peer(&self, addr: &str) -> Result<(), P2pError> {
-        let ma = Multiaddr::from_str(addr.trim())
-            .map_err(|_| P2pError::InvalidAddress(addr.to_string()))?;
+        let ma = Multiaddr::from_str(addr.trim()).map_err(|_| P2pError::InvalidAddress(addr.to_string()))?;
         self.ask(|tx| service::Command::AddPeer(ma, tx)).await?
     }
 
@@ -270,10 +259,7 @@ impl P2pHandle {
 
     /// Connected peers as (inbound, outbound).
     pub fn connection_counts(&self) -> (usize, usize) {
-        (
-            self.shared.inbound.load(Ordering::Relaxed),
-            self.shared.outbound.load(Ordering::Relaxed),
-        )
+        (self.shared.inbound.load(Ordering::Relaxed), self.shared.outbound.load(Ordering::Relaxed))
     }
 
     /// Times a peer at our tip reported a different UTXO commitment.
@@ -288,10 +274,7 @@ impl P2pHandle {
 
     #[cfg(test)]
     async fn publish_raw(&self, blocks: bool, data: Vec<u8>) {
-        let _ = self
-            .commands
-            .send(service::Command::PublishRaw { blocks, data })
-            .await;
+        let _ = self.commands.send(service::Command::PublishRaw { blocks, data }).await;
     }
 }
 
@@ -305,9 +288,5 @@ pub async fn start(config: P2pConfig, chain: Arc<dyn NetworkChain>) -> Result<P2
     let (commands, rx) = mpsc::channel(64);
     let ready = service::Service::spawn(config, chain, key, shared.clone(), rx).await?;
     tracing::info!(%peer_id, listen = ?ready, "p2p network started");
-    Ok(P2pHandle {
-        peer_id,
-        commands,
-        shared,
-    })
+    Ok(P2pHandle { peer_id, commands, shared })
 }

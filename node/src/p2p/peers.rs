@@ -43,10 +43,7 @@ pub mod penalty {
 
 /// Seconds since the Unix epoch.
 pub fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
 /// Which side opened the connection.
@@ -80,12 +77,7 @@ pub struct RateLimit {
 impl RateLimit {
     /// A full bucket.
     pub fn new(rate: f64, capacity: f64) -> RateLimit {
-        RateLimit {
-            tokens: capacity,
-            capacity,
-            rate,
-            last: Instant::now(),
-        }
+        RateLimit { tokens: capacity, capacity, rate, last: Instant::now() }
     }
 
     /// Takes one token; false when the bucket is empty.
@@ -212,12 +204,8 @@ pub struct PeerStore {
 impl PeerStore {
     /// Loads `path`; a missing or unreadable file starts an empty store.
     pub fn load(path: &Path) -> PeerStore {
-        let mut store = PeerStore {
-            path: path.to_path_buf(),
-            known: HashMap::new(),
-            bans: HashMap::new(),
-            dirty: false,
-        };
+        let mut store =
+            PeerStore { path: path.to_path_buf(), known: HashMap::new(), bans: HashMap::new(), dirty: false };
         let file: StoreFile = match std::fs::read(path) {
             Ok(bytes) => match serde_json::from_slice(&bytes) {
                 Ok(f) => f,
@@ -244,15 +232,7 @@ impl PeerStore {
                 .take(MAX_ADDRS_PER_PEER)
                 .collect();
             if !addrs.is_empty() {
-                store.known.insert(
-                    id,
-                    Known {
-                        addrs,
-                        last_seen: p.last_seen,
-                        failures: 0,
-                        next_try: None,
-                    },
-                );
+                store.known.insert(id, Known { addrs, last_seen: p.last_seen, failures: 0, next_try: None });
             }
         }
         let now = unix_now();
@@ -282,14 +262,7 @@ impl PeerStore {
                     last_seen: k.last_seen,
                 })
                 .collect(),
-            bans: self
-                .bans
-                .iter()
-                .map(|(id, until)| StoredBan {
-                    peer_id: id.to_string(),
-                    until: *until,
-                })
-                .collect(),
+            bans: self.bans.iter().map(|(id, until)| StoredBan { peer_id: id.to_string(), until: *until }).collect(),
         };
         let bytes = serde_json::to_vec_pretty(&file).map_err(std::io::Error::other)?;
         if let Some(dir) = self.path.parent() {
@@ -374,24 +347,14 @@ impl PeerStore {
     }
 
     /// Up to `n` peers worth dialing now, most recently seen first.
-    pub fn candidates(
-        &self,
-        now: Instant,
-        n: usize,
-        skip: impl Fn(&PeerId) -> bool,
-    ) -> Vec<(PeerId, Vec<Multiaddr>)> {
+    pub fn candidates(&self, now: Instant, n: usize, skip: impl Fn(&PeerId) -> bool) -> Vec<(PeerId, Vec<Multiaddr>)> {
         let mut c: Vec<(&PeerId, &Known)> = self
             .known
             .iter()
-            .filter(|(id, k)| {
-                !skip(id) && k.next_try.is_none_or(|t| t <= now) && !self.bans.contains_key(*id)
-            })
+            .filter(|(id, k)| !skip(id) && k.next_try.is_none_or(|t| t <= now) && !self.bans.contains_key(*id))
             .collect();
         c.sort_by_key(|(_, k)| std::cmp::Reverse(k.last_seen));
-        c.into_iter()
-            .take(n)
-            .map(|(id, k)| (*id, k.addrs.clone()))
-            .collect()
+        c.into_iter().take(n).map(|(id, k)| (*id, k.addrs.clone())).collect()
     }
 
     /// Bans `peer` until `until` (unix seconds).
@@ -425,12 +388,7 @@ impl PeerStore {
     /// Removes and returns bans that have run out.
     pub fn expire_bans(&mut self) -> Vec<PeerId> {
         let now = unix_now();
-        let expired: Vec<PeerId> = self
-            .bans
-            .iter()
-            .filter(|(_, u)| **u <= now)
-            .map(|(p, _)| *p)
-            .collect();
+        let expired: Vec<PeerId> = self.bans.iter().filter(|(_, u)| **u <= now).map(|(p, _)| *p).collect();
         for p in &expired {
             self.bans.remove(p);
             self.dirty = true;
@@ -440,12 +398,7 @@ impl PeerStore {
 
     fn evict(&mut self) {
         while self.known.len() > MAX_STORE_ENTRIES {
-            let Some(oldest) = self
-                .known
-                .iter()
-                .min_by_key(|(_, k)| k.last_seen)
-                .map(|(p, _)| *p)
-            else {
+            let Some(oldest) = self.known.iter().min_by_key(|(_, k)| k.last_seen).map(|(p, _)| *p) else {
                 break;
             };
             self.known.remove(&oldest);
@@ -497,10 +450,7 @@ mod tests {
     fn only_dialable_addresses_are_kept() {
         assert!(dialable(&addr("/ip4/0.0.0.0/tcp/5")).is_none());
         assert!(dialable(&addr("/ip4/1.2.3.4/udp/5")).is_none());
-        assert_eq!(
-            dialable(&addr("/ip4/1.2.3.4/tcp/5")),
-            Some(addr("/ip4/1.2.3.4/tcp/5"))
-        );
+        assert_eq!(dialable(&addr("/ip4/1.2.3.4/tcp/5")), Some(addr("/ip4/1.2.3.4/tcp/5")));
     }
 
     #[test]

@@ -30,11 +30,7 @@ impl Service {
             }
             Internal::Respond { channel, response } => {
                 // The peer may have gone; nothing to do then.
-                let _ = self
-                    .swarm
-                    .behaviour_mut()
-                    .sync
-                    .send_response(channel, response);
+                let _ = self.swarm.behaviour_mut().sync.send_response(channel, response);
             }
             Internal::Locator { peer, mut locator } => {
                 if !self.peers.contains_key(&peer) {
@@ -42,77 +38,42 @@ impl Service {
                     return;
                 }
                 locator.truncate(MAX_LOCATOR);
-                let id = self
-                    .swarm
-                    .behaviour_mut()
-                    .sync
-                    .send_request(&peer, Request::GetHeaders { locator });
+                let id = self.swarm.behaviour_mut().sync.send_request(&peer, Request::GetHeaders { locator });
                 self.headers_pending = Some((peer, Some(id)));
             }
-            Internal::HeadersDone {
-                peer,
-                count,
-                outcome,
-            } => self.on_headers_done(peer, count, outcome),
+            Internal::HeadersDone { peer, count, outcome } => self.on_headers_done(peer, count, outcome),
             Internal::Missing(hashes) => {
                 self.downloader.refilling = false;
                 self.downloader.add(hashes);
                 self.schedule_downloads();
             }
-            Internal::BlockDone {
-                hash,
-                origin,
-                outcome,
-            } => self.on_block_done(hash, origin, outcome),
-            Internal::TxDone {
-                msg,
-                source,
-                outcome,
-            } => {
+            Internal::BlockDone { hash, origin, outcome } => self.on_block_done(hash, origin, outcome),
+            Internal::TxDone { msg, source, outcome } => {
                 let acceptance = match outcome {
                     TxOutcome::Accepted => MessageAcceptance::Accept,
                     TxOutcome::AlreadyHave | TxOutcome::Rejected(_) => MessageAcceptance::Ignore,
                     TxOutcome::Invalid(reason) => {
-                        self.misbehave(
-                            source,
-                            penalty::INVALID_TX,
-                            &format!("invalid transaction: {reason}"),
-                        );
+                        self.misbehave(source, penalty::INVALID_TX, &format!("invalid transaction: {reason}"));
                         MessageAcceptance::Reject
                     }
                 };
-                self.swarm
-                    .behaviour_mut()
-                    .gossipsub
-                    .report_message_validation_result(&msg, &source, acceptance);
+                self.swarm.behaviour_mut().gossipsub.report_message_validation_result(&msg, &source, acceptance);
             }
         }
     }
 
     fn report(&mut self, msg: &MessageId, source: &PeerId, acceptance: MessageAcceptance) {
-        self.swarm
-            .behaviour_mut()
-            .gossipsub
-            .report_message_validation_result(msg, source, acceptance);
+        self.swarm.behaviour_mut().gossipsub.report_message_validation_result(msg, source, acceptance);
     }
 
-    pub(super) fn on_gossip(
-        &mut self,
-        source: PeerId,
-        msg: MessageId,
-        message: gossipsub::Message,
-    ) {
+    pub(super) fn on_gossip(&mut self, source: PeerId, msg: MessageId, message: gossipsub::Message) {
         self.seen.insert(super::service::gossip_id(&message.data));
         if message.topic == self.names.blocks.hash() {
             let block = match Block::decode_all(&message.data, self.max_block_size) {
                 Ok(b) => b,
                 Err(e) => {
                     self.report(&msg, &source, MessageAcceptance::Reject);
-                    self.misbehave(
-                        source,
-                        penalty::MALFORMED,
-                        &format!("undecodable gossip block: {e}"),
-                    );
+                    self.misbehave(source, penalty::MALFORMED, &format!("undecodable gossip block: {e}"));
                     return;
                 }
             };
@@ -121,20 +82,13 @@ impl Service {
                 return;
             }
             self.gossip_backlog += 1;
-            let _ = self.block_jobs.send(BlockJob {
-                block,
-                origin: Origin::Gossip { msg, source },
-            });
+            let _ = self.block_jobs.send(BlockJob { block, origin: Origin::Gossip { msg, source } });
         } else if message.topic == self.names.txs.hash() {
             let tx = match Transaction::decode_all(&message.data, self.max_block_size) {
                 Ok(t) => t,
                 Err(e) => {
                     self.report(&msg, &source, MessageAcceptance::Reject);
-                    self.misbehave(
-                        source,
-                        penalty::MALFORMED,
-                        &format!("undecodable gossip transaction: {e}"),
-                    );
+                    self.misbehave(source, penalty::MALFORMED, &format!("undecodable gossip transaction: {e}"));
                     return;
                 }
             };
@@ -155,20 +109,14 @@ impl Service {
                 self.gossip_backlog = self.gossip_backlog.saturating_sub(1);
                 let acceptance = match outcome {
                     BlockOutcome::Accepted { .. } => MessageAcceptance::Accept,
-                    BlockOutcome::AlreadyHave | BlockOutcome::Deferred(_) => {
-                        MessageAcceptance::Ignore
-                    }
+                    BlockOutcome::AlreadyHave | BlockOutcome::Deferred(_) => MessageAcceptance::Ignore,
                     BlockOutcome::Orphan { missing_parent } => {
                         tracing::debug!(%hash, %missing_parent, peer = %source, "orphan block; fetching its ancestors");
                         self.maybe_request_headers(Some(source));
                         MessageAcceptance::Ignore
                     }
                     BlockOutcome::Invalid(reason) => {
-                        self.misbehave(
-                            source,
-                            penalty::INVALID_BLOCK,
-                            &format!("invalid block {hash}: {reason}"),
-                        );
+                        self.misbehave(source, penalty::INVALID_BLOCK, &format!("invalid block {hash}: {reason}"));
                         MessageAcceptance::Reject
                     }
                 };
@@ -177,11 +125,9 @@ impl Service {
             Origin::Sync { peer } => {
                 self.downloader.submitted(&hash);
                 match outcome {
-                    BlockOutcome::Invalid(reason) => self.misbehave(
-                        peer,
-                        penalty::INVALID_BLOCK,
-                        &format!("served invalid block {hash}: {reason}"),
-                    ),
+                    BlockOutcome::Invalid(reason) => {
+                        self.misbehave(peer, penalty::INVALID_BLOCK, &format!("served invalid block {hash}: {reason}"))
+                    }
                     BlockOutcome::Orphan { missing_parent } => {
                         tracing::debug!(%hash, %missing_parent, "downloaded block is an orphan")
                     }
@@ -199,24 +145,16 @@ impl Service {
     pub(super) fn on_sync_event(&mut self, ev: request_response::Event<Request, Response>) {
         match ev {
             request_response::Event::Message { peer, message, .. } => match message {
-                request_response::Message::Request {
-                    request, channel, ..
-                } => self.on_request(peer, request, channel),
-                request_response::Message::Response {
-                    request_id,
-                    response,
-                } => self.on_response(peer, request_id, response),
+                request_response::Message::Request { request, channel, .. } => self.on_request(peer, request, channel),
+                request_response::Message::Response { request_id, response } => {
+                    self.on_response(peer, request_id, response)
+                }
             },
-            request_response::Event::OutboundFailure {
-                peer,
-                request_id,
-                error,
-                ..
-            } => self.on_outbound_failure(peer, request_id, error),
+            request_response::Event::OutboundFailure { peer, request_id, error, .. } => {
+                self.on_outbound_failure(peer, request_id, error)
+            }
             request_response::Event::InboundFailure { peer, error, .. } => match error {
-                request_response::InboundFailure::Io(e)
-                    if e.kind() == std::io::ErrorKind::InvalidData =>
-                {
+                request_response::InboundFailure::Io(e) if e.kind() == std::io::ErrorKind::InvalidData => {
                     self.misbehave(peer, penalty::MALFORMED, &format!("malformed request: {e}"));
                 }
                 e => tracing::debug!(%peer, %e, "inbound request failed"),
@@ -226,10 +164,7 @@ impl Service {
     }
 
     fn on_request(&mut self, peer: PeerId, request: Request, channel: ResponseChannel<Response>) {
-        let allowed = self
-            .peers
-            .get_mut(&peer)
-            .is_none_or(|p| p.requests.take(Instant::now()));
+        let allowed = self.peers.get_mut(&peer).is_none_or(|p| p.requests.take(Instant::now()));
         if !allowed {
             // Dropping the channel refuses the request.
             self.misbehave(peer, penalty::FLOOD, "request rate limit exceeded");
@@ -238,19 +173,11 @@ impl Service {
         match request {
             Request::Malformed(why) => {
                 // Dropping the channel refuses it.
-                self.misbehave(
-                    peer,
-                    penalty::MALFORMED,
-                    &format!("malformed request: {why}"),
-                );
+                self.misbehave(peer, penalty::MALFORMED, &format!("malformed request: {why}"));
             }
             Request::Status(status) => {
                 if let Some(ours) = self.our_status() {
-                    let _ = self
-                        .swarm
-                        .behaviour_mut()
-                        .sync
-                        .send_response(channel, Response::Status(ours));
+                    let _ = self.swarm.behaviour_mut().sync.send_response(channel, Response::Status(ours));
                 }
                 self.on_peer_status(peer, status);
             }
@@ -259,10 +186,7 @@ impl Service {
                 let tx = self.internal_tx.clone();
                 tokio::task::spawn_blocking(move || {
                     let headers = chain.headers_after(&locator, MAX_HEADERS);
-                    let _ = tx.send(Internal::Respond {
-                        channel,
-                        response: Response::Headers(headers),
-                    });
+                    let _ = tx.send(Internal::Respond { channel, response: Response::Headers(headers) });
                 });
             }
             Request::GetBlocks { hashes } => {
@@ -282,10 +206,7 @@ impl Service {
                         bytes += size;
                         blocks.push(b);
                     }
-                    let _ = tx.send(Internal::Respond {
-                        channel,
-                        response: Response::Blocks(blocks),
-                    });
+                    let _ = tx.send(Internal::Respond { channel, response: Response::Blocks(blocks) });
                 });
             }
         }
@@ -298,26 +219,14 @@ impl Service {
             }
             match response {
                 Response::Status(s) => self.on_peer_status(peer, s),
-                _ => self.misbehave(
-                    peer,
-                    penalty::UNSOLICITED,
-                    "wrong reply to a status request",
-                ),
+                _ => self.misbehave(peer, penalty::UNSOLICITED, "wrong reply to a status request"),
             }
-        } else if self
-            .headers_pending
-            .as_ref()
-            .is_some_and(|(_, r)| *r == Some(id))
-        {
+        } else if self.headers_pending.as_ref().is_some_and(|(_, r)| *r == Some(id)) {
             match response {
                 Response::Headers(h) => self.on_headers(peer, h),
                 _ => {
                     self.headers_pending = None;
-                    self.misbehave(
-                        peer,
-                        penalty::UNSOLICITED,
-                        "wrong reply to a headers request",
-                    );
+                    self.misbehave(peer, penalty::UNSOLICITED, "wrong reply to a headers request");
                 }
             }
         } else if self.downloader.owns(&id) {
@@ -325,11 +234,7 @@ impl Service {
                 Response::Blocks(b) => b,
                 _ => {
                     self.downloader.on_failure(&id);
-                    self.misbehave(
-                        peer,
-                        penalty::UNSOLICITED,
-                        "wrong reply to a blocks request",
-                    );
+                    self.misbehave(peer, penalty::UNSOLICITED, "wrong reply to a blocks request");
                     return;
                 }
             };
@@ -348,11 +253,7 @@ impl Service {
             let complete = total.saturating_add(self.max_block_size) <= budget;
             if let Some((_, delivery)) = self.downloader.on_blocks(&id, sized, complete) {
                 if delivery.unsolicited > 0 {
-                    self.misbehave(
-                        peer,
-                        penalty::UNSOLICITED,
-                        "sent blocks that were not asked for",
-                    );
+                    self.misbehave(peer, penalty::UNSOLICITED, "sent blocks that were not asked for");
                 }
             }
             self.schedule_downloads();
@@ -366,11 +267,7 @@ impl Service {
                 p.status_pending = false;
             }
         }
-        if self
-            .headers_pending
-            .as_ref()
-            .is_some_and(|(_, r)| *r == Some(id))
-        {
+        if self.headers_pending.as_ref().is_some_and(|(_, r)| *r == Some(id)) {
             self.headers_pending = None;
         }
         self.downloader.on_failure(&id);
@@ -390,10 +287,7 @@ impl Service {
 
     fn on_peer_status(&mut self, peer: PeerId, status: Status) {
         if status.genesis != self.genesis {
-            let reason = format!(
-                "genesis {} differs from ours {}",
-                status.genesis, self.genesis
-            );
+            let reason = format!("genesis {} differs from ours {}", status.genesis, self.genesis);
             self.drop_wrong_chain(peer, &reason);
             return;
         }
@@ -435,28 +329,21 @@ impl Service {
             return;
         }
         let Some(local) = self.local else { return };
-        let peer = preferred
-            .filter(|p| self.peers.contains_key(p))
-            .or_else(|| {
-                self.peers
-                    .iter()
-                    .filter(|(_, p)| {
-                        p.status.as_ref().map(|s| s.chainwork) != p.headers_exhausted_at
-                    })
-                    .filter_map(|(id, p)| p.status.as_ref().map(|s| (id, s.chainwork)))
-                    .filter(|(_, work)| *work > local.best_header.chainwork)
-                    .max_by_key(|(_, work)| *work)
-                    .map(|(id, _)| *id)
-            });
+        let peer = preferred.filter(|p| self.peers.contains_key(p)).or_else(|| {
+            self.peers
+                .iter()
+                .filter(|(_, p)| p.status.as_ref().map(|s| s.chainwork) != p.headers_exhausted_at)
+                .filter_map(|(id, p)| p.status.as_ref().map(|s| (id, s.chainwork)))
+                .filter(|(_, work)| *work > local.best_header.chainwork)
+                .max_by_key(|(_, work)| *work)
+                .map(|(id, _)| *id)
+        });
         let Some(peer) = peer else { return };
         self.headers_pending = Some((peer, None));
         let chain = self.chain.clone();
         let tx = self.internal_tx.clone();
         tokio::task::spawn_blocking(move || {
-            let _ = tx.send(Internal::Locator {
-                peer,
-                locator: chain.locator(),
-            });
+            let _ = tx.send(Internal::Locator { peer, locator: chain.locator() });
         });
     }
 
@@ -473,11 +360,7 @@ impl Service {
         // and a break is the sender's fault.
         if headers.windows(2).any(|w| w[1].prev_hash != w[0].hash()) {
             self.headers_pending = None;
-            self.misbehave(
-                peer,
-                penalty::INVALID_HEADERS,
-                "headers do not form a chain",
-            );
+            self.misbehave(peer, penalty::INVALID_HEADERS, "headers do not form a chain");
             return;
         }
         let chain = self.chain.clone();
@@ -485,11 +368,7 @@ impl Service {
         let count = headers.len();
         tokio::task::spawn_blocking(move || {
             let outcome = chain.accept_headers(&headers);
-            let _ = tx.send(Internal::HeadersDone {
-                peer,
-                count,
-                outcome,
-            });
+            let _ = tx.send(Internal::HeadersDone { peer, count, outcome });
         });
     }
 
@@ -508,16 +387,12 @@ impl Service {
                 }
                 self.headers_exhausted(&peer);
             }
-            HeadersOutcome::Unconnected => self.misbehave(
-                peer,
-                penalty::UNSOLICITED,
-                "headers do not connect to our chain",
-            ),
-            HeadersOutcome::Invalid(reason) => self.misbehave(
-                peer,
-                penalty::INVALID_HEADERS,
-                &format!("invalid headers: {reason}"),
-            ),
+            HeadersOutcome::Unconnected => {
+                self.misbehave(peer, penalty::UNSOLICITED, "headers do not connect to our chain")
+            }
+            HeadersOutcome::Invalid(reason) => {
+                self.misbehave(peer, penalty::INVALID_HEADERS, &format!("invalid headers: {reason}"))
+            }
         }
         if let Some(next) = self.headers_next.take() {
             self.maybe_request_headers(Some(next));
@@ -539,10 +414,7 @@ impl Service {
             .peers
             .iter()
             .filter(|(id, p)| {
-                self.header_peers.contains(id)
-                    || p.status
-                        .as_ref()
-                        .is_some_and(|s| s.chainwork > local.tip.chainwork)
+                self.header_peers.contains(id) || p.status.as_ref().is_some_and(|s| s.chainwork > local.tip.chainwork)
             })
             .map(|(id, _)| *id)
             .collect();
@@ -558,12 +430,8 @@ impl Service {
         }
         for peer in &eligible {
             while let Some(batch) = self.downloader.next_batch(peer) {
-                let id = self.swarm.behaviour_mut().sync.send_request(
-                    peer,
-                    Request::GetBlocks {
-                        hashes: batch.clone(),
-                    },
-                );
+                let id =
+                    self.swarm.behaviour_mut().sync.send_request(peer, Request::GetBlocks { hashes: batch.clone() });
                 self.downloader.register(id, *peer, batch);
             }
         }
@@ -571,10 +439,7 @@ impl Service {
             self.downloader.drop_unavailable(&eligible);
         }
         for (block, peer) in self.downloader.take_ready() {
-            let _ = self.block_jobs.send(BlockJob {
-                block,
-                origin: Origin::Sync { peer },
-            });
+            let _ = self.block_jobs.send(BlockJob { block, origin: Origin::Sync { peer } });
         }
     }
 }

@@ -8,9 +8,7 @@ use super::codec::{Request, Response, Status};
 use super::peers::{Peer, PeerStore};
 use super::sync::{Downloader, Limits, Progress};
 use super::{BannedPeer, P2pConfig, P2pError, PeerInfo, Shared, PEER_STORE_FILE};
-use crate::chain_api::{
-    BlockOutcome, ChainEvent, HeadersOutcome, NetworkChain, TipInfo, TxOutcome,
-};
+use crate::chain_api::{BlockOutcome, ChainEvent, HeadersOutcome, NetworkChain, TipInfo, TxOutcome};
 use futures::StreamExt;
 use libp2p::gossipsub::{self, MessageId};
 use libp2p::identity::Keypair;
@@ -78,30 +76,12 @@ pub(crate) struct LocalView {
 /// Results of blocking chain calls, delivered back to the loop.
 pub(crate) enum Internal {
     Local(Option<LocalView>),
-    Respond {
-        channel: ResponseChannel<Response>,
-        response: Response,
-    },
-    Locator {
-        peer: PeerId,
-        locator: Vec<Hash256>,
-    },
-    HeadersDone {
-        peer: PeerId,
-        count: usize,
-        outcome: HeadersOutcome,
-    },
+    Respond { channel: ResponseChannel<Response>, response: Response },
+    Locator { peer: PeerId, locator: Vec<Hash256> },
+    HeadersDone { peer: PeerId, count: usize, outcome: HeadersOutcome },
     Missing(Vec<Hash256>),
-    BlockDone {
-        hash: Hash256,
-        origin: Origin,
-        outcome: BlockOutcome,
-    },
-    TxDone {
-        msg: MessageId,
-        source: PeerId,
-        outcome: TxOutcome,
-    },
+    BlockDone { hash: Hash256, origin: Origin, outcome: BlockOutcome },
+    TxDone { msg: MessageId, source: PeerId, outcome: TxOutcome },
 }
 
 /// Work for the block validation worker.
@@ -175,9 +155,7 @@ impl Service {
         let local_id = key.public().to_peer_id();
         if config.listen.is_empty() {
             let addr = format!("/ip4/0.0.0.0/tcp/{}", spec.default_p2p_port);
-            config
-                .listen
-                .push(addr.parse().map_err(|_| P2pError::InvalidAddress(addr))?);
+            config.listen.push(addr.parse().map_err(|_| P2pError::InvalidAddress(addr))?);
         }
         let mut bootnodes = config.bootnodes.clone();
         for b in &spec.bootnodes {
@@ -196,10 +174,7 @@ impl Service {
         for addr in &config.listen {
             let id = swarm
                 .listen_on(addr.clone())
-                .map_err(|e| P2pError::Listen {
-                    addr: addr.to_string(),
-                    why: e.to_string(),
-                })?;
+                .map_err(|e| P2pError::Listen { addr: addr.to_string(), why: e.to_string() })?;
             waiting.insert(id);
         }
 
@@ -218,9 +193,7 @@ impl Service {
 
         let limits = Limits {
             window: config.download_window.max(1),
-            per_request: config
-                .blocks_per_request
-                .clamp(1, super::codec::MAX_BLOCKS_PER_REQUEST),
+            per_request: config.blocks_per_request.clamp(1, super::codec::MAX_BLOCKS_PER_REQUEST),
             per_peer: REQUESTS_PER_PEER,
             max_ready_bytes: MAX_READY_BYTES,
         };
@@ -268,25 +241,15 @@ impl Service {
         // here so callers can print a usable bootnode address at once.
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
         while !waiting.is_empty() {
-            let ev = tokio::time::timeout_at(deadline, service.swarm.select_next_some())
-                .await
-                .map_err(|_| P2pError::Listen {
-                    addr: "all".into(),
-                    why: "no listen address reported within 10 s".into(),
-                })?;
+            let ev = tokio::time::timeout_at(deadline, service.swarm.select_next_some()).await.map_err(|_| {
+                P2pError::Listen { addr: "all".into(), why: "no listen address reported within 10 s".into() }
+            })?;
             match &ev {
                 SwarmEvent::NewListenAddr { listener_id, .. } => {
                     waiting.remove(listener_id);
                 }
-                SwarmEvent::ListenerClosed {
-                    listener_id,
-                    reason: Err(e),
-                    ..
-                } if waiting.contains(listener_id) => {
-                    return Err(P2pError::Listen {
-                        addr: "listener".into(),
-                        why: e.to_string(),
-                    });
+                SwarmEvent::ListenerClosed { listener_id, reason: Err(e), .. } if waiting.contains(listener_id) => {
+                    return Err(P2pError::Listen { addr: "listener".into(), why: e.to_string() });
                 }
                 _ => {}
             }
@@ -345,20 +308,11 @@ impl Service {
         let (topic, data) = match ev {
             Ok(ChainEvent::Block(b)) => {
                 self.refresh_local();
-                (
-                    self.names.blocks.clone(),
-                    lode_core::codec::Encode::encode(b.as_ref()),
-                )
+                (self.names.blocks.clone(), lode_core::codec::Encode::encode(b.as_ref()))
             }
-            Ok(ChainEvent::Tx(t)) => (
-                self.names.txs.clone(),
-                lode_core::codec::Encode::encode(t.as_ref()),
-            ),
+            Ok(ChainEvent::Tx(t)) => (self.names.txs.clone(), lode_core::codec::Encode::encode(t.as_ref())),
             Err(broadcast::error::RecvError::Lagged(n)) => {
-                tracing::warn!(
-                    skipped = n,
-                    "missed chain events; peers catch up through status exchange"
-                );
+                tracing::warn!(skipped = n, "missed chain events; peers catch up through status exchange");
                 return;
             }
             Err(broadcast::error::RecvError::Closed) => {
@@ -398,11 +352,7 @@ impl Service {
                 let commitment = chain.utxo_commitment();
                 let best_header = chain.best_header();
                 if chain.tip().hash == tip.hash {
-                    view = Some(LocalView {
-                        tip,
-                        best_header,
-                        commitment,
-                    });
+                    view = Some(LocalView { tip, best_header, commitment });
                     break;
                 }
             }
@@ -416,18 +366,11 @@ impl Service {
             tracing::info!(%peer, "ban expired");
             self.swarm.behaviour_mut().blocked.unblock_peer(peer);
         }
-        let expired: Vec<ConnectionId> = self
-            .pending_dials
-            .iter()
-            .filter(|(_, (_, _, t))| *t <= now)
-            .map(|(id, _)| *id)
-            .collect();
+        let expired: Vec<ConnectionId> =
+            self.pending_dials.iter().filter(|(_, (_, _, t))| *t <= now).map(|(id, _)| *id).collect();
         for id in expired {
             if let Some((addr, reply, _)) = self.pending_dials.remove(&id) {
-                let _ = reply.send(Err(P2pError::Dial {
-                    addr,
-                    why: "timed out".into(),
-                }));
+                let _ = reply.send(Err(P2pError::Dial { addr, why: "timed out".into() }));
             }
         }
         self.refresh_local();
@@ -436,9 +379,7 @@ impl Service {
             .iter()
             .filter(|(_, p)| {
                 !p.status_pending
-                    && p.last_status.is_none_or(|t| {
-                        now.saturating_duration_since(t) >= self.config.status_interval
-                    })
+                    && p.last_status.is_none_or(|t| now.saturating_duration_since(t) >= self.config.status_interval)
             })
             .map(|(id, _)| *id)
             .collect();
@@ -521,11 +462,7 @@ impl Service {
         };
         p.status_pending = true;
         p.last_status = Some(Instant::now());
-        let id = self
-            .swarm
-            .behaviour_mut()
-            .sync
-            .send_request(&peer, Request::Status(status));
+        let id = self.swarm.behaviour_mut().sync.send_request(&peer, Request::Status(status));
         self.status_requests.insert(id, peer);
     }
 }
@@ -568,11 +505,7 @@ async fn block_worker(
         match done {
             Ok(results) => {
                 for (hash, origin, outcome) in results {
-                    let _ = out.send(Internal::BlockDone {
-                        hash,
-                        origin,
-                        outcome,
-                    });
+                    let _ = out.send(Internal::BlockDone { hash, origin, outcome });
                 }
             }
             Err(e) => tracing::error!(%e, "block validation task failed"),
@@ -590,11 +523,7 @@ async fn tx_worker(
         let chain = chain.clone();
         match tokio::task::spawn_blocking(move || chain.submit_tx(tx)).await {
             Ok(outcome) => {
-                let _ = out.send(Internal::TxDone {
-                    msg,
-                    source,
-                    outcome,
-                });
+                let _ = out.send(Internal::TxDone { msg, source, outcome });
             }
             Err(e) => tracing::error!(%e, "transaction validation task failed"),
         }

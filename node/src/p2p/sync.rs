@@ -109,10 +109,7 @@ impl Downloader {
         let batch: Vec<Hash256> = self
             .order
             .iter()
-            .filter(|h| {
-                matches!(self.slots.get(*h), Some(Slot::Queued))
-                    && !lacks.is_some_and(|l| l.contains(*h))
-            })
+            .filter(|h| matches!(self.slots.get(*h), Some(Slot::Queued)) && !lacks.is_some_and(|l| l.contains(*h)))
             .take(self.limits.per_request)
             .copied()
             .collect();
@@ -183,10 +180,7 @@ impl Downloader {
         if !asked.is_empty() {
             let left: Vec<Hash256> = asked.into_iter().collect();
             if complete {
-                self.lacks
-                    .entry(peer)
-                    .or_default()
-                    .extend(left.iter().copied());
+                self.lacks.entry(peer).or_default().extend(left.iter().copied());
             }
             self.requeue(&left);
         }
@@ -203,12 +197,8 @@ impl Downloader {
 
     /// A disconnected peer: its requests are reassigned.
     pub fn peer_gone(&mut self, peer: &PeerId) {
-        let ids: Vec<OutboundRequestId> = self
-            .requests
-            .iter()
-            .filter(|(_, (p, _))| p == peer)
-            .map(|(id, _)| *id)
-            .collect();
+        let ids: Vec<OutboundRequestId> =
+            self.requests.iter().filter(|(_, (p, _))| p == peer).map(|(id, _)| *id).collect();
         for id in ids {
             self.on_failure(&id);
         }
@@ -227,11 +217,7 @@ impl Downloader {
             .order
             .iter()
             .filter(|h| matches!(self.slots.get(*h), Some(Slot::Queued)))
-            .filter(|h| {
-                peers
-                    .iter()
-                    .all(|p| self.lacks.get(p).is_some_and(|l| l.contains(*h)))
-            })
+            .filter(|h| peers.iter().all(|p| self.lacks.get(p).is_some_and(|l| l.contains(*h))))
             .copied()
             .collect();
         if gone.is_empty() {
@@ -281,10 +267,7 @@ impl Downloader {
     /// Bodies being fetched right now.
     #[cfg(test)]
     pub fn in_flight(&self) -> usize {
-        self.slots
-            .values()
-            .filter(|s| matches!(s, Slot::InFlight))
-            .count()
+        self.slots.values().filter(|s| matches!(s, Slot::InFlight)).count()
     }
 }
 
@@ -309,11 +292,7 @@ impl Progress {
                 let secs = now.saturating_duration_since(at).as_secs_f64().max(0.001);
                 let rate = f64::from(height.saturating_sub(from)) / secs;
                 let left = target.saturating_sub(height);
-                let eta = if rate > 0.0 {
-                    format!("{:.0}s", f64::from(left) / rate)
-                } else {
-                    "unknown".into()
-                };
+                let eta = if rate > 0.0 { format!("{:.0}s", f64::from(left) / rate) } else { "unknown".into() };
                 tracing::info!(height, target, blocks_per_sec = format!("{rate:.1}"), eta = %eta, "initial sync progress: {height}/{target}");
                 self.last = Some((now, height));
             }
@@ -333,12 +312,7 @@ mod tests {
     use lode_core::ChainSpec;
 
     fn limits() -> Limits {
-        Limits {
-            window: 8,
-            per_request: 2,
-            per_peer: 2,
-            max_ready_bytes: 1 << 20,
-        }
+        Limits { window: 8, per_request: 2, per_peer: 2, max_ready_bytes: 1 << 20 }
     }
 
     fn blocks(n: usize) -> Vec<Block> {
@@ -363,10 +337,7 @@ mod tests {
                 );
                 let p = PeerId::random();
                 for _ in 0..64 {
-                    ids.push(rr.send_request(
-                        &p,
-                        super::super::codec::Request::GetBlocks { hashes: vec![] },
-                    ));
+                    ids.push(rr.send_request(&p, super::super::codec::Request::GetBlocks { hashes: vec![] }));
                 }
             }
             ids[n as usize]
@@ -389,17 +360,10 @@ mod tests {
         assert!(d.next_batch(&a).is_none(), "nothing left to ask for");
 
         // b answers first: nothing is released until block 0 and 1 arrive.
-        d.on_blocks(
-            &id(1),
-            vec![(chain[2].clone(), 10), (chain[3].clone(), 10)],
-            true,
-        )
-        .unwrap();
+        d.on_blocks(&id(1), vec![(chain[2].clone(), 10), (chain[3].clone(), 10)], true).unwrap();
         assert!(d.take_ready().is_empty());
         // a leaves block 1 out: it goes back to the queue, not to a again.
-        let (_, del) = d
-            .on_blocks(&id(0), vec![(chain[0].clone(), 10)], true)
-            .unwrap();
+        let (_, del) = d.on_blocks(&id(0), vec![(chain[0].clone(), 10)], true).unwrap();
         assert_eq!(del.missing, 1);
         let ready = d.take_ready();
         assert_eq!(ready.len(), 1);
@@ -407,8 +371,7 @@ mod tests {
         let retry = d.next_batch(&b).unwrap();
         assert_eq!(retry, vec![hashes[1]]);
         d.register(id(2), b, retry);
-        d.on_blocks(&id(2), vec![(chain[1].clone(), 10)], true)
-            .unwrap();
+        d.on_blocks(&id(2), vec![(chain[1].clone(), 10)], true).unwrap();
         let ready: Vec<Hash256> = d.take_ready().iter().map(|(b, _)| b.hash()).collect();
         assert_eq!(ready, hashes[1..4]);
         assert_eq!(d.pending(), 4, "all four wait for the chain");

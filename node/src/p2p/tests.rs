@@ -30,19 +30,11 @@ struct Node {
 impl Node {
     async fn addr(&self) -> String {
         let addrs = self.handle.listen_addresses().await;
-        addrs
-            .into_iter()
-            .find(|a| a.contains("127.0.0.1"))
-            .expect("a loopback listen address")
+        addrs.into_iter().find(|a| a.contains("127.0.0.1")).expect("a loopback listen address")
     }
 
     async fn peer_ids(&self) -> Vec<String> {
-        self.handle
-            .peers()
-            .await
-            .into_iter()
-            .map(|p| p.peer_id)
-            .collect()
+        self.handle.peers().await.into_iter().map(|p| p.peer_id).collect()
     }
 }
 
@@ -66,11 +58,7 @@ fn config(dir: &std::path::Path, bootnodes: &[String]) -> P2pConfig {
     }
 }
 
-async fn node_with(
-    chain: Arc<MockChain>,
-    tweak: impl FnOnce(&mut P2pConfig),
-    bootnodes: &[String],
-) -> Node {
+async fn node_with(chain: Arc<MockChain>, tweak: impl FnOnce(&mut P2pConfig), bootnodes: &[String]) -> Node {
     init_logs();
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = config(dir.path(), bootnodes);
@@ -98,10 +86,7 @@ where
         if let Some(v) = cond().await {
             return v;
         }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
+        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -125,10 +110,7 @@ async fn connected(a: &Node, b: &Node) -> bool {
 
 fn submit_all(chain: &MockChain, blocks: &[Block]) {
     for b in blocks {
-        assert!(matches!(
-            chain.submit_block(b.clone()),
-            crate::chain_api::BlockOutcome::Accepted { .. }
-        ));
+        assert!(matches!(chain.submit_block(b.clone()), crate::chain_api::BlockOutcome::Accepted { .. }));
     }
 }
 
@@ -148,14 +130,8 @@ fn some_tx(n: u8) -> Transaction {
     Transaction {
         version: 1,
         inputs: vec![TxIn {
-            prevout: OutPoint {
-                txid: Hash256([n; 32]),
-                vout: 0,
-            },
-            unlock: Unlock::Signature {
-                pubkey: SecretKey::generate().public_key(),
-                sig: Signature::default(),
-            },
+            prevout: OutPoint { txid: Hash256([n; 32]), vout: 0 },
+            unlock: Unlock::Signature { pubkey: SecretKey::generate().public_key(), sig: Signature::default() },
         }],
         outputs: vec![],
         lock_time: 0,
@@ -172,11 +148,7 @@ async fn nodes_meet_through_a_bootnode_and_gossip_blocks_and_transactions() {
         (connected(&a, &b).await && connected(&a, &c).await).then_some(())
     })
     .await;
-    assert_eq!(
-        a.handle.connection_counts().0,
-        2,
-        "two inbound peers at the bootnode"
-    );
+    assert_eq!(a.handle.connection_counts().0, 2, "two inbound peers at the bootnode");
     let info = b.handle.peers().await;
     assert_eq!(info[0].direction, "outbound");
     assert_eq!(info[0].peer_id, a.handle.local_peer_id());
@@ -186,21 +158,13 @@ async fn nodes_meet_through_a_bootnode_and_gossip_blocks_and_transactions() {
     // Gossip can only reach peers whose subscriptions we have seen: mine
     // until the first block lands, then every later one must arrive.
     submit_all(&a.chain, &blocks[..1]);
-    wait_for("block 1 everywhere", || async {
-        (b.chain.height() == 1 && c.chain.height() == 1).then_some(())
-    })
-    .await;
+    wait_for("block 1 everywhere", || async { (b.chain.height() == 1 && c.chain.height() == 1).then_some(()) }).await;
     submit_all(&b.chain, &blocks[1..]);
-    wait_for("blocks from b everywhere", || async {
-        (a.chain.height() == 3 && c.chain.height() == 3).then_some(())
-    })
-    .await;
+    wait_for("blocks from b everywhere", || async { (a.chain.height() == 3 && c.chain.height() == 3).then_some(()) })
+        .await;
 
     let tx = some_tx(1);
-    assert_eq!(
-        c.chain.submit_tx(tx.clone()),
-        crate::chain_api::TxOutcome::Accepted
-    );
+    assert_eq!(c.chain.submit_tx(tx.clone()), crate::chain_api::TxOutcome::Accepted);
     wait_for("transaction everywhere", || async {
         (a.chain.has_tx(&tx.txid()) && b.chain.has_tx(&tx.txid())).then_some(())
     })
@@ -221,23 +185,11 @@ async fn late_node_syncs_headers_first_from_two_peers() {
     submit_all(&c.chain, &blocks);
     let boots = vec![a.addr().await, c.addr().await];
     let b = node_with(regtest(), |cfg| cfg.blocks_per_request = 4, &boots).await;
-    wait_for("400 blocks synced", || async {
-        (b.chain.height() == 400).then_some(())
-    })
-    .await;
+    wait_for("400 blocks synced", || async { (b.chain.height() == 400).then_some(()) }).await;
     assert_eq!(b.chain.tip().hash, builder.tip());
-    let (from_a, from_c) = (
-        a.chain.served.load(Ordering::Relaxed),
-        c.chain.served.load(Ordering::Relaxed),
-    );
-    assert!(
-        from_a > 0 && from_c > 0,
-        "bodies came from both peers ({from_a} and {from_c})"
-    );
-    wait_for("initial sync over", || async {
-        (!b.handle.initial_sync()).then_some(())
-    })
-    .await;
+    let (from_a, from_c) = (a.chain.served.load(Ordering::Relaxed), c.chain.served.load(Ordering::Relaxed));
+    assert!(from_a > 0 && from_c > 0, "bodies came from both peers ({from_a} and {from_c})");
+    wait_for("initial sync over", || async { (!b.handle.initial_sync()).then_some(()) }).await;
     for n in [&a, &b, &c] {
         n.handle.shutdown().await;
     }
@@ -249,10 +201,7 @@ async fn an_orphan_block_makes_the_node_fetch_its_ancestors() {
     let slow = |cfg: &mut P2pConfig| cfg.status_interval = Duration::from_secs(600);
     let a = node_with(regtest(), slow, &[]).await;
     let b = node_with(regtest(), slow, &[a.addr().await]).await;
-    wait_for("connected", || async {
-        connected(&b, &a).await.then_some(())
-    })
-    .await;
+    wait_for("connected", || async { connected(&b, &a).await.then_some(()) }).await;
     let mut builder = ChainBuilder::new(ChainSpec::regtest());
     let blocks = builder.blocks(6, 0);
     a.chain.quiet.store(true, Ordering::Relaxed);
@@ -264,8 +213,7 @@ async fn an_orphan_block_makes_the_node_fetch_its_ancestors() {
         if b.chain.height() == 6 {
             return Some(());
         }
-        a.chain
-            .announce(ChainEvent::Block(Arc::new(blocks[5].clone())));
+        a.chain.announce(ChainEvent::Block(Arc::new(blocks[5].clone())));
         tokio::time::sleep(Duration::from_millis(200)).await;
         None
     })
@@ -281,46 +229,25 @@ async fn a_peer_relaying_an_invalid_block_is_banned_and_stays_out() {
     let a_addr = a.addr().await;
     let evil = node(regtest(), std::slice::from_ref(&a_addr)).await;
     let evil_id = evil.handle.local_peer_id();
-    wait_for("connected", || async {
-        connected(&a, &evil).await.then_some(())
-    })
-    .await;
+    wait_for("connected", || async { connected(&a, &evil).await.then_some(()) }).await;
     let builder = ChainBuilder::new(ChainSpec::regtest());
     let mut salt = 1;
     wait_for("the evil peer banned", || {
         salt += 1;
-        evil.chain
-            .announce(ChainEvent::Block(Arc::new(forged_block(&builder, salt))));
+        evil.chain.announce(ChainEvent::Block(Arc::new(forged_block(&builder, salt))));
         let a = &a;
         let evil_id = evil_id.clone();
-        async move {
-            a.handle
-                .banned()
-                .await
-                .iter()
-                .any(|b| b.peer_id == evil_id)
-                .then_some(())
-        }
+        async move { a.handle.banned().await.iter().any(|b| b.peer_id == evil_id).then_some(()) }
     })
     .await;
     assert_eq!(a.chain.height(), 0);
-    wait_for("disconnected", || async {
-        (!connected(&a, &evil).await).then_some(())
-    })
-    .await;
+    wait_for("disconnected", || async { (!connected(&a, &evil).await).then_some(()) }).await;
     // Refused both ways.
     let _ = evil.handle.add_peer(&a_addr).await;
-    holds_for(
-        "the banned peer cannot reconnect",
-        Duration::from_secs(2),
-        || async { !connected(&a, &evil).await },
-    )
-    .await;
+    holds_for("the banned peer cannot reconnect", Duration::from_secs(2), || async { !connected(&a, &evil).await })
+        .await;
     let evil_addr = evil.addr().await;
-    assert!(matches!(
-        a.handle.add_peer(&evil_addr).await,
-        Err(P2pError::Banned(_))
-    ));
+    assert!(matches!(a.handle.add_peer(&evil_addr).await, Err(P2pError::Banned(_))));
     for n in [&a, &evil] {
         n.handle.shutdown().await;
     }
@@ -331,10 +258,7 @@ async fn undecodable_gossip_gets_the_sender_banned() {
     let a = node(regtest(), &[]).await;
     let evil = node(regtest(), &[a.addr().await]).await;
     let evil_id = evil.handle.local_peer_id();
-    wait_for("connected", || async {
-        connected(&a, &evil).await.then_some(())
-    })
-    .await;
+    wait_for("connected", || async { connected(&a, &evil).await.then_some(()) }).await;
     let mut n = 0u8;
     wait_for("the evil peer banned", || {
         n = n.wrapping_add(1);
@@ -342,12 +266,7 @@ async fn undecodable_gossip_gets_the_sender_banned() {
         async move {
             evil.handle.publish_raw(true, vec![0xde, 0xad, n]).await;
             tokio::time::sleep(Duration::from_millis(100)).await;
-            a.handle
-                .banned()
-                .await
-                .iter()
-                .any(|b| b.peer_id == evil_id)
-                .then_some(())
+            a.handle.banned().await.iter().any(|b| b.peer_id == evil_id).then_some(())
         }
     })
     .await;
@@ -362,41 +281,24 @@ async fn manual_ban_splits_and_unban_heals() {
     let a_addr = a.addr().await;
     let b = node(regtest(), std::slice::from_ref(&a_addr)).await;
     let b_id = b.handle.local_peer_id();
-    wait_for("connected", || async {
-        connected(&a, &b).await.then_some(())
-    })
-    .await;
+    wait_for("connected", || async { connected(&a, &b).await.then_some(()) }).await;
 
     a.handle.ban(&b_id, 3600).await.unwrap();
     let banned = a.handle.banned().await;
     assert_eq!(banned.len(), 1);
     assert_eq!(banned[0].peer_id, b_id);
     assert!(banned[0].until > super::peers::unix_now() + 3000);
-    wait_for("split", || async {
-        (!connected(&a, &b).await && !connected(&b, &a).await).then_some(())
-    })
-    .await;
+    wait_for("split", || async { (!connected(&a, &b).await && !connected(&b, &a).await).then_some(()) }).await;
     // b keeps redialing a (its bootnode): a refuses every time.
-    holds_for(
-        "no reconnection while banned",
-        Duration::from_secs(3),
-        || async { !connected(&a, &b).await },
-    )
-    .await;
+    holds_for("no reconnection while banned", Duration::from_secs(3), || async { !connected(&a, &b).await }).await;
 
     a.handle.unban(&b_id).await.unwrap();
     assert!(a.handle.banned().await.is_empty());
-    assert!(matches!(
-        a.handle.unban(&b_id).await,
-        Err(P2pError::NotBanned(_))
-    ));
+    assert!(matches!(a.handle.unban(&b_id).await, Err(P2pError::NotBanned(_))));
     wait_for("healed", || async { connected(&a, &b).await.then_some(()) }).await;
 
     a.handle.disconnect(&b_id).await.unwrap();
-    assert!(matches!(
-        a.handle.ban("not a peer id", 5).await,
-        Err(P2pError::InvalidPeerId(_))
-    ));
+    assert!(matches!(a.handle.ban("not a peer id", 5).await, Err(P2pError::InvalidPeerId(_))));
     for n in [&a, &b] {
         n.handle.shutdown().await;
     }
@@ -406,39 +308,18 @@ async fn manual_ban_splits_and_unban_heals() {
 async fn a_restarted_node_finds_its_peers_without_bootnodes() {
     let a = node(regtest(), &[]).await;
     let b = node(regtest(), &[a.addr().await]).await;
-    wait_for("connected", || async {
-        connected(&b, &a).await.then_some(())
-    })
-    .await;
+    wait_for("connected", || async { connected(&b, &a).await.then_some(()) }).await;
     let b_id = b.handle.local_peer_id();
     b.handle.shutdown().await;
-    assert!(
-        b.handle.peers().await.is_empty(),
-        "a stopped service answers with nothing"
-    );
-    assert!(matches!(
-        b.handle.add_peer("/ip4/127.0.0.1/tcp/1").await,
-        Err(P2pError::Stopped)
-    ));
-    wait_for("a notices", || async {
-        (!connected(&a, &b).await).then_some(())
-    })
-    .await;
+    assert!(b.handle.peers().await.is_empty(), "a stopped service answers with nothing");
+    assert!(matches!(b.handle.add_peer("/ip4/127.0.0.1/tcp/1").await, Err(P2pError::Stopped)));
+    wait_for("a notices", || async { (!connected(&a, &b).await).then_some(()) }).await;
 
     // Same data directory, no bootnode: the peer store knows a.
-    let handle = start(config(b.dir.path(), &[]), b.chain.clone())
-        .await
-        .unwrap();
+    let handle = start(config(b.dir.path(), &[]), b.chain.clone()).await.unwrap();
     assert_eq!(handle.local_peer_id(), b_id, "the identity key persists");
-    let b2 = Node {
-        handle,
-        chain: b.chain.clone(),
-        dir: b.dir,
-    };
-    wait_for("reconnected from the peer store", || async {
-        connected(&b2, &a).await.then_some(())
-    })
-    .await;
+    let b2 = Node { handle, chain: b.chain.clone(), dir: b.dir };
+    wait_for("reconnected from the peer store", || async { connected(&b2, &a).await.then_some(()) }).await;
     for n in [&a, &b2] {
         n.handle.shutdown().await;
     }
@@ -454,10 +335,7 @@ async fn a_node_of_another_chain_is_disconnected() {
         (other.handle.peers().await.is_empty() && a.handle.peers().await.is_empty()).then_some(())
     })
     .await;
-    holds_for("not redialed", Duration::from_secs(2), || async {
-        !connected(&other, &a).await
-    })
-    .await;
+    holds_for("not redialed", Duration::from_secs(2), || async { !connected(&other, &a).await }).await;
     for n in [&a, &other] {
         n.handle.shutdown().await;
     }
@@ -475,16 +353,12 @@ async fn a_different_utxo_commitment_at_the_same_tip_is_flagged() {
     b.handle.add_peer(&a.addr().await).await.unwrap();
     wait_for("mismatch flagged", || async {
         let peers = a.handle.peers().await;
-        (a.handle.commitment_mismatches() >= 1
-            && peers.iter().any(|p| p.commitment_mismatch && p.height == 5))
-        .then_some(())
+        (a.handle.commitment_mismatches() >= 1 && peers.iter().any(|p| p.commitment_mismatch && p.height == 5))
+            .then_some(())
     })
     .await;
     // Counted once per peer and tip, not once per status exchange.
-    holds_for("one count", Duration::from_millis(2500), || async {
-        a.handle.commitment_mismatches() == 1
-    })
-    .await;
+    holds_for("one count", Duration::from_millis(2500), || async { a.handle.commitment_mismatches() == 1 }).await;
     for n in [&a, &b] {
         n.handle.shutdown().await;
     }
@@ -551,20 +425,10 @@ mod raw {
     /// Connects to `target` and sends `count` copies of `frame`, at most
     /// `parallel` at a time; returns our peer id at once and runs in the
     /// background until the connection drops.
-    pub async fn send(
-        target: &str,
-        protocol: StreamProtocol,
-        frame: Vec<u8>,
-        count: usize,
-        parallel: usize,
-    ) -> PeerId {
+    pub async fn send(target: &str, protocol: StreamProtocol, frame: Vec<u8>, count: usize, parallel: usize) -> PeerId {
         let mut swarm = libp2p::SwarmBuilder::with_new_identity()
             .with_tokio()
-            .with_tcp(
-                tcp::Config::default(),
-                noise::Config::new,
-                yamux::Config::default,
-            )
+            .with_tcp(tcp::Config::default(), noise::Config::new, yamux::Config::default)
             .unwrap()
             .with_behaviour(|_| {
                 request_response::Behaviour::with_codec(
@@ -589,8 +453,7 @@ mod raw {
         tokio::spawn(async move {
             let (mut sent, mut in_flight) = (0, 0);
             loop {
-                let ev =
-                    tokio::time::timeout(Duration::from_secs(20), swarm.select_next_some()).await;
+                let ev = tokio::time::timeout(Duration::from_secs(20), swarm.select_next_some()).await;
                 match ev {
                     Ok(SwarmEvent::ConnectionEstablished { .. }) => {}
                     Ok(SwarmEvent::Behaviour(request_response::Event::Message {
@@ -602,9 +465,7 @@ mod raw {
                         continue;
                     }
                     Ok(SwarmEvent::Behaviour(request_response::Event::Message { .. }))
-                    | Ok(SwarmEvent::Behaviour(request_response::Event::OutboundFailure {
-                        ..
-                    })) => in_flight -= 1,
+                    | Ok(SwarmEvent::Behaviour(request_response::Event::OutboundFailure { .. })) => in_flight -= 1,
                     Ok(SwarmEvent::ConnectionClosed { .. }) | Err(_) => return,
                     Ok(_) => continue,
                 }
@@ -620,28 +481,20 @@ mod raw {
 }
 
 async fn banned(n: &Node, peer: &libp2p::PeerId) -> bool {
-    n.handle
-        .banned()
-        .await
-        .iter()
-        .any(|b| b.peer_id == peer.to_string())
+    n.handle.banned().await.iter().any(|b| b.peer_id == peer.to_string())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_and_oversized_requests_get_the_sender_banned() {
     let a = node(regtest(), &[]).await;
     let addr = a.addr().await;
-    let proto = super::behaviour::Names::new(&ChainSpec::regtest())
-        .unwrap()
-        .sync;
+    let proto = super::behaviour::Names::new(&ChainSpec::regtest()).unwrap().sync;
     // A frame whose body has an unknown message tag.
     let garbage = raw::send(&addr, proto.clone(), vec![4, 0, 0, 0, 9, 9, 9, 9], 1, 1).await;
     // A length prefix far above the request limit.
     let oversized = raw::send(&addr, proto, u32::MAX.to_le_bytes().to_vec(), 1, 1).await;
-    wait_for("both banned", || async {
-        (banned(&a, &garbage).await && banned(&a, &oversized).await).then_some(())
-    })
-    .await;
+    wait_for("both banned", || async { (banned(&a, &garbage).await && banned(&a, &oversized).await).then_some(()) })
+        .await;
     a.handle.shutdown().await;
 }
 
@@ -650,16 +503,10 @@ async fn request_flooding_gets_the_sender_banned() {
     let a = node(regtest(), &[]).await;
     let addr = a.addr().await;
     let names = super::behaviour::Names::new(&ChainSpec::regtest()).unwrap();
-    let status = super::codec::Request::GetHeaders {
-        locator: vec![ChainSpec::regtest().genesis_hash()],
-    }
-    .encode();
+    let status = super::codec::Request::GetHeaders { locator: vec![ChainSpec::regtest().genesis_hash()] }.encode();
     let mut frame = (status.len() as u32).to_le_bytes().to_vec();
     frame.extend_from_slice(&status);
     let flooder = raw::send(&addr, names.sync, frame, 5000, 32).await;
-    wait_for("flooder banned", || async {
-        banned(&a, &flooder).await.then_some(())
-    })
-    .await;
+    wait_for("flooder banned", || async { banned(&a, &flooder).await.then_some(()) }).await;
     a.handle.shutdown().await;
 }

@@ -37,7 +37,12 @@ pub struct Methods {
 
 impl Methods {
     /// Builds the table.
-    pub fn new(node: Arc<Node>, p2p: Option<P2pHandle>, mining: Arc<MiningStatus>, shutdown: tokio::sync::watch::Sender<bool>) -> Self {
+    pub fn new(
+        node: Arc<Node>,
+        p2p: Option<P2pHandle>,
+        mining: Arc<MiningStatus>,
+        shutdown: tokio::sync::watch::Sender<bool>,
+    ) -> Self {
         Methods { node, p2p, mining, shutdown }
     }
 
@@ -135,7 +140,11 @@ impl Methods {
                 let p = Params::new(params, 1)?;
                 let h = p.u64(0, "height")?;
                 let height = u32::try_from(h).map_err(|_| RpcError::invalid_params("height out of range"))?;
-                self.node.chain().hash_at(Height(height)).map(|h| json!(h)).ok_or_else(|| RpcError::not_found(format!("no block at height {height}")))
+                self.node
+                    .chain()
+                    .hash_at(Height(height))
+                    .map(|h| json!(h))
+                    .ok_or_else(|| RpcError::not_found(format!("no block at height {height}")))
             }
             "getblock" => {
                 let p = Params::new(params, 2)?;
@@ -162,7 +171,9 @@ impl Methods {
                 let txid = p.hash(0, "txid")?;
                 let verbose = p.bool_or(1, "verbose", false)?;
                 let chain = self.node.chain();
-                let (tx, block) = self.find_tx(&chain, &txid)?.ok_or_else(|| RpcError::not_found(format!("transaction {txid} not found")))?;
+                let (tx, block) = self
+                    .find_tx(&chain, &txid)?
+                    .ok_or_else(|| RpcError::not_found(format!("transaction {txid} not found")))?;
                 if verbose {
                     Ok(self.tx_json(&chain, &tx, block.as_ref()))
                 } else {
@@ -172,7 +183,8 @@ impl Methods {
             "sendrawtransaction" => {
                 let p = Params::new(params, 1)?;
                 let bytes = hex::decode(p.str(0, "hex")?).map_err(|e| RpcError::invalid_params(format!("hex: {e}")))?;
-                let tx = Transaction::decode_all(&bytes, spec.max_block_size).map_err(|e| RpcError::invalid_params(format!("transaction does not decode: {e}")))?;
+                let tx = Transaction::decode_all(&bytes, spec.max_block_size)
+                    .map_err(|e| RpcError::invalid_params(format!("transaction does not decode: {e}")))?;
                 match self.node.submit_transaction(tx) {
                     Ok(txid) => Ok(json!(txid)),
                     Err(e @ MempoolError::AlreadyKnown(_)) => Err(RpcError::tx_known(e.to_string())),
@@ -183,12 +195,17 @@ impl Methods {
             "submitblock" => {
                 let p = Params::new(params, 1)?;
                 let bytes = hex::decode(p.str(0, "hex")?).map_err(|e| RpcError::invalid_params(format!("hex: {e}")))?;
-                let block = Block::decode_all(&bytes, spec.max_block_size + 1024).map_err(|e| RpcError::invalid_params(format!("block does not decode: {e}")))?;
+                let block = Block::decode_all(&bytes, spec.max_block_size + 1024)
+                    .map_err(|e| RpcError::invalid_params(format!("block does not decode: {e}")))?;
                 let hash = block.hash();
                 match self.node.process_block(block) {
                     Ok(crate::chain::BlockAccepted::Stored) => Ok(json!(hash)),
-                    Ok(crate::chain::BlockAccepted::AlreadyHave) => Err(RpcError::tx_known(format!("block {hash} already known"))),
-                    Ok(crate::chain::BlockAccepted::Orphan { missing }) => Err(RpcError::not_found(format!("parent unknown; missing {missing}"))),
+                    Ok(crate::chain::BlockAccepted::AlreadyHave) => {
+                        Err(RpcError::tx_known(format!("block {hash} already known")))
+                    }
+                    Ok(crate::chain::BlockAccepted::Orphan { missing }) => {
+                        Err(RpcError::not_found(format!("parent unknown; missing {missing}")))
+                    }
                     Err(e) => Err(RpcError::tx_invalid(e.to_string())),
                 }
             }
@@ -233,7 +250,10 @@ impl Methods {
                 let pool: Vec<Transaction> = self.node.mempool().transactions().cloned().collect();
                 for tx in &pool {
                     let pays = tx.outputs.iter().any(|o| o.address == address);
-                    let spends = tx.inputs.iter().any(|i| self.prevout_output(&chain, &i.prevout).is_some_and(|o| o.address == address));
+                    let spends = tx
+                        .inputs
+                        .iter()
+                        .any(|i| self.prevout_output(&chain, &i.prevout).is_some_and(|o| o.address == address));
                     if pays || spends {
                         out.push(json!({"txid": tx.txid(), "height": null}));
                     }
@@ -244,7 +264,9 @@ impl Methods {
                 Params::new(params, 0)?;
                 let chain = self.node.chain();
                 let s = chain.state();
-                Ok(json!({"height": s.height.0, "best_hash": s.tip, "utxos": s.utxo_count, "total_amount": s.total_amount, "commitment": chain.commitment()}))
+                Ok(
+                    json!({"height": s.height.0, "best_hash": s.tip, "utxos": s.utxo_count, "total_amount": s.total_amount, "commitment": chain.commitment()}),
+                )
             }
             "verifychain" => {
                 Params::new(params, 0)?;
@@ -367,7 +389,9 @@ impl Methods {
         let out_total: u64 = tx.outputs.iter().map(|o| o.value.units()).sum();
         let fee = if coinbase { 0 } else { in_total.saturating_sub(out_total) };
         let (height, confirmations) = match block.and_then(|h| chain.entry(h)) {
-            Some(e) if chain.is_active(&e.header.hash()) => (json!(e.height.0), chain.state().height.0 + 1 - e.height.0),
+            Some(e) if chain.is_active(&e.header.hash()) => {
+                (json!(e.height.0), chain.state().height.0 + 1 - e.height.0)
+            }
             _ => (Value::Null, 0),
         };
         json!({

@@ -75,7 +75,12 @@ pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
 }
 
 /// Serves JSON-RPC on `listener` until `shutdown` fires.
-pub async fn serve(listener: TcpListener, cookie: Arc<Cookie>, methods: Arc<Methods>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+pub async fn serve(
+    listener: TcpListener,
+    cookie: Arc<Cookie>,
+    methods: Arc<Methods>,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) {
     loop {
         let (stream, peer) = tokio::select! {
             r = listener.accept() => match r {
@@ -113,8 +118,12 @@ fn respond(status: StatusCode, body: Value) -> Response<Full<Bytes>> {
 
 async fn handle(req: Request<Incoming>, cookie: &Cookie, methods: &Arc<Methods>) -> Response<Full<Bytes>> {
     if !cookie.authorises(&req) {
-        let mut r = respond(StatusCode::UNAUTHORIZED, json!({"error": "authentication required: use the cookie in <data-dir>/.cookie"}));
-        r.headers_mut().insert(hyper::header::WWW_AUTHENTICATE, hyper::header::HeaderValue::from_static("Basic realm=\"lode\""));
+        let mut r = respond(
+            StatusCode::UNAUTHORIZED,
+            json!({"error": "authentication required: use the cookie in <data-dir>/.cookie"}),
+        );
+        r.headers_mut()
+            .insert(hyper::header::WWW_AUTHENTICATE, hyper::header::HeaderValue::from_static("Basic realm=\"lode\""));
         return r;
     }
     if req.method() != Method::POST {
@@ -123,7 +132,12 @@ async fn handle(req: Request<Incoming>, cookie: &Cookie, methods: &Arc<Methods>)
     let body = Limited::new(req.into_body(), MAX_BODY);
     let bytes = match tokio::time::timeout(BODY_TIMEOUT, body.collect()).await {
         Ok(Ok(b)) => b.to_bytes(),
-        Ok(Err(_)) => return respond(StatusCode::PAYLOAD_TOO_LARGE, json!({"error": format!("request body above {MAX_BODY} bytes")})),
+        Ok(Err(_)) => {
+            return respond(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                json!({"error": format!("request body above {MAX_BODY} bytes")}),
+            )
+        }
         Err(_) => return respond(StatusCode::REQUEST_TIMEOUT, json!({"error": "request body too slow"})),
     };
     let value: Value = match serde_json::from_slice(&bytes) {

@@ -64,7 +64,11 @@ mod tests {
     use lode_core::{Address, Amount, Height, TxOut};
 
     fn coin(v: u64) -> Coin {
-        Coin { output: TxOut { value: Amount::from_units(v), address: Address([v as u8; 20]) }, height: Height(1), coinbase: false }
+        Coin {
+            output: TxOut { value: Amount::from_units(v), address: Address([v as u8; 20]) },
+            height: Height(1),
+            coinbase: false,
+        }
     }
 
     #[test]

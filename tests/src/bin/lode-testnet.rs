@@ -53,7 +53,9 @@ fn main() {
     let mut nodes_n = 3usize;
     let mut miners = 2usize;
     let mut chain = "devnet".to_string();
-    let mut dir = std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share/lode/local-testnet")).unwrap_or_else(|| PathBuf::from("local-testnet"));
+    let mut dir = std::env::var_os("HOME")
+        .map(|h| PathBuf::from(h).join(".local/share/lode/local-testnet"))
+        .unwrap_or_else(|| PathBuf::from("local-testnet"));
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
@@ -82,7 +84,8 @@ fn main() {
         println!("{}", String::from_utf8_lossy(&out.stdout));
     }
     let out = wallet_cmd(&dir, &chain).args(["--json", "address"]).output().expect("run lode-wallet address");
-    let address = serde_json::from_slice::<Value>(&out.stdout).ok().and_then(|v| v["address"].as_str().map(str::to_owned));
+    let address =
+        serde_json::from_slice::<Value>(&out.stdout).ok().and_then(|v| v["address"].as_str().map(str::to_owned));
     let Some(address) = address else {
         eprintln!("cannot read the wallet address: {}", String::from_utf8_lossy(&out.stderr));
         std::process::exit(1);
@@ -102,13 +105,21 @@ fn main() {
         let (rpc_port, p2p_port, metrics_port) = (base, base + 1, base + 2);
         let log = std::fs::OpenOptions::new().create(true).append(true).open(ndir.join("node.log")).expect("log");
         let mut cmd = Command::new(bin("lode-node"));
-        cmd.args(["--chain", &chain, "--no-mdns", "--rpc-port", &rpc_port.to_string(), "--metrics-port", &metrics_port.to_string()])
-            .arg("--data-dir")
-            .arg(&ndir)
-            .args(["--listen", &format!("/ip4/127.0.0.1/tcp/{p2p_port}")])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log);
+        cmd.args([
+            "--chain",
+            &chain,
+            "--no-mdns",
+            "--rpc-port",
+            &rpc_port.to_string(),
+            "--metrics-port",
+            &metrics_port.to_string(),
+        ])
+        .arg("--data-dir")
+        .arg(&ndir)
+        .args(["--listen", &format!("/ip4/127.0.0.1/tcp/{p2p_port}")])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log);
         if index < miners {
             cmd.args(["--mine", "--mine-threads", "1", "--miner-address", &address]);
         }
@@ -119,7 +130,9 @@ fn main() {
         let node = Node { index, dir: ndir, rpc_port, p2p_port, metrics_port, child };
         wait_for("node RPC", Duration::from_secs(60), || rpc(&node, "getblockchaininfo", json!([])));
         if index == 0 {
-            let id = rpc(&node, "getnetworkinfo", json!([])).and_then(|v| v["peer_id"].as_str().map(str::to_owned)).expect("peer id");
+            let id = rpc(&node, "getnetworkinfo", json!([]))
+                .and_then(|v| v["peer_id"].as_str().map(str::to_owned))
+                .expect("peer id");
             bootnode = Some(format!("/ip4/127.0.0.1/tcp/{p2p_port}/p2p/{id}"));
         }
         nodes.push(node);
@@ -140,7 +153,11 @@ fn main() {
     println!("Try the wallet (passphrase via LODE_WALLET_PASSPHRASE={PASSPHRASE}):");
     let w = dir.join("wallet.json");
     let d0 = nodes[0].dir.display();
-    println!("  lode-wallet --chain {chain} --wallet {} --data-dir {d0} --rpc http://127.0.0.1:{} balance", w.display(), nodes[0].rpc_port);
+    println!(
+        "  lode-wallet --chain {chain} --wallet {} --data-dir {d0} --rpc http://127.0.0.1:{} balance",
+        w.display(),
+        nodes[0].rpc_port
+    );
     println!("  lode-wallet --chain {chain} --wallet {} --data-dir {d0} --rpc http://127.0.0.1:{} send --to <ADDR> --amount 1.5 --wait", w.display(), nodes[0].rpc_port);
     println!("Ctrl-C stops every node.\n");
     while !stop.load(Ordering::SeqCst) {
@@ -155,7 +172,15 @@ fn main() {
             let pool = rpc(n, "getmempoolinfo", json!([])).map(|v| v["size"].clone()).unwrap_or(Value::Null);
             let rate = rpc(n, "getmininginfo", json!([])).and_then(|v| v["hashrate"].as_f64()).unwrap_or(0.0);
             let tip = info["best_hash"].as_str().map(|s| &s[..12]).unwrap_or("?").to_string();
-            line.push_str(&format!("node{}: h={} {} peers={} mempool={} {:.1}MH/s  ", n.index, info["height"], tip, peers, pool, rate / 1e6));
+            line.push_str(&format!(
+                "node{}: h={} {} peers={} mempool={} {:.1}MH/s  ",
+                n.index,
+                info["height"],
+                tip,
+                peers,
+                pool,
+                rate / 1e6
+            ));
         }
         println!("{line}");
         for _ in 0..50 {
