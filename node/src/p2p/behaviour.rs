@@ -99,7 +99,7 @@ fn gossip_config(spec: &ChainSpec, names: &Names) -> Result<gossipsub::Config, P
         .max_transmit_size_for_topic(block_limit, names.blocks.hash())
         .max_transmit_size_for_topic(spec.max_block_size.max(1024), names.txs.hash())
         // Form the mesh soon after start; the default waits five seconds.
-        .heartbeat_initial_delay(Duration::from_millis(500))
+        .heartbeat_initial_delay(Duration::from_millis(100))
         .heartbeat_interval(Duration::from_secs(1))
         .build()
         .map_err(|e| P2pError::Config(format!("gossipsub: {e}")))

@@ -3,7 +3,7 @@
 
 use super::behaviour::BehaviourEvent;
 use super::peers::{unix_now, Direction, Peer, BAN_THRESHOLD};
-use super::service::{peer_of, Command, Service, ADD_PEER_TIMEOUT, WRONG_CHAIN_BACKOFF};
+use super::service::{peer_of, Command, Service, ADD_PEER_TIMEOUT, KAD_MIN_INTERVAL, WRONG_CHAIN_BACKOFF};
 use super::{BannedPeer, P2pError, PeerInfo};
 use libp2p::gossipsub;
 use libp2p::multiaddr::Protocol;
@@ -189,6 +189,24 @@ impl Service {
         }
     }
 
+    /// Runs a Kademlia lookup of our own id (which connects us to the
+    /// peers closest to us) while we want more outbound peers; at most
+    /// every half second, the rest is deferred to the tick.
+    pub(super) fn discover(&mut self) {
+        let outbound = self.peers.values().filter(|p| p.direction == Direction::Outbound).count();
+        if outbound >= self.config.target_outbound {
+            return;
+        }
+        let now = Instant::now();
+        if now.saturating_duration_since(self.last_kad) < KAD_MIN_INTERVAL {
+            self.kad_wanted = true;
+            return;
+        }
+        self.kad_wanted = false;
+        self.last_kad = now;
+        let _ = self.swarm.behaviour_mut().kad.bootstrap();
+    }
+
     /// Lowers a peer's score; at the threshold it is banned.
     pub(super) fn misbehave(&mut self, peer: PeerId, points: i32, reason: &str) {
         let score = match self.peers.get_mut(&peer) {
@@ -347,6 +365,9 @@ impl Service {
             for a in &addrs {
                 self.swarm.behaviour_mut().kad.add_address(&peer, a.clone());
             }
+            // Ask the newcomer for peers at once: a node that only knows a
+            // bootnode must not depend on it for long.
+            self.discover();
         }
         self.store.add_addrs(peer, &addrs);
         if let Some(p) = self.peers.get_mut(&peer) {

@@ -81,7 +81,7 @@ impl Default for P2pConfig {
             target_outbound: 8,
             max_connections_per_peer: 2,
             ban_duration: Duration::from_secs(24 * 60 * 60),
-            status_interval: Duration::from_secs(10),
+            status_interval: Duration::from_secs(5),
             request_timeout: Duration::from_secs(20),
             dial_interval: Duration::from_secs(2),
             idle_connection_timeout: Duration::from_secs(120),

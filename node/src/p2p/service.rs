@@ -32,6 +32,10 @@ pub(super) const MAX_GOSSIP_BACKLOG: usize = 256;
 pub(super) const ADD_PEER_TIMEOUT: Duration = Duration::from_secs(15);
 /// A peer found on another chain is not redialed for this long.
 pub(super) const WRONG_CHAIN_BACKOFF: Duration = Duration::from_secs(600);
+/// Least time between two Kademlia lookups.
+pub(super) const KAD_MIN_INTERVAL: Duration = Duration::from_millis(500);
+/// Lookups while short of outbound peers happen at least this often.
+const KAD_INTERVAL: Duration = Duration::from_secs(30);
 /// Total budget of downloaded blocks waiting for submission.
 const MAX_READY_BYTES: usize = 64 * 1024 * 1024;
 /// Outstanding block requests per peer.
@@ -130,7 +134,9 @@ pub(crate) struct Service {
     last_dial: Instant,
     last_decay: Instant,
     last_save: Instant,
-    last_kad: Instant,
+    pub(super) last_kad: Instant,
+    /// A lookup was skipped for being too soon after the last.
+    pub(super) kad_wanted: bool,
 }
 
 pub(super) fn peer_of(addr: &Multiaddr) -> Option<PeerId> {
@@ -233,7 +239,8 @@ impl Service {
             last_dial: now,
             last_decay: now,
             last_save: now,
-            last_kad: now,
+            last_kad: now - KAD_MIN_INTERVAL,
+            kad_wanted: false,
         };
         service.refresh_local();
 
@@ -399,12 +406,10 @@ impl Service {
                 p.score = (p.score + 1).min(0);
             }
         }
-        if now.saturating_duration_since(self.last_kad) >= Duration::from_secs(60) {
-            self.last_kad = now;
-            // Walk the DHT for more peers; with an empty table there is
-            // nobody to ask.
+        if self.kad_wanted || now.saturating_duration_since(self.last_kad) >= KAD_INTERVAL {
+            // With an empty table there is nobody to ask.
             if self.swarm.behaviour_mut().kad.kbuckets().next().is_some() {
-                let _ = self.swarm.behaviour_mut().kad.bootstrap();
+                self.discover();
             }
         }
         if now.saturating_duration_since(self.last_save) >= Duration::from_secs(10) {

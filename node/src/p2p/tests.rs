@@ -150,8 +150,11 @@ async fn nodes_meet_through_a_bootnode_and_gossip_blocks_and_transactions() {
     .await;
     assert_eq!(a.handle.connection_counts().0, 2, "two inbound peers at the bootnode");
     let info = b.handle.peers().await;
-    assert_eq!(info[0].direction, "outbound");
-    assert_eq!(info[0].peer_id, a.handle.local_peer_id());
+    let to_a = info.iter().find(|p| p.peer_id == a.handle.local_peer_id()).expect("b lists a");
+    assert_eq!(to_a.direction, "outbound");
+    assert!(to_a.address.starts_with("/ip4/127.0.0.1/tcp/"));
+    // b and c only knew the bootnode: the DHT introduces them.
+    wait_for("b and c meet through kademlia", || async { connected(&b, &c).await.then_some(()) }).await;
 
     let mut builder = ChainBuilder::new(ChainSpec::regtest());
     let blocks = builder.blocks(3, 0);
