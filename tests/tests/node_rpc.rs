@@ -2,66 +2,26 @@
 //! submission (valid, double spend, bad signature, malformed), restart
 //! persistence, authentication, and devnet mining with --mine.
 
-use lode_core::codec::Encode;
-use lode_core::crypto::{SecretKey, Signature};
-use lode_core::tx::{OutPoint, Transaction, TxIn, TxOut, Unlock};
-use lode_core::{Address, Amount, ChainSpec, Hash256};
-use lode_tests::{wait_for, NodeOptions, TestNode};
-use serde_json::{json, Value};
+use lode_core::codec::{Decode, Encode};
+use lode_core::tx::{Transaction, Unlock};
+use lode_core::{Address, ChainSpec};
+use lode_tests::{wait_for, NodeOptions, TestKey, TestNode};
+use serde_json::json;
 use std::time::Duration;
 
-struct Key {
-    sk: SecretKey,
-    address: Address,
-    text: String,
-}
-
-fn key() -> Key {
-    let sk = SecretKey::generate();
-    let address = Address::from_pubkey(&sk.public_key());
-    let text = address.encode("lrt").unwrap();
-    Key { sk, address, text }
-}
-
-/// A signed spend of one coin listed by `listunspent`.
-fn spend(from: &Key, coin: &Value, to: Address, amount: u64, fee: u64) -> Transaction {
-    let value = coin["amount"].as_u64().unwrap();
-    let op = OutPoint {
-        txid: Hash256::from_hex(coin["txid"].as_str().unwrap()).unwrap(),
-        vout: coin["vout"].as_u64().unwrap() as u32,
-    };
-    let mut outputs = vec![TxOut { value: Amount::from_units(amount), address: to }];
-    if value > amount + fee {
-        outputs.push(TxOut { value: Amount::from_units(value - amount - fee), address: from.address });
-    }
-    let mut tx = Transaction {
-        version: 1,
-        inputs: vec![TxIn {
-            prevout: op,
-            unlock: Unlock::Signature { pubkey: from.sk.public_key(), sig: Signature::default() },
-        }],
-        outputs,
-        lock_time: 0,
-    };
-    tx.sign_inputs(&ChainSpec::regtest().genesis_hash(), &[&from.sk], &[Amount::from_units(value)]);
-    tx
+fn tx_of((_, hex): &(String, String)) -> Transaction {
+    Transaction::decode_all(&hex::decode(hex).unwrap(), 1 << 20).unwrap()
 }
 
 fn hex_of(tx: &Transaction) -> String {
     hex::encode(tx.encode())
 }
 
-fn mature_coins(node: &TestNode, k: &Key) -> Vec<Value> {
-    let list = node.rpc("listunspent", json!([k.text]));
-    let maturity = u64::from(ChainSpec::regtest().coinbase_maturity);
-    list.as_array().unwrap().iter().filter(|c| c["confirmations"].as_u64().unwrap() >= maturity).cloned().collect()
-}
-
 #[test]
 fn regtest_mining_transactions_and_restart() {
     let mut node = TestNode::start(NodeOptions { args: vec!["--no-p2p".into()], ..Default::default() });
-    let alice = key();
-    let bob = key();
+    let alice = TestKey::new();
+    let bob = TestKey::new();
     let hashes = node.rpc("generatetoaddress", json!([15, alice.text]));
     assert_eq!(hashes.as_array().unwrap().len(), 15);
     assert_eq!(node.height(), 15);
@@ -73,10 +33,10 @@ fn regtest_mining_transactions_and_restart() {
     assert_eq!(balance["confirmed"].as_u64().unwrap(), 6 * subsidy);
     assert_eq!(balance["confirmed"].as_u64().unwrap() + balance["immature"].as_u64().unwrap(), 15 * subsidy);
 
-    let coins = mature_coins(&node, &alice);
+    let coins = alice.coins(&node);
     assert!(coins.len() >= 3);
     // Valid.
-    let pay = spend(&alice, &coins[0], bob.address, 10 * lode_core::COIN, 10_000);
+    let pay = tx_of(&alice.pay(&coins[0], &bob.address, 10 * lode_core::COIN, 10_000));
     let txid = node.rpc("sendrawtransaction", json!([hex_of(&pay)]));
     assert_eq!(txid.as_str().unwrap(), pay.txid().to_hex());
     assert_eq!(node.rpc("getmempoolinfo", json!([]))["size"], 1);
@@ -84,12 +44,12 @@ fn regtest_mining_transactions_and_restart() {
     let again = node.call("sendrawtransaction", json!([hex_of(&pay)])).unwrap_err();
     assert_eq!(again.code, -27, "{}", again.message);
     // Double spend of the same coin to someone else.
-    let double = spend(&alice, &coins[0], alice.address, 5 * lode_core::COIN, 10_000);
+    let double = tx_of(&alice.pay(&coins[0], &alice.address, 5 * lode_core::COIN, 10_000));
     let err = node.call("sendrawtransaction", json!([hex_of(&double)])).unwrap_err();
     assert_eq!(err.code, -26, "{}", err.message);
     assert!(err.message.contains(&pay.txid().to_hex()), "names the conflicting tx: {}", err.message);
     // Bad signature.
-    let mut bad = spend(&alice, &coins[1], bob.address, lode_core::COIN, 10_000);
+    let mut bad = tx_of(&alice.pay(&coins[1], &bob.address, lode_core::COIN, 10_000));
     if let Unlock::Signature { sig, .. } = &mut bad.inputs[0].unlock {
         sig.0[0] ^= 1;
     }
