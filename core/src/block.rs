@@ -171,8 +171,14 @@ const SHA256_IV: [u32; 8] =
 #[derive(Clone)]
 pub struct HeaderHasher {
     midstate: [u32; 8],
-    tail: [u8; 64],
+    /// The header's last 24 bytes with SHA-256 padding (nonce at 16..24).
+    tail: [Block64; 1],
+    /// The second SHA-256's only block, padding written once.
+    second: [Block64; 1],
 }
+
+/// One SHA-256 input block, in the form `compress256` takes without copying.
+type Block64 = GenericArray<u8, sha2::digest::consts::U64>;
 
 impl HeaderHasher {
     /// Prepares the midstate for `header` (its nonce is ignored).
@@ -180,27 +186,27 @@ impl HeaderHasher {
         let bytes = header.to_bytes();
         let mut midstate = SHA256_IV;
         sha2::compress256(&mut midstate, &[*GenericArray::from_slice(&bytes[..64])]);
-        let mut tail = [0u8; 64];
+        let mut tail = Block64::default();
         tail[..24].copy_from_slice(&bytes[64..]);
         tail[24] = 0x80;
         tail[56..].copy_from_slice(&((HEADER_SIZE as u64) * 8).to_be_bytes());
-        HeaderHasher { midstate, tail }
+        let mut second = Block64::default();
+        second[32] = 0x80;
+        second[56..].copy_from_slice(&256u64.to_be_bytes());
+        HeaderHasher { midstate, tail: [tail], second: [second] }
     }
 
     /// The block hash with `nonce` in place.
     #[inline]
     pub fn hash(&mut self, nonce: u64) -> Hash256 {
-        self.tail[16..24].copy_from_slice(&nonce.to_le_bytes());
+        self.tail[0][16..24].copy_from_slice(&nonce.to_le_bytes());
         let mut state = self.midstate;
-        sha2::compress256(&mut state, &[*GenericArray::from_slice(&self.tail)]);
-        let mut second = [0u8; 64];
-        for (chunk, word) in second[..32].chunks_exact_mut(4).zip(state) {
+        sha2::compress256(&mut state, &self.tail);
+        for (chunk, word) in self.second[0][..32].chunks_exact_mut(4).zip(state) {
             chunk.copy_from_slice(&word.to_be_bytes());
         }
-        second[32] = 0x80;
-        second[56..].copy_from_slice(&256u64.to_be_bytes());
         let mut out = SHA256_IV;
-        sha2::compress256(&mut out, &[*GenericArray::from_slice(&second)]);
+        sha2::compress256(&mut out, &self.second);
         let mut h = [0u8; 32];
         for (chunk, word) in h.chunks_exact_mut(4).zip(out) {
             chunk.copy_from_slice(&word.to_be_bytes());
