@@ -51,6 +51,14 @@ fn five_nodes_two_miners_converge_on_tip_and_commitment() {
         mine(&nodes[3], 1 + round % 2);
     }
     let all: Vec<&TestNode> = nodes.iter().collect();
+    // The two miners raced: branches of equal work can stand (ties go to the
+    // block seen first). Once miner 1 has the best height, one more block
+    // from it is strictly heaviest and every node must take it.
+    wait_for("miner 1 at the best height", CONVERGE, || {
+        let best = nodes.iter().map(TestNode::height).max()?;
+        (nodes[1].height() == best).then_some(())
+    });
+    mine(&nodes[1], 1);
     let tip = wait_converged("five nodes on one tip", &all);
     let c = commitment(&nodes[0]);
     for n in &nodes {
@@ -70,6 +78,10 @@ fn killing_the_bootnode_and_a_miner_does_not_stop_the_network() {
     nodes[0].kill();
     nodes[1].kill();
     mine(&nodes[2], 2);
+    // Build on what the other survivor mined, so the result does not hang
+    // on a tie between equal-work branches.
+    let tip = nodes[2].tip();
+    wait_for("survivors relay without the bootnode", CONVERGE, || (nodes[4].tip() == tip).then_some(()));
     mine(&nodes[4], 2);
     let rest: Vec<&TestNode> = nodes[2..].iter().collect();
     let tip = wait_converged("survivors converge", &rest);

@@ -137,3 +137,40 @@ fn devnet_mine_flag_produces_blocks_near_the_spacing() {
     // Loose bounds: a handful of exponential solve times is noisy.
     assert!(mean < 6.0 * spec.target_spacing_secs as f64, "blocks far too slow: {mean}s");
 }
+
+#[test]
+fn operator_mistakes_get_a_one_line_error_and_metrics_are_served() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let bad_spec = dir.path().join("bad.json");
+    std::fs::write(&bad_spec, "{ not json").unwrap();
+    let data = dir.path().join("data");
+    for (args, expect) in [
+        (vec!["--chain", "regtest", "--rpc-port", port.as_str(), "--no-p2p"], "cannot bind rpc"),
+        (vec!["--chain", bad_spec.to_str().unwrap(), "--no-p2p"], "chain spec"),
+        (vec!["--chain", "mainnet", "--no-p2p"], "cannot read chain spec"),
+        (vec!["--chain", "regtest", "--mine", "--no-p2p"], "--miner-address"),
+    ] {
+        let out = std::process::Command::new(lode_tests::bin("lode-node"))
+            .args(&args)
+            .arg("--data-dir")
+            .arg(&data)
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{args:?} succeeded");
+        let err = String::from_utf8_lossy(&out.stderr).to_lowercase();
+        assert!(err.contains(expect), "{args:?}: {err}");
+        assert_eq!(err.trim().lines().filter(|l| l.contains("error")).count(), 1, "one line: {err}");
+        assert!(!data.join("chain").exists(), "{args:?} wrote the database");
+    }
+    let metrics_port = lode_tests::free_port();
+    let node = TestNode::start(NodeOptions {
+        args: vec!["--no-p2p".into(), "--metrics-port".into(), metrics_port.to_string()],
+        ..Default::default()
+    });
+    node.rpc("generatetoaddress", json!([2, lode_tests::burn_address(&node)]));
+    let text = reqwest::blocking::get(format!("http://127.0.0.1:{metrics_port}/metrics")).unwrap().text().unwrap();
+    assert!(text.contains("lode_chain_height 2"), "{text}");
+    assert!(text.contains("lode_block_validation_seconds_count"), "{text}");
+}

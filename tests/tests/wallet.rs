@@ -119,6 +119,18 @@ fn wallet_end_to_end_on_one_node() {
     node.rpc("generatetoaddress", json!([1, burn_address(&node)]));
     assert_eq!(balance(&node, &b).0, amount + 300_000_000);
 
+    // Offline signing, then broadcast; history lists what happened.
+    let offline = ok_json(&node, &a, &["send", "--to", &addr_b, "--amount", "0.5", "--offline"]);
+    assert_eq!(node.rpc("getmempoolinfo", json!([]))["size"], 0, "offline does not submit");
+    let hex = offline["hex"].as_str().unwrap().to_string();
+    let broadcast = ok_json(&node, &a, &["broadcast", &hex]);
+    assert_eq!(broadcast["txid"], offline["txid"]);
+    node.rpc("generatetoaddress", json!([1, burn_address(&node)]));
+    let history = ok_json(&node, &b, &["history"]);
+    let rows = history.as_array().unwrap();
+    assert_eq!(rows.len(), 4, "four payments received: {history}");
+    assert!(rows.iter().all(|r| r["direction"] == "received" && r["confirmations"].as_u64().unwrap() >= 1));
+
     // Restore from the words into a fresh file: same balance.
     let restored = dir.path().join("restored.wallet");
     ok_json(&node, &restored, &["restore", "--words", &words]);

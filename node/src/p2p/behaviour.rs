@@ -91,7 +91,7 @@ fn gossip_config(spec: &ChainSpec, names: &Names) -> Result<gossipsub::Config, P
         .validate_messages()
         // Content addressing: the same block or transaction from two
         // sources is one message, and republishing it is a no-op.
-        .message_id_fn(|m: &gossipsub::Message| MessageId::from(super::service::gossip_id(&m.data).to_vec()))
+        .message_id_fn(|m: &gossipsub::Message| MessageId::from(super::workers::gossip_id(&m.data).to_vec()))
         // Blocks and transactions prove themselves; author signatures
         // would only cost time and reveal who mined.
         .validation_mode(ValidationMode::Anonymous)

@@ -12,11 +12,14 @@ mod identity;
 #[cfg(test)]
 mod mock;
 mod peers;
+#[cfg(test)]
+mod raw_peer;
 mod requests;
 mod service;
 mod sync;
 #[cfg(test)]
 mod tests;
+mod workers;
 
 use crate::chain_api::NetworkChain;
 use libp2p::{Multiaddr, PeerId};

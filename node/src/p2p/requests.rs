@@ -4,7 +4,8 @@
 
 use super::codec::{Request, Response, Status, MAX_HEADERS, MAX_LOCATOR};
 use super::peers::penalty;
-use super::service::{BlockJob, Internal, Origin, Service};
+use super::service::{Internal, Origin, Service};
+use super::workers::BlockJob;
 use crate::chain_api::{BlockOutcome, HeadersOutcome, TxOutcome};
 use libp2p::gossipsub::{self, MessageAcceptance, MessageId};
 use libp2p::request_response::{self, OutboundFailure, OutboundRequestId, ResponseChannel};
@@ -49,6 +50,7 @@ impl Service {
             }
             Internal::BlockDone { hash, origin, outcome } => self.on_block_done(hash, origin, outcome),
             Internal::TxDone { msg, source, outcome } => {
+                self.tx_backlog = self.tx_backlog.saturating_sub(1);
                 let acceptance = match outcome {
                     TxOutcome::Accepted => MessageAcceptance::Accept,
                     TxOutcome::AlreadyHave | TxOutcome::Rejected(_) => MessageAcceptance::Ignore,
@@ -67,7 +69,7 @@ impl Service {
     }
 
     pub(super) fn on_gossip(&mut self, source: PeerId, msg: MessageId, message: gossipsub::Message) {
-        self.seen.insert(super::service::gossip_id(&message.data));
+        self.seen.insert(super::workers::gossip_id(&message.data));
         if message.topic == self.names.blocks.hash() {
             let block = match Block::decode_all(&message.data, self.max_block_size) {
                 Ok(b) => b,
@@ -93,10 +95,11 @@ impl Service {
                 }
             };
             // Far behind, the mempool cannot judge transactions yet.
-            if self.shared.initial_sync.load(Ordering::Relaxed) {
+            if self.shared.initial_sync.load(Ordering::Relaxed) || self.tx_backlog >= super::service::MAX_TX_BACKLOG {
                 self.report(&msg, &source, MessageAcceptance::Ignore);
                 return;
             }
+            self.tx_backlog += 1;
             let _ = self.tx_jobs.send((tx, msg, source));
         } else {
             self.report(&msg, &source, MessageAcceptance::Ignore);

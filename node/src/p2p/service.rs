@@ -7,6 +7,7 @@ use super::behaviour::{build_swarm, Names};
 use super::codec::{Request, Response, Status};
 use super::peers::{Peer, PeerStore};
 use super::sync::{Downloader, Limits, Progress};
+use super::workers::{self, BlockJob, SeenIds};
 use super::{BannedPeer, P2pConfig, P2pError, PeerInfo, Shared, PEER_STORE_FILE};
 use crate::chain_api::{BlockOutcome, ChainEvent, HeadersOutcome, NetworkChain, TipInfo, TxOutcome};
 use futures::StreamExt;
@@ -16,7 +17,6 @@ use libp2p::multiaddr::Protocol;
 use libp2p::request_response::{OutboundRequestId, ResponseChannel};
 use libp2p::swarm::{ConnectionId, SwarmEvent};
 use libp2p::{Multiaddr, PeerId, Swarm};
-use lode_core::block::Block;
 use lode_core::{Hash256, Transaction};
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;
@@ -28,6 +28,8 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 const INITIAL_SYNC_LAG: u32 = 12;
 /// Gossip blocks waiting for validation beyond this are ignored.
 pub(super) const MAX_GOSSIP_BACKLOG: usize = 256;
+/// Gossip transactions waiting for the mempool beyond this are ignored.
+pub(super) const MAX_TX_BACKLOG: usize = 10_000;
 /// How long `add_peer` waits for the connection.
 pub(super) const ADD_PEER_TIMEOUT: Duration = Duration::from_secs(15);
 /// A peer found on another chain is not redialed for this long.
@@ -88,12 +90,6 @@ pub(crate) enum Internal {
     TxDone { msg: MessageId, source: PeerId, outcome: TxOutcome },
 }
 
-/// Work for the block validation worker.
-pub(crate) struct BlockJob {
-    pub block: Block,
-    pub origin: Origin,
-}
-
 /// The network task's state.
 pub(crate) struct Service {
     pub(super) config: P2pConfig,
@@ -127,6 +123,7 @@ pub(crate) struct Service {
     pub(super) downloader: Downloader,
     pub(super) progress: Progress,
     pub(super) gossip_backlog: usize,
+    pub(super) tx_backlog: usize,
     pub(super) counted_mismatches: HashSet<(PeerId, Hash256)>,
     /// Ids of gossip messages seen lately, so we do not republish what
     /// gossipsub already forwards.
@@ -194,8 +191,8 @@ impl Service {
         let (internal_tx, internal_rx) = mpsc::unbounded_channel();
         let (block_jobs, block_rx) = mpsc::unbounded_channel();
         let (tx_jobs, tx_rx) = mpsc::unbounded_channel();
-        tokio::spawn(block_worker(chain.clone(), block_rx, internal_tx.clone()));
-        tokio::spawn(tx_worker(chain.clone(), tx_rx, internal_tx.clone()));
+        tokio::spawn(workers::block_worker(chain.clone(), block_rx, internal_tx.clone()));
+        tokio::spawn(workers::tx_worker(chain.clone(), tx_rx, internal_tx.clone()));
 
         let limits = Limits {
             window: config.download_window.max(1),
@@ -234,6 +231,7 @@ impl Service {
             downloader: Downloader::new(limits),
             progress: Progress::new(Duration::from_secs(5)),
             gossip_backlog: 0,
+            tx_backlog: 0,
             counted_mismatches: HashSet::new(),
             seen: SeenIds::default(),
             last_dial: now,
@@ -329,7 +327,7 @@ impl Service {
         };
         // While far behind, what we connect is old news to our peers; and
         // what came by gossip is forwarded by gossipsub once validated.
-        if self.shared.initial_sync.load(Ordering::Relaxed) || !self.seen.insert(gossip_id(&data)) {
+        if self.shared.initial_sync.load(Ordering::Relaxed) || !self.seen.insert(workers::gossip_id(&data)) {
             return;
         }
         match self.swarm.behaviour_mut().gossipsub.publish(topic, data) {
@@ -478,90 +476,5 @@ async fn next_event(
     match events {
         Some(rx) => rx.recv().await,
         None => std::future::pending().await,
-    }
-}
-
-/// Submits blocks one batch at a time, in arrival order, so a synced run
-/// of blocks reaches the chain parent first.
-async fn block_worker(
-    chain: Arc<dyn NetworkChain>,
-    mut rx: mpsc::UnboundedReceiver<BlockJob>,
-    out: mpsc::UnboundedSender<Internal>,
-) {
-    while let Some(first) = rx.recv().await {
-        let mut batch = vec![first];
-        while batch.len() < 16 {
-            match rx.try_recv() {
-                Ok(j) => batch.push(j),
-                Err(_) => break,
-            }
-        }
-        let chain = chain.clone();
-        let done = tokio::task::spawn_blocking(move || {
-            batch
-                .into_iter()
-                .map(|j| {
-                    let hash = j.block.hash();
-                    (hash, j.origin, chain.submit_block(j.block))
-                })
-                .collect::<Vec<_>>()
-        })
-        .await;
-        match done {
-            Ok(results) => {
-                for (hash, origin, outcome) in results {
-                    let _ = out.send(Internal::BlockDone { hash, origin, outcome });
-                }
-            }
-            Err(e) => tracing::error!(%e, "block validation task failed"),
-        }
-    }
-}
-
-/// Submits gossiped transactions off the network loop.
-async fn tx_worker(
-    chain: Arc<dyn NetworkChain>,
-    mut rx: mpsc::UnboundedReceiver<(Transaction, MessageId, PeerId)>,
-    out: mpsc::UnboundedSender<Internal>,
-) {
-    while let Some((tx, msg, source)) = rx.recv().await {
-        let chain = chain.clone();
-        match tokio::task::spawn_blocking(move || chain.submit_tx(tx)).await {
-            Ok(outcome) => {
-                let _ = out.send(Internal::TxDone { msg, source, outcome });
-            }
-            Err(e) => tracing::error!(%e, "transaction validation task failed"),
-        }
-    }
-}
-
-/// A gossip message id: the SHA-256 of the payload (the same function the
-/// gossipsub config uses).
-pub(super) fn gossip_id(data: &[u8]) -> [u8; 32] {
-    lode_core::hash::sha256(data)
-}
-
-/// A bounded set of recent message ids, oldest evicted first.
-#[derive(Default)]
-pub(crate) struct SeenIds {
-    set: HashSet<[u8; 32]>,
-    order: std::collections::VecDeque<[u8; 32]>,
-}
-
-impl SeenIds {
-    const CAPACITY: usize = 20_000;
-
-    /// Records `id`; false when it was already there.
-    pub(crate) fn insert(&mut self, id: [u8; 32]) -> bool {
-        if !self.set.insert(id) {
-            return false;
-        }
-        self.order.push_back(id);
-        if self.order.len() > Self::CAPACITY {
-            if let Some(old) = self.order.pop_front() {
-                self.set.remove(&old);
-            }
-        }
-        true
     }
 }

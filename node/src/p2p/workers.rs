@@ -1,0 +1,103 @@
+//! Work off the network loop: block and transaction validation workers
+//! (chain calls block), and the bounded set of gossip ids already seen.
+
+use super::service::{Internal, Origin};
+use crate::chain_api::NetworkChain;
+use libp2p::gossipsub::MessageId;
+use libp2p::PeerId;
+use lode_core::block::Block;
+use lode_core::Transaction;
+use std::collections::{HashSet, VecDeque};
+use std::sync::Arc;
+use tokio::sync::mpsc;
+
+/// Work for the block validation worker.
+pub(crate) struct BlockJob {
+    pub block: Block,
+    pub origin: Origin,
+}
+
+/// Submits blocks one batch at a time, in arrival order, so a synced run
+/// of blocks reaches the chain parent first.
+pub(super) async fn block_worker(
+    chain: Arc<dyn NetworkChain>,
+    mut rx: mpsc::UnboundedReceiver<BlockJob>,
+    out: mpsc::UnboundedSender<Internal>,
+) {
+    while let Some(first) = rx.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < 16 {
+            match rx.try_recv() {
+                Ok(j) => batch.push(j),
+                Err(_) => break,
+            }
+        }
+        let chain = chain.clone();
+        let done = tokio::task::spawn_blocking(move || {
+            batch
+                .into_iter()
+                .map(|j| {
+                    let hash = j.block.hash();
+                    (hash, j.origin, chain.submit_block(j.block))
+                })
+                .collect::<Vec<_>>()
+        })
+        .await;
+        match done {
+            Ok(results) => {
+                for (hash, origin, outcome) in results {
+                    let _ = out.send(Internal::BlockDone { hash, origin, outcome });
+                }
+            }
+            Err(e) => tracing::error!(%e, "block validation task failed"),
+        }
+    }
+}
+
+/// Submits gossiped transactions off the network loop.
+pub(super) async fn tx_worker(
+    chain: Arc<dyn NetworkChain>,
+    mut rx: mpsc::UnboundedReceiver<(Transaction, MessageId, PeerId)>,
+    out: mpsc::UnboundedSender<Internal>,
+) {
+    while let Some((tx, msg, source)) = rx.recv().await {
+        let chain = chain.clone();
+        match tokio::task::spawn_blocking(move || chain.submit_tx(tx)).await {
+            Ok(outcome) => {
+                let _ = out.send(Internal::TxDone { msg, source, outcome });
+            }
+            Err(e) => tracing::error!(%e, "transaction validation task failed"),
+        }
+    }
+}
+
+/// A gossip message id: the SHA-256 of the payload (the same function the
+/// gossipsub config uses).
+pub(super) fn gossip_id(data: &[u8]) -> [u8; 32] {
+    lode_core::hash::sha256(data)
+}
+
+/// A bounded set of recent message ids, oldest evicted first.
+#[derive(Default)]
+pub(crate) struct SeenIds {
+    set: HashSet<[u8; 32]>,
+    order: VecDeque<[u8; 32]>,
+}
+
+impl SeenIds {
+    const CAPACITY: usize = 20_000;
+
+    /// Records `id`; false when it was already there.
+    pub(crate) fn insert(&mut self, id: [u8; 32]) -> bool {
+        if !self.set.insert(id) {
+            return false;
+        }
+        self.order.push_back(id);
+        if self.order.len() > Self::CAPACITY {
+            if let Some(old) = self.order.pop_front() {
+                self.set.remove(&old);
+            }
+        }
+        true
+    }
+}
