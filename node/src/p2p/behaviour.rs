@@ -142,7 +142,9 @@ pub fn build_swarm(
     };
 
     let total = u32::try_from(config.max_peers).unwrap_or(u32::MAX);
-    let inbound = u32::try_from(config.max_inbound.min(config.max_peers)).unwrap_or(u32::MAX);
+    // Inbound peers never take the slots our own dials need.
+    let inbound_cap = config.max_inbound.min(config.max_peers.saturating_sub(config.target_outbound).max(1));
+    let inbound = u32::try_from(inbound_cap).unwrap_or(u32::MAX);
     let limits = connection_limits::ConnectionLimits::default()
         .with_max_established(Some(total))
         .with_max_established_incoming(Some(inbound))

@@ -271,7 +271,7 @@ impl Service {
                 if num_established.get() == 1 {
                     let dir = if endpoint.is_dialer() { Direction::Outbound } else { Direction::Inbound };
                     tracing::info!(peer = %peer_id, %addr, direction = dir.as_str(), "peer connected");
-                    self.peers.insert(peer_id, Peer::new(addr, dir));
+                    self.peers.insert(peer_id, Peer::new(addr, dir, self.config.request_rate));
                     self.request_status(peer_id);
                 } else if let Some(p) = self.peers.get_mut(&peer_id) {
                     p.connections += 1;

@@ -43,6 +43,8 @@ pub struct MockChain {
     pub quiet: AtomicBool,
     /// Blocks served through `block()`.
     pub served: AtomicUsize,
+    /// Milliseconds each `submit_block` takes (a slow validator).
+    pub submit_delay_ms: std::sync::atomic::AtomicU64,
 }
 
 fn work_of(h: &BlockHeader) -> Work {
@@ -66,6 +68,7 @@ impl MockChain {
             corrupt_commitment: AtomicBool::new(false),
             quiet: AtomicBool::new(false),
             served: AtomicUsize::new(0),
+            submit_delay_ms: std::sync::atomic::AtomicU64::new(0),
         })
     }
 
@@ -233,6 +236,10 @@ impl NetworkChain for MockChain {
     }
 
     fn submit_block(&self, block: Block) -> BlockOutcome {
+        let delay = self.submit_delay_ms.load(Ordering::Relaxed);
+        if delay > 0 {
+            std::thread::sleep(std::time::Duration::from_millis(delay));
+        }
         let hash = block.hash();
         let mut st = self.lock();
         if st.bodies.contains_key(&hash) || st.orphans.contains_key(&hash) {

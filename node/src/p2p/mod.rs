@@ -1,9 +1,60 @@
 //! Peer-to-peer networking on libp2p: discovery, gossip, headers-first sync, peer scoring.
 //!
-//! One task owns the swarm and all peer state ([`service`]); the rest of
+//! One task owns the swarm and all peer state (`service`); the rest of
 //! the node talks to it through a cloneable [`P2pHandle`]. Chain calls run
 //! on blocking threads and report back to that task, so a slow block never
 //! stalls the network loop.
+//!
+//! # Wire protocol
+//!
+//! TCP + noise + yamux; identify, ping, Kademlia (server mode), mDNS
+//! (optional), gossipsub and one request-response protocol. Every name
+//! starts with `/lode/<network_id>/<first 16 hex digits of the genesis
+//! hash>`, so nodes of different chains cannot open a stream to each other;
+//! identify's protocol version is that prefix, and a peer whose version or
+//! protocol list does not match (or whose status names another genesis) is
+//! disconnected with a logged reason and not redialed for ten minutes.
+//!
+//! - `<prefix>/sync/1`: frames of a `u32` little-endian length and a body
+//!   (tag byte, then fields in the consensus encoding). Requests: `Status`
+//!   (genesis, tip hash, height, chainwork, UTXO commitment; the reply is
+//!   the responder's status), `GetHeaders{locator ≤ 128}` → ≤ 2,000 headers
+//!   of the responder's active chain after the first locator hash it knows,
+//!   `GetBlocks{hashes ≤ 128}` → the blocks it has, in order, stopping
+//!   before one that would take the reply past 8 MiB (at least one block).
+//!   Requests are capped at 16 KiB; each block in a reply at the spec's
+//!   `max_block_size`.
+//! - `<prefix>/blocks/1`, `<prefix>/tx/1`: gossipsub topics carrying the
+//!   consensus encoding; message id = SHA-256 of the payload; anonymous
+//!   (no author signatures); every message is validated by the chain
+//!   before it is forwarded (accept), dropped (ignore: known, orphan,
+//!   deferred, policy) or penalised (reject: invalid).
+//! - `<prefix>/kad/1`: Kademlia.
+//!
+//! # Sync
+//!
+//! Peers exchange status on connect and every `status_interval`. Headers
+//! come from the peer with the most work (one request at a time, 2,000 per
+//! round); the chain checks their proof of work before any body is asked
+//! for. Bodies of the best header chain are fetched from every peer that
+//! is ahead (or served the headers), up to `download_window` scheduled and
+//! four requests of `blocks_per_request` per peer; failed or timed-out
+//! requests go back to the queue for any peer; blocks are handed to the
+//! chain in chain order. A gossiped block whose parent is unknown makes
+//! the node ask its sender for headers. "Initial sync" is being more than
+//! 12 blocks behind the best header (or a peer that served headers); while
+//! in it the node does not announce what it connects and ignores gossiped
+//! transactions.
+//!
+//! # Misbehaviour
+//!
+//! Scores start at 0; a peer at -100 is disconnected and banned for
+//! `ban_duration` (bans persist in `peers.json` and are enforced on both
+//! inbound and outbound connections). Penalties: invalid block or headers,
+//! undecodable or oversized message: 100; invalid transaction: 50;
+//! unsolicited or non-connecting reply: 20; each request above
+//! `request_rate`: 5; a timed-out request: 2. Scores recover one point a
+//! minute.
 
 mod behaviour;
 mod codec;
@@ -70,6 +121,10 @@ pub struct P2pConfig {
     pub download_window: usize,
     /// Most blocks asked for in one request.
     pub blocks_per_request: usize,
+    /// Sync requests a second a peer may make (bursts of twice that)
+    /// before each extra one costs it score. An honest peer keeps at most
+    /// a handful in flight, so only a flood comes near the default.
+    pub request_rate: u32,
 }
 
 impl Default for P2pConfig {
@@ -90,6 +145,7 @@ impl Default for P2pConfig {
             idle_connection_timeout: Duration::from_secs(120),
             download_window: 512,
             blocks_per_request: 16,
+            request_rate: 500,
         }
     }
 }

@@ -123,8 +123,10 @@ pub struct Peer {
 }
 
 impl Peer {
-    /// A freshly connected peer.
-    pub fn new(address: Multiaddr, direction: Direction) -> Peer {
+    /// A freshly connected peer allowed `request_rate` requests a second
+    /// (bursts of twice that).
+    pub fn new(address: Multiaddr, direction: Direction, request_rate: u32) -> Peer {
+        let rate = f64::from(request_rate.max(1));
         Peer {
             address,
             direction,
@@ -135,9 +137,7 @@ impl Peer {
             headers_exhausted_at: None,
             status_pending: false,
             last_status: None,
-            // A syncing peer asks for a few thousand blocks in batches:
-            // generous for that, tight enough to notice a flood.
-            requests: RateLimit::new(100.0, 500.0),
+            requests: RateLimit::new(rate, 2.0 * rate),
             listen_addrs: Vec::new(),
         }
     }

@@ -383,8 +383,10 @@ impl Service {
                 self.header_peers.insert(peer);
                 self.refresh_local();
                 self.schedule_downloads();
-                if count >= MAX_HEADERS {
-                    // A full reply: the peer has more.
+                if count >= MAX_HEADERS && new > 0 {
+                    // A full reply that taught us something: the peer has
+                    // more. (A full reply of known headers, say ones the
+                    // chain deferred, would only repeat itself.)
                     self.maybe_request_headers(Some(peer));
                     return;
                 }

@@ -237,7 +237,7 @@ impl Service {
             last_dial: now,
             last_decay: now,
             last_save: now,
-            last_kad: now - KAD_MIN_INTERVAL,
+            last_kad: now.checked_sub(KAD_MIN_INTERVAL).unwrap_or(now),
             kad_wanted: false,
         };
         service.refresh_local();
@@ -438,6 +438,9 @@ impl Service {
         let syncing = target > height.saturating_add(INITIAL_SYNC_LAG);
         let was = self.shared.initial_sync.swap(syncing, Ordering::Relaxed);
         if syncing {
+            if !was {
+                tracing::info!(height, target, "initial sync started");
+            }
             self.progress.tick(Instant::now(), height, target);
         } else if was {
             tracing::info!(height, "initial sync finished");

@@ -181,19 +181,39 @@ async fn nodes_meet_through_a_bootnode_and_gossip_blocks_and_transactions() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn late_node_syncs_headers_first_from_two_peers() {
     let mut builder = ChainBuilder::new(ChainSpec::regtest());
-    let blocks = builder.blocks(400, 0);
+    let blocks = builder.blocks(2100, 0);
     let a = node(regtest(), &[]).await;
     let c = node(regtest(), &[]).await;
     submit_all(&a.chain, &blocks);
     submit_all(&c.chain, &blocks);
     let boots = vec![a.addr().await, c.addr().await];
     let b = node_with(regtest(), |cfg| cfg.blocks_per_request = 4, &boots).await;
-    wait_for("400 blocks synced", || async { (b.chain.height() == 400).then_some(()) }).await;
+    wait_for("2100 blocks synced (two rounds of headers)", || async { (b.chain.height() == 2100).then_some(()) }).await;
     assert_eq!(b.chain.tip().hash, builder.tip());
     let (from_a, from_c) = (a.chain.served.load(Ordering::Relaxed), c.chain.served.load(Ordering::Relaxed));
     assert!(from_a > 0 && from_c > 0, "bodies came from both peers ({from_a} and {from_c})");
     wait_for("initial sync over", || async { (!b.handle.initial_sync()).then_some(()) }).await;
     for n in [&a, &b, &c] {
+        n.handle.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn initial_sync_is_reported_while_far_behind() {
+    let mut builder = ChainBuilder::new(ChainSpec::regtest());
+    let blocks = builder.blocks(300, 0);
+    let a = node(regtest(), &[]).await;
+    submit_all(&a.chain, &blocks);
+    let slow = regtest();
+    // About a second and a half of validation: long enough to observe.
+    slow.submit_delay_ms.store(5, Ordering::Relaxed);
+    let b = node(slow, &[a.addr().await]).await;
+    wait_for("initial sync reported", || async { b.handle.initial_sync().then_some(()) }).await;
+    assert!(b.chain.height() < 300);
+    wait_for("synced", || async { (b.chain.height() == 300).then_some(()) }).await;
+    wait_for("initial sync over", || async { (!b.handle.initial_sync()).then_some(()) }).await;
+    assert!(!a.handle.initial_sync(), "the node ahead never was behind");
+    for n in [&a, &b] {
         n.handle.shutdown().await;
     }
 }
@@ -389,13 +409,13 @@ async fn malformed_and_oversized_requests_get_the_sender_banned() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn request_flooding_gets_the_sender_banned() {
-    let a = node(regtest(), &[]).await;
+    let a = node_with(regtest(), |cfg| cfg.request_rate = 50, &[]).await;
     let addr = a.addr().await;
     let names = super::behaviour::Names::new(&ChainSpec::regtest()).unwrap();
     let status = super::codec::Request::GetHeaders { locator: vec![ChainSpec::regtest().genesis_hash()] }.encode();
     let mut frame = (status.len() as u32).to_le_bytes().to_vec();
     frame.extend_from_slice(&status);
-    let flooder = raw::send(&addr, names.sync, frame, 5000, 32).await;
+    let flooder = raw::send(&addr, names.sync, frame, 2000, 16).await;
     wait_for("flooder banned", || async { banned(&a, &flooder).await.then_some(()) }).await;
     a.handle.shutdown().await;
 }
