@@ -1,14 +1,30 @@
 #!/usr/bin/env bash
-# Installs what a fresh Debian/Ubuntu machine lacks to build Lode: clang and
-# libclang (RocksDB's bindings), and the rustfmt/clippy components. Safe to
-# run repeatedly; does nothing when everything is present.
+# Installs what a fresh Debian/Ubuntu machine lacks to build Lode: libclang
+# (bindgen generates RocksDB's bindings with it), a C++ compiler and make
+# (RocksDB's C++), and the rustfmt/clippy components. Safe to run
+# repeatedly; does nothing when everything is present.
 set -euo pipefail
 
+# bindgen loads libclang through clang-sys, which accepts only files named
+# libclang.so, libclang-N.so or those with a version suffix. libclang-cpp.so
+# (a different library that many machines already have) does not count, so
+# look for exactly those names where clang-sys looks for them.
+have_libclang() {
+  local dirs=()
+  [ -n "${LIBCLANG_PATH:-}" ] && dirs+=("$LIBCLANG_PATH")
+  dirs+=(/usr/lib/llvm-*/lib /usr/lib /usr/lib64 /usr/local/lib /usr/lib/*-linux-gnu)
+  local d f
+  for d in "${dirs[@]}"; do
+    [ -d "$d" ] || continue
+    for f in "$d"/libclang.so "$d"/libclang.so.* "$d"/libclang-[0-9]*.so "$d"/libclang-[0-9]*.so.*; do
+      [ -e "$f" ] && return 0
+    done
+  done
+  return 1
+}
+
 need=()
-command -v clang >/dev/null 2>&1 || need+=(clang)
-if ! ls /usr/lib/llvm-*/lib/libclang*.so* >/dev/null 2>&1 && ! ls /usr/lib/x86_64-linux-gnu/libclang*.so* >/dev/null 2>&1; then
-  need+=(libclang-dev)
-fi
+have_libclang || need+=(libclang-dev)
 command -v g++ >/dev/null 2>&1 || need+=(g++)
 command -v make >/dev/null 2>&1 || need+=(make)
 if [ ${#need[@]} -gt 0 ]; then
@@ -17,6 +33,10 @@ if [ ${#need[@]} -gt 0 ]; then
   [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
   $sudo_cmd apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${need[@]}" >/dev/null
+  if ! have_libclang; then
+    echo "libclang.so is still missing after installing libclang-dev; set LIBCLANG_PATH" >&2
+    exit 1
+  fi
 fi
 if ! command -v cargo >/dev/null 2>&1; then
   echo "cargo is missing: install Rust (https://rustup.rs) first" >&2

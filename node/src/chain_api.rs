@@ -7,6 +7,8 @@ use lode_core::pow::Work;
 use lode_core::{ChainSpec, Hash256, Height, Transaction};
 use std::sync::Arc;
 
+pub use crate::chain::BlockSource;
+
 /// A chain tip or best header, as peers exchange it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TipInfo {
@@ -21,13 +23,17 @@ pub struct TipInfo {
 /// Result of offering a block.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum BlockOutcome {
-    /// Stored and valid as far as checked; `new_tip` when it moved the tip.
+    /// Stored and valid as far as checked; `new_tip` when it is now on the
+    /// active chain (only then is it relayed).
     Accepted {
         /// Whether the best chain changed.
         new_tip: bool,
     },
     /// Already stored (or already known invalid: see `Invalid`).
     AlreadyHave,
+    /// Unrequested, on a branch with less work than our tip: not stored,
+    /// not relayed, and no fault of the sender's (it may have been first).
+    LowWork,
     /// The parent is unknown; the block is held in the orphan pool.
     Orphan {
         /// The parent to fetch.
@@ -102,8 +108,9 @@ pub trait NetworkChain: Send + Sync + 'static {
     fn block(&self, hash: &Hash256) -> Option<Block>;
     /// Whether the block is stored (or known invalid).
     fn has_block(&self, hash: &Hash256) -> bool;
-    /// Validates and stores a block, moving the tip if it wins.
-    fn submit_block(&self, block: Block) -> BlockOutcome;
+    /// Validates and stores a block, moving the tip if it wins. An
+    /// unrequested block on a branch lighter than the tip is not stored.
+    fn submit_block(&self, block: Block, source: BlockSource) -> BlockOutcome;
     /// Validates a transaction against the tip and admits it to the mempool.
     fn submit_tx(&self, tx: Transaction) -> TxOutcome;
     /// Whether the transaction is in the mempool or the chain.

@@ -73,6 +73,10 @@ struct Args {
     max_peers: usize,
 }
 
+
+/// How often the mempool drops transactions past their expiry.
+const MEMPOOL_EXPIRY_INTERVAL: Duration = Duration::from_secs(60);
+
 fn default_data_dir(chain: &str) -> Result<PathBuf, String> {
     let base = match std::env::var_os("XDG_DATA_HOME") {
         Some(d) if !d.is_empty() => PathBuf::from(d),
@@ -224,6 +228,24 @@ async fn run(args: Args) -> Result<(), String> {
                     node.metrics.peers.set((i + o) as f64);
                     node.metrics.commitment_mismatches.set(p.commitment_mismatches() as f64);
                 }
+            }
+        });
+    }
+
+    // Mempool expiry: an unmined transaction leaves after the policy's age
+    // even when no block arrives to trigger a cleanup.
+    {
+        let node = node.clone();
+        let mut rx = shutdown_rx.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(MEMPOOL_EXPIRY_INTERVAL);
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    _ = rx.changed() => break,
+                }
+                let node = node.clone();
+                let _ = tokio::task::spawn_blocking(move || node.expire_mempool()).await;
             }
         });
     }

@@ -2,7 +2,7 @@
 //! the miner. Every state change goes through here so the mempool follows
 //! the chain and peers hear about what is new.
 
-use crate::chain::{BlockAccepted, Chain, ChainConfig, ChainError, TipUpdate};
+use crate::chain::{BlockAccepted, BlockSource, Chain, ChainConfig, ChainError, TipUpdate};
 use crate::chain_api::{BlockOutcome, ChainEvent, HeadersOutcome, NetworkChain, TipInfo, TxOutcome};
 use crate::mempool::{Mempool, MempoolError, MempoolPolicy};
 use crate::metrics::Metrics;
@@ -100,43 +100,71 @@ impl Node {
     }
 
     /// Validates and stores a block; on a tip change updates the mempool and
-    /// tells peers and the miner.
-    pub fn process_block(&self, block: Block) -> Result<BlockAccepted, ChainError> {
+    /// tells peers and the miner. `source` decides whether a block on a
+    /// branch with less work than the tip is stored at all.
+    pub fn process_block(&self, block: Block, source: BlockSource) -> Result<BlockAccepted, ChainError> {
         let started = std::time::Instant::now();
         let block_arc = Arc::new(block.clone());
-        let (accepted, update) = {
+        let (result, update) = {
             let mut chain = lock(&self.chain);
-            let result = chain.accept_block(block)?;
-            if result.1.changed() {
-                self.follow_tip(&chain, &result.1);
+            let (result, update) = chain.accept_block_from(block, source);
+            // Even a block that failed may have moved the tip (a reorg that
+            // failed part-way and went back): the mempool follows either way.
+            if update.changed() {
+                self.follow_tip(&chain, &update);
             }
-            result
+            (result, update)
         };
         self.metrics.block_validation.observe(started.elapsed().as_secs_f64());
-        if accepted == BlockAccepted::Stored {
+        if matches!(result, Ok(BlockAccepted::Connected)) {
             let _ = self.events.send(ChainEvent::Block(block_arc));
         }
         if update.changed() {
             self.bump_work();
             self.refresh_metrics();
         }
-        Ok(accepted)
+        result
     }
 
-    /// Keeps the mempool consistent with a new tip (chain lock held).
+    /// Keeps the mempool consistent with a new tip (chain lock held), as
+    /// Bitcoin Core's `removeForBlock` and `removeForReorg` do: mined and
+    /// conflicting transactions leave; after a reorg the disconnected
+    /// transactions come back (bounded) and everything whose inputs vanished
+    /// or whose coinbase inputs are no longer mature leaves with its
+    /// descendants, so no template can carry a transaction the tip refuses.
     fn follow_tip(&self, chain: &Chain, update: &TipUpdate) {
         let mut pool = lock(&self.mempool);
-        for block in &update.connected {
+        for block in update.connected() {
             pool.remove_for_block(block);
         }
-        let readd = update.disconnected_txs();
-        if !readd.is_empty() {
-            let (next, ctx) = self.connect_context(chain);
-            let view = crate::store::StoreView::new(chain.store());
-            let n = readd.len();
-            pool.readmit(readd, &view, next, &ctx, &self.sig_cache, crate::chain::unix_now());
-            tracing::info!(txs = n, "re-admitted transactions of disconnected blocks");
+        if !update.reorganised() && !update.truncated() {
+            return;
         }
+        let (next, ctx) = self.connect_context(chain);
+        let view = crate::store::StoreView::new(chain.store());
+        let readd = update.disconnected_txs();
+        let offered = readd.len();
+        let admitted = pool.readmit(readd, &view, next, &ctx, &self.sig_cache, crate::chain::unix_now());
+        tracing::info!(
+            disconnected = update.disconnected_count(),
+            connected = update.connected_count(),
+            offered,
+            admitted,
+            pool = pool.len(),
+            "mempool follows a reorganisation"
+        );
+    }
+
+    /// Drops transactions older than the policy's expiry; the node runs it
+    /// on a timer.
+    pub fn expire_mempool(&self) -> usize {
+        let dropped = lock(&self.mempool).expire(crate::chain::unix_now());
+        if dropped > 0 {
+            tracing::info!(dropped, "expired old mempool transactions");
+            self.bump_work();
+            self.refresh_metrics();
+        }
+        dropped
     }
 
     /// Validates a transaction against the tip and admits it to the mempool.
@@ -174,7 +202,11 @@ impl Node {
         self.metrics.mempool_bytes.set(bytes as f64);
     }
 
-    /// Builds a block template on the tip paying `address`.
+    /// Builds a block template on the tip paying `address`. The template is
+    /// checked against the tip like Bitcoin Core's `TestBlockValidity`
+    /// (everything but signatures, which the mempool verified): a pooled
+    /// transaction the tip refuses is evicted and the template rebuilt, so
+    /// one stale transaction cannot make every mined block fail.
     pub fn block_template(&self, address: Address) -> Block {
         let chain = lock(&self.chain);
         let tip = chain.tip_entry().clone();
@@ -183,10 +215,33 @@ impl Node {
         let bits = chain.next_bits_after(&tip_hash);
         let time = crate::chain::unix_now().max(chain.median_time_past() + 1);
         let budget = self.spec.max_block_size.saturating_sub(1000);
-        let (txs, fees) = lock(&self.mempool).select_for_block(budget);
-        crate::miner::build_block_template(&self.spec, tip_hash, height, bits, time, address, txs, fees)
+        let (_, ctx) = self.connect_context(&chain);
+        let view = crate::store::StoreView::new(chain.store());
+        let build = |txs, fees| {
+            crate::miner::build_block_template(&self.spec, tip_hash, height, bits, time, address, txs, fees)
+        };
+        for _ in 0..TEMPLATE_ATTEMPTS {
+            let (txs, fees) = lock(&self.mempool).select_for_block(budget);
+            let block = build(txs, fees);
+            match lode_core::validation::connect_block_deferred(&block, height, &ctx, &view) {
+                Ok(_) => return block,
+                Err(lode_core::validation::BlockError::Transaction { txid, source, .. }) => {
+                    let evicted = lock(&self.mempool).remove_with_descendants(&txid);
+                    tracing::warn!(%txid, %source, evicted = evicted.len(), "evicted a mempool transaction the tip refuses");
+                }
+                Err(e) => {
+                    tracing::error!(%e, "block template fails against the tip; mining without transactions");
+                    break;
+                }
+            }
+        }
+        build(Vec::new(), lode_core::Amount::ZERO)
     }
 }
+
+/// Rebuilds of a template after evicting a refused transaction before
+/// falling back to a block with only the coinbase.
+const TEMPLATE_ATTEMPTS: usize = 8;
 
 impl MiningBackend for Node {
     fn template(&self) -> Option<Block> {
@@ -200,9 +255,10 @@ impl MiningBackend for Node {
 
     fn submit_mined(&self, block: Block) {
         let hash = block.hash();
-        match self.process_block(block) {
-            Ok(_) => tracing::info!(%hash, "mined a block"),
-            Err(e) => tracing::warn!(%hash, %e, "mined block rejected"),
+        match self.process_block(block, BlockSource::Requested) {
+            Ok(BlockAccepted::Connected) => tracing::info!(%hash, "mined a block"),
+            Ok(other) => tracing::info!(%hash, ?other, "mined a block that did not become the tip"),
+            Err(e) => tracing::error!(%hash, %e, "mined block rejected"),
         }
     }
 }
@@ -272,9 +328,11 @@ impl NetworkChain for Node {
             || c.orphans().contains(hash)
     }
 
-    fn submit_block(&self, block: Block) -> BlockOutcome {
-        match self.process_block(block) {
-            Ok(BlockAccepted::Stored) => BlockOutcome::Accepted { new_tip: true },
+    fn submit_block(&self, block: Block, source: BlockSource) -> BlockOutcome {
+        match self.process_block(block, source) {
+            Ok(BlockAccepted::Connected) => BlockOutcome::Accepted { new_tip: true },
+            Ok(BlockAccepted::Stored | BlockAccepted::SideBranch) => BlockOutcome::Accepted { new_tip: false },
+            Ok(BlockAccepted::LowWork) => BlockOutcome::LowWork,
             Ok(BlockAccepted::AlreadyHave) => BlockOutcome::AlreadyHave,
             Ok(BlockAccepted::Orphan { missing }) => BlockOutcome::Orphan { missing_parent: missing },
             Err(ChainError::Deferred { source, .. }) => BlockOutcome::Deferred(source.to_string()),
@@ -307,3 +365,7 @@ impl NetworkChain for Node {
         self.events.subscribe()
     }
 }
+
+#[cfg(test)]
+#[path = "node_tests.rs"]
+mod tests;

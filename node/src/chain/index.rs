@@ -75,6 +75,21 @@ impl HeaderIndex {
         self.entries.insert(hash, entry);
     }
 
+    /// Headers no other header builds on.
+    pub fn leaves(&self) -> impl Iterator<Item = Hash256> + '_ {
+        self.entries.keys().filter(|h| self.children.get(*h).is_none_or(|c| c.is_empty())).copied()
+    }
+
+    /// Sets the arrival order of a block that is not yet a candidate (the
+    /// caller persists the record).
+    pub fn set_seq(&mut self, hash: &Hash256, seq: u64) {
+        if let Some(e) = self.entries.get_mut(hash) {
+            if !self.candidates.contains(&(e.work, Reverse(e.seq), *hash)) {
+                e.seq = seq;
+            }
+        }
+    }
+
     /// Sets a status (the caller persists the record).
     pub fn set_status(&mut self, hash: &Hash256, status: BlockStatus) {
         if let Some(e) = self.entries.get_mut(hash) {

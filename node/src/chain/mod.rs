@@ -6,11 +6,15 @@
 
 mod index;
 mod orphans;
+mod tip_update;
+mod tips;
 mod update;
 mod verify;
 
 pub use index::Entry;
 pub use orphans::OrphanPool;
+pub use tip_update::{TipUpdate, MAX_READMIT_BYTES, MAX_UPDATE_CONNECTED};
+pub use tips::{ChainTip, TipStatus};
 pub use verify::IntegrityReport;
 
 use crate::store::{BlockStatus, ChainStateRecord, Store, StoreError, UtxoCommitment};
@@ -22,7 +26,7 @@ use lode_core::pow::Work;
 use lode_core::validation::{
     check_block, check_header, check_header_context, median_time_past, BlockError, HeaderContext,
 };
-use lode_core::{ChainSpec, Hash256, Height, Transaction};
+use lode_core::{ChainSpec, Hash256, Height};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -59,11 +63,27 @@ pub enum ChainError {
     },
 }
 
+/// Where a block came from, which decides whether a low-work block is
+/// worth storing (Bitcoin Core's `AcceptBlock` rule).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BlockSource {
+    /// Asked for during sync, submitted by the operator, or mined here:
+    /// stored whatever the work of its branch.
+    Requested,
+    /// Unsolicited (gossip): stored only when its branch has at least the
+    /// active tip's work, so a cheap low-work block costs us nothing.
+    Unrequested,
+}
+
 /// What happened to an offered block.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum BlockAccepted {
-    /// Stored (and connected if it is on the best chain).
+    /// Stored, and the active chain now contains it.
+    Connected,
+    /// Stored on the best header chain, waiting for an ancestor's body.
     Stored,
+    /// Stored on a side branch that has not (yet) won.
+    SideBranch,
     /// Already had it.
     AlreadyHave,
     /// Parent unknown; held as an orphan.
@@ -71,35 +91,9 @@ pub enum BlockAccepted {
         /// First missing ancestor.
         missing: Hash256,
     },
-}
-
-/// How the active chain moved.
-#[derive(Debug, Default)]
-pub struct TipUpdate {
-    /// Blocks connected, in order.
-    pub connected: Vec<Arc<Block>>,
-    /// Blocks disconnected, tip first.
-    pub disconnected: Vec<Arc<Block>>,
-    /// Blocks found invalid while connecting.
-    pub invalid: Vec<Hash256>,
-}
-
-impl TipUpdate {
-    /// Whether the tip moved.
-    pub fn changed(&self) -> bool {
-        !self.connected.is_empty() || !self.disconnected.is_empty()
-    }
-
-    /// Non-coinbase transactions of disconnected blocks, to re-admit.
-    pub fn disconnected_txs(&self) -> Vec<Transaction> {
-        self.disconnected.iter().rev().flat_map(|b| b.transactions.iter().skip(1).cloned()).collect()
-    }
-
-    fn merge(&mut self, other: TipUpdate) {
-        self.connected.extend(other.connected);
-        self.disconnected.extend(other.disconnected);
-        self.invalid.extend(other.invalid);
-    }
+    /// Unrequested and its branch has less work than the active tip:
+    /// neither stored nor worth relaying.
+    LowWork,
 }
 
 /// Tunables.
@@ -229,7 +223,7 @@ impl Chain {
         let best_header = index.best_header().unwrap_or(genesis_hash);
         let orphans = OrphanPool::new(config.max_orphans, config.max_orphan_bytes);
         let commitment = UtxoCommitment::from_bytes(state.commitment);
-        Ok(Chain {
+        let mut chain = Chain {
             spec,
             store,
             index,
@@ -242,7 +236,20 @@ impl Chain {
             next_seq,
             config,
             just_stored: None,
-        })
+        };
+        // A crash between storing a block and connecting it, or in the middle
+        // of a reorg, leaves a heavier stored branch than the tip: take it now,
+        // not when the next block happens to arrive.
+        let update = chain.activate_best_chain()?;
+        if update.changed() {
+            tracing::info!(
+                connected = update.connected_count(),
+                disconnected = update.disconnected_count(),
+                height = chain.state.height.0,
+                "activated the most-work stored chain at start-up"
+            );
+        }
+        Ok(chain)
     }
 
     /// The chain spec.
@@ -364,24 +371,74 @@ impl Chain {
         Ok(true)
     }
 
-    /// Validates and stores a block, then moves the active chain to the
-    /// most-work candidate. Orphans waiting on it are processed too.
+    /// Validates and stores a requested block (see [`Chain::accept_block_from`]);
+    /// an error drops the tip update, which only tools and tests can afford.
     pub fn accept_block(&mut self, block: Block) -> Result<(BlockAccepted, TipUpdate), ChainError> {
+        let (result, update) = self.accept_block_from(block, BlockSource::Requested);
+        result.map(|a| (a, update))
+    }
+
+    /// Validates and stores a block, then moves the active chain to the
+    /// most-work candidate; orphans waiting on it are processed too. The
+    /// tip update is returned whatever the outcome: a block that fails to
+    /// connect may still have moved the tip (a reorg that failed part-way).
+    pub fn accept_block_from(
+        &mut self,
+        block: Block,
+        source: BlockSource,
+    ) -> (Result<BlockAccepted, ChainError>, TipUpdate) {
+        let hash = block.hash();
+        let mut update = TipUpdate::default();
+        let result = self.store_and_activate(block, source, &mut update);
+        if result.is_ok() {
+            // Orphans that were waiting for this block (always requested:
+            // they passed the work gate or were asked for when they came).
+            let mut ready = self.orphans.take_children(&hash);
+            while let Some(child) = ready.pop() {
+                let child_hash = child.hash();
+                let (r, u) = self.accept_block_from(child, BlockSource::Requested);
+                update.merge(u);
+                if let Err(e) = r {
+                    tracing::debug!(%child_hash, %e, "orphan rejected");
+                }
+                ready.extend(self.orphans.take_children(&child_hash));
+            }
+        }
+        (result, update)
+    }
+
+    fn store_and_activate(
+        &mut self,
+        block: Block,
+        source: BlockSource,
+        update: &mut TipUpdate,
+    ) -> Result<BlockAccepted, ChainError> {
         let hash = block.hash();
         if let Some(e) = self.index.get(&hash) {
             match e.status {
                 BlockStatus::Invalid => return Err(ChainError::KnownInvalid(hash)),
-                BlockStatus::HaveData | BlockStatus::Valid => {
-                    return Ok((BlockAccepted::AlreadyHave, TipUpdate::default()))
-                }
+                BlockStatus::HaveData | BlockStatus::Valid => return Ok(BlockAccepted::AlreadyHave),
                 BlockStatus::HeaderOnly => {}
             }
         } else if self.index.get(&block.header.prev_hash).is_none() {
-            // Cheap proof of work first so junk cannot fill the pool.
+            // Cheap checks first so junk cannot fill the pool: proof of work,
+            // then a body that its header commits to (else a junk body under
+            // an honest header would take the honest block's place).
             check_header(&block.header, &self.spec).map_err(|source| ChainError::Invalid { hash, source })?;
+            let (root, mutated) = block.compute_merkle_root();
+            if mutated {
+                return Err(ChainError::Invalid { hash, source: BlockError::MerkleMutation });
+            }
+            if root != block.header.merkle_root {
+                let source = BlockError::BadMerkleRoot { header: block.header.merkle_root, computed: root };
+                return Err(ChainError::Invalid { hash, source });
+            }
             self.orphans.add(block);
             let missing = self.orphans.missing_root(&hash).unwrap_or(hash);
-            return Ok((BlockAccepted::Orphan { missing }, TipUpdate::default()));
+            return Ok(BlockAccepted::Orphan { missing });
+        }
+        if source == BlockSource::Unrequested && self.branch_work(&block.header)? < self.tip_entry().work {
+            return Ok(BlockAccepted::LowWork);
         }
         self.accept_header(&block.header)?;
         if let Err(source) = check_block(&block, &self.spec) {
@@ -393,6 +450,12 @@ impl Chain {
             }
             return Err(ChainError::Invalid { hash, source });
         }
+        // Arrival order for ties counts from the body, not the header: the
+        // branch whose blocks we could first validate wins (Core's
+        // nSequenceId).
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        self.index.set_seq(&hash, seq);
         let mut batch = self.store.batch();
         batch.put_block(&hash, &block);
         if let Some(e) = self.index.get(&hash) {
@@ -405,18 +468,35 @@ impl Chain {
         self.just_stored = Some(Arc::new(block));
         let activated = self.activate_best_chain();
         self.just_stored = None;
-        let mut update = activated?;
-        // Orphans that were waiting for this block.
-        let mut ready = self.orphans.take_children(&hash);
-        while let Some(child) = ready.pop() {
-            let child_hash = child.hash();
-            match self.accept_block(child) {
-                Ok((_, u)) => update.merge(u),
-                Err(e) => tracing::debug!(%child_hash, %e, "orphan rejected"),
-            }
-            ready.extend(self.orphans.take_children(&child_hash));
+        update.merge(activated?);
+        if let Some(source) = update.invalid.iter().find(|(h, _)| *h == hash).map(|(_, e)| e.clone()) {
+            return Err(ChainError::Invalid { hash, source });
         }
-        Ok((BlockAccepted::Stored, update))
+        match self.index.get(&hash).map(|e| e.status) {
+            Some(BlockStatus::Invalid) => Err(ChainError::InvalidAncestor(hash)),
+            _ if self.is_active(&hash) => Ok(BlockAccepted::Connected),
+            _ if self
+                .index
+                .ancestor(&self.best_header, self.index.get(&hash).map(|e| e.height).unwrap_or_default())
+                == Some(hash) =>
+            {
+                Ok(BlockAccepted::Stored)
+            }
+            _ => Ok(BlockAccepted::SideBranch),
+        }
+    }
+
+    /// Cumulative work of the branch `header` would end, checking its
+    /// proof of work first so the answer costs the sender real hashing.
+    fn branch_work(&self, header: &BlockHeader) -> Result<Work, ChainError> {
+        let hash = header.hash();
+        if let Some(e) = self.index.get(&hash) {
+            return Ok(e.work);
+        }
+        let parent = self.index.get(&header.prev_hash).ok_or(ChainError::UnknownParent(header.prev_hash))?;
+        check_header(header, &self.spec).map_err(|source| ChainError::Invalid { hash, source })?;
+        let target = header.bits.to_target().map_err(|e| ChainError::Invalid { hash, source: e.into() })?;
+        Ok(parent.work.saturating_add(&target.work()))
     }
 
     fn mark_invalid(&mut self, hash: &Hash256) -> Result<(), ChainError> {

@@ -6,7 +6,7 @@ use super::*;
 use crate::store::StoreError;
 use crate::testkit::ChainBuilder;
 use lode_core::tx::TxOut;
-use lode_core::{Amount, Block};
+use lode_core::{Amount, Block, Transaction};
 use std::collections::HashMap;
 
 fn open(dir: &Path) -> Chain {
@@ -120,15 +120,26 @@ fn reorgs_of_depth_one_and_deep_follow_the_most_work() {
     assert!(!u.changed(), "equal work: first seen stays");
     let b2 = b.next_block(2);
     let (_, u) = chain.accept_block(b2).unwrap();
-    assert_eq!(u.disconnected.len(), 1);
-    assert_eq!(u.connected.len(), 2);
+    assert_eq!(u.disconnected_count(), 1);
+    assert_eq!(u.connected_count(), 2);
     assert_eq!(chain.state().tip, b.tip());
     assert!(!u.disconnected_txs().is_empty(), "a1's transactions are handed back");
-    // Deep: a branch 25 blocks long from the common ancestor replaces it.
-    let deep = c.blocks(25, 3);
-    import(&mut chain, &deep);
+    // Deep: b grows to 12 blocks above the fork, then c (forked at the same
+    // height) overtakes it; the winning block disconnects all 12.
+    import(&mut chain, &b.blocks(10, 2));
+    assert_eq!(chain.state().height, Height(15 + 12));
+    let deep = c.blocks(14, 3);
+    import(&mut chain, &deep[..12]);
+    assert_eq!(chain.state().tip, b.tip(), "equal work: the first seen stays");
+    let (r, u) = chain.accept_block(deep[12].clone()).unwrap();
+    assert_eq!(r, BlockAccepted::Connected);
+    assert_eq!(u.disconnected_count(), 12);
+    assert_eq!(u.connected_count(), 13);
+    assert!(u.reorganised());
+    let (_, u) = chain.accept_block(deep[13].clone()).unwrap();
+    assert_eq!((u.disconnected_count(), u.connected_count()), (0, 1));
     assert_eq!(chain.state().tip, c.tip());
-    assert_eq!(chain.state().height, Height(15 + 25));
+    assert_eq!(chain.state().height, Height(15 + 14));
     assert_utxo_matches_replay(&chain);
 }
 
@@ -154,9 +165,10 @@ fn a_branch_with_an_invalid_block_is_abandoned_for_the_best_valid_chain() {
     let tail = bad.blocks(4, 0);
     import(&mut chain, &[b1]);
     import(&mut chain, std::slice::from_ref(&b2));
-    for blk in &tail[..2] {
-        chain.accept_block(blk.clone()).unwrap();
-    }
+    chain.accept_block(tail[0].clone()).unwrap();
+    // The block that makes b heaviest triggers the reorg that finds b2
+    // invalid: it is refused as a descendant of an invalid block.
+    assert!(matches!(chain.accept_block(tail[1].clone()), Err(ChainError::InvalidAncestor(_))));
     // Descendants of a block found invalid are refused at once.
     assert!(matches!(chain.accept_block(tail[2].clone()), Err(ChainError::InvalidAncestor(_))));
     assert_eq!(chain.state().tip, good_tip, "back on the best valid chain");
@@ -233,4 +245,134 @@ fn integrity_check_names_a_corrupted_block() {
     assert!(!report.ok);
     let err = report.error.unwrap();
     assert!(err.contains(&victim.to_hex()) && err.contains("height 5"), "{err}");
+}
+
+/// A block on `builder`'s tip whose coinbase claims far more than allowed:
+/// a valid header and body shape, invalid only against the UTXO set.
+fn overpaying_block(builder: &mut ChainBuilder) -> Block {
+    let height = Height(builder.height().0 + 1);
+    let cb = Transaction::coinbase(
+        height,
+        b"greedy".to_vec(),
+        vec![TxOut { value: Amount::from_coins(10_000), address: builder.address() }],
+    );
+    builder.seal(vec![cb])
+}
+
+#[test]
+fn an_unrequested_block_on_a_lighter_branch_is_neither_stored_nor_indexed() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut chain = open(dir.path());
+    let mut a = ChainBuilder::new(ChainSpec::regtest());
+    import(&mut chain, &a.blocks(5, 0));
+    let mut side = a.fork(7);
+    import(&mut chain, &a.blocks(5, 0));
+    let headers_before = chain.header_count();
+    let low = side.next_block(0);
+    let (r, u) = chain.accept_block_from(low.clone(), BlockSource::Unrequested);
+    assert_eq!(r.unwrap(), BlockAccepted::LowWork);
+    assert!(!u.changed());
+    assert!(chain.store().block(&low.hash()).unwrap().is_none(), "no body on disk");
+    assert!(chain.entry(&low.hash()).is_none(), "no header either");
+    assert_eq!(chain.header_count(), headers_before);
+    // Asked for (sync) or submitted by the operator, the same block is kept.
+    let (r, _) = chain.accept_block_from(low.clone(), BlockSource::Requested);
+    assert_eq!(r.unwrap(), BlockAccepted::SideBranch);
+    assert!(chain.store().block(&low.hash()).unwrap().is_some());
+    // An unrequested block that beats the tip is stored and connected.
+    let mut ahead = a.clone();
+    let next = ahead.next_block(0);
+    assert_eq!(chain.accept_block_from(next, BlockSource::Unrequested).0.unwrap(), BlockAccepted::Connected);
+    // A junk header cannot buy the check: bad proof of work is refused.
+    let mut junk = side.next_block(0);
+    junk.header.nonce ^= 1;
+    while lode_core::validation::check_header(&junk.header, chain.spec()).is_ok() {
+        junk.header.nonce += 1;
+    }
+    assert!(matches!(chain.accept_block_from(junk, BlockSource::Unrequested).0, Err(ChainError::Invalid { .. })));
+}
+
+#[test]
+fn a_block_that_fails_to_connect_is_an_error_not_stored_as_valid() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut chain = open(dir.path());
+    let mut a = ChainBuilder::new(ChainSpec::regtest());
+    import(&mut chain, &a.blocks(3, 0));
+    let tip = chain.state().tip;
+    let bad = overpaying_block(&mut a.clone());
+    let (r, u) = chain.accept_block_from(bad.clone(), BlockSource::Unrequested);
+    match r {
+        Err(ChainError::Invalid { hash, source: lode_core::validation::BlockError::CoinbaseOverpays { .. } }) => {
+            assert_eq!(hash, bad.hash())
+        }
+        other => panic!("expected an invalid block naming the rule, got {other:?}"),
+    }
+    assert!(!u.changed());
+    assert_eq!(chain.state().tip, tip);
+    assert_eq!(chain.entry(&bad.hash()).unwrap().status, BlockStatus::Invalid);
+}
+
+#[test]
+fn an_orphan_whose_body_does_not_match_its_header_is_refused_and_the_honest_one_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut chain = open(dir.path());
+    let mut a = ChainBuilder::new(ChainSpec::regtest());
+    let blocks = a.blocks(3, 0);
+    let honest = blocks[2].clone();
+    let mut junk = honest.clone();
+    junk.transactions.push(junk.transactions[0].clone());
+    assert_eq!(junk.hash(), honest.hash(), "same header, different body");
+    assert!(matches!(chain.accept_block(junk), Err(ChainError::Invalid { .. })));
+    assert!(chain.orphans().is_empty(), "junk never enters the pool");
+    let (r, _) = chain.accept_block(honest.clone()).unwrap();
+    assert!(matches!(r, BlockAccepted::Orphan { .. }));
+    import(&mut chain, &blocks[..2]);
+    assert_eq!(chain.state().tip, honest.hash(), "the honest orphan connected");
+}
+
+#[test]
+fn a_reorg_that_fails_part_way_returns_to_the_first_seen_tip() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut chain = open(dir.path());
+    let mut a = ChainBuilder::new(ChainSpec::regtest());
+    import(&mut chain, &a.blocks(4, 0));
+    let mut b = a.fork(3);
+    import(&mut chain, &a.blocks(2, 0));
+    let first_seen = chain.state().tip;
+    // b: two valid blocks (equal work to a's), then an invalid third that
+    // makes b look heavier: the reorg connects b1, b2 and fails at b3.
+    let b12 = b.blocks(2, 0);
+    import(&mut chain, &b12);
+    assert_eq!(chain.state().tip, first_seen);
+    let b3 = overpaying_block(&mut b);
+    let (r, u) = chain.accept_block_from(b3, BlockSource::Requested);
+    assert!(matches!(r, Err(ChainError::Invalid { .. })), "{r:?}");
+    assert_eq!(chain.state().tip, first_seen, "equal work: back to the block seen first");
+    assert_eq!(u.disconnected_count(), 4, "a's two, then b's two on the way back");
+    assert_utxo_matches_replay(&chain);
+}
+
+#[test]
+fn start_up_connects_a_block_stored_but_not_connected_before_a_crash() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut a = ChainBuilder::new(ChainSpec::regtest());
+    let blocks = a.blocks(6, 1);
+    {
+        let mut chain = open(dir.path());
+        import(&mut chain, &blocks[..5]);
+        // The state a crash leaves between storing the body and connecting
+        // it: header and body written with status HaveData, tip unchanged.
+        let last = &blocks[5];
+        chain.accept_header(&last.header).unwrap();
+        let mut record = chain.entry(&last.hash()).unwrap().record();
+        record.status = BlockStatus::HaveData;
+        let mut batch = chain.store().batch();
+        batch.put_block(&last.hash(), last);
+        batch.put_header(&last.hash(), &record);
+        chain.store().write(batch, true).unwrap();
+        assert_eq!(chain.state().height, Height(5));
+    }
+    let chain = open(dir.path());
+    assert_eq!(chain.state().tip, blocks[5].hash(), "activated at open, not at the next block");
+    assert_utxo_matches_replay(&chain);
 }

@@ -13,13 +13,19 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 impl Chain {
-    /// Moves to the best candidate until the tip is the most-work valid block.
+    /// Moves to the best candidate until the tip is the most-work valid
+    /// block (ties: first seen, also after a reorg that failed part-way).
     pub(super) fn activate_best_chain(&mut self) -> Result<TipUpdate, ChainError> {
         let mut update = TipUpdate::default();
         while let Some(best) = self.index.best_candidate() {
+            // Candidates are ordered by work, then arrival: the tip stays
+            // unless a candidate beats it by that order.
+            if best == self.state.tip {
+                break;
+            }
             let tip_work = self.tip_entry().work;
             let Some(best_entry) = self.index.get(&best) else { break };
-            if best == self.state.tip || best_entry.work <= tip_work {
+            if best_entry.work < tip_work {
                 break;
             }
             // Branch from the fork point up to `best`.
@@ -35,15 +41,15 @@ impl Chain {
             let fork_height = self.index.get(&cur).map(|e| e.height).unwrap_or_default();
             while self.state.height > fork_height {
                 let block = self.disconnect_tip()?;
-                update.disconnected.push(block);
+                update.push_disconnected(block);
             }
             for hash in branch.into_iter().rev() {
                 match self.connect_tip(&hash) {
-                    Ok(block) => update.connected.push(block),
+                    Ok(block) => update.push_connected(block),
                     Err(ChainError::Invalid { hash, source }) => {
                         tracing::warn!(%hash, %source, "block failed to connect; marking it and its descendants invalid");
                         self.mark_invalid(&hash)?;
-                        update.invalid.push(hash);
+                        update.invalid.push((hash, source));
                         break;
                     }
                     Err(e) => return Err(e),

@@ -2,16 +2,25 @@
 //! set (plus their unconfirmed parents), waiting for a block. Signatures
 //! checked here go into the shared signature cache so the block that mines
 //! them connects without verifying them again.
+//!
+//! Synchronous by design: the node wraps it in a mutex. Policy (fee floor,
+//! size cap, chain limits, expiry) is separate from consensus: only
+//! [`MempoolError::Invalid`] and [`MempoolError::Coinbase`] mean the sender
+//! broke a rule.
 
+mod graph;
 mod select;
 
+pub use graph::FeeRate;
+
+use graph::Slot;
 use lode_core::crypto::SigCache;
 use lode_core::tx::OutPoint;
 use lode_core::validation::{
     check_transaction, check_tx_inputs, verify_sig_checks, Coin, ConnectContext, TxError, UtxoView,
 };
-use lode_core::{Amount, Block, Hash256, Height, Transaction};
-use std::collections::{HashMap, HashSet};
+use lode_core::{Address, Amount, Block, Hash256, Height, Transaction, TxOut};
+use std::collections::{BTreeSet, HashMap};
 
 /// Admission and size rules (not consensus).
 #[derive(Clone, Debug)]
@@ -20,8 +29,10 @@ pub struct MempoolPolicy {
     pub min_fee_rate: u64,
     /// Total bytes of transactions held before the cheapest are evicted.
     pub max_bytes: usize,
-    /// Longest chain of unconfirmed ancestors (including the new one).
+    /// Most unconfirmed ancestors a transaction may have, itself included.
     pub max_chain: usize,
+    /// Most unconfirmed descendants a transaction may have, itself included.
+    pub max_descendants: usize,
     /// Seconds after which an unmined transaction is dropped.
     pub expiry_secs: u64,
     /// Largest transaction relayed.
@@ -34,6 +45,7 @@ impl Default for MempoolPolicy {
             min_fee_rate: 1,
             max_bytes: 64 << 20,
             max_chain: 25,
+            max_descendants: 25,
             expiry_secs: 14 * 24 * 3600,
             max_tx_size: 100_000,
         }
@@ -49,11 +61,15 @@ pub enum MempoolError {
     /// Coinbases only come in blocks.
     #[error("a coinbase cannot enter the mempool")]
     Coinbase,
+    /// Valid at a later height perhaps (a coinbase output mature at the
+    /// sender's height, not yet at ours): refused, but not the sender's fault.
+    #[error("not yet valid here: {0}")]
+    Premature(TxError),
     /// Already in the mempool or the chain.
     #[error("transaction {0} is already known")]
     AlreadyKnown(Hash256),
     /// Spends an outpoint a mempool transaction already spends.
-    #[error("conflicts with mempool transaction {with}: both spend {}:{}", .outpoint.txid, .outpoint.vout)]
+    #[error("conflicts with mempool transaction {with}: both spend {}:{} (no replacement)", .outpoint.txid, .outpoint.vout)]
     Conflict {
         /// The contested outpoint.
         outpoint: OutPoint,
@@ -79,10 +95,20 @@ pub enum MempoolError {
         required: u64,
     },
     /// Too many unconfirmed ancestors.
-    #[error("chain of {length} unconfirmed transactions exceeds the limit of {limit}")]
+    #[error("{length} unconfirmed transactions in its ancestry (itself included) exceed the limit of {limit}")]
     ChainTooLong {
-        /// Length with this transaction.
+        /// Ancestors with this transaction (at least; counting stops past the limit).
         length: usize,
+        /// Limit.
+        limit: usize,
+    },
+    /// An unconfirmed ancestor already has the most descendants allowed.
+    #[error("unconfirmed ancestor {ancestor} would have {count} descendants, above the limit of {limit}")]
+    TooManyDescendants {
+        /// The ancestor.
+        ancestor: Hash256,
+        /// Its package size with this transaction.
+        count: usize,
         /// Limit.
         limit: usize,
     },
@@ -109,13 +135,15 @@ impl MempoolError {
 /// A held transaction.
 #[derive(Clone, Debug)]
 pub struct Entry {
+    /// Its id.
+    pub txid: Hash256,
     /// The transaction.
     pub tx: Transaction,
     /// Fee paid.
     pub fee: Amount,
     /// Encoded size.
     pub size: usize,
-    /// Arrival time.
+    /// Arrival time (Unix seconds).
     pub time: u64,
 }
 
@@ -124,14 +152,34 @@ impl Entry {
     pub fn fee_rate_milli(&self) -> u64 {
         self.fee.units().saturating_mul(1000) / self.size.max(1) as u64
     }
+
+    /// Fee over size, compared exactly.
+    pub fn fee_rate(&self) -> FeeRate {
+        FeeRate::new(self.fee.units(), self.size)
+    }
+}
+
+/// What admission did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AcceptedTx {
+    /// The admitted transaction's id.
+    pub txid: Hash256,
+    /// Its fee.
+    pub fee: Amount,
+    /// Its encoded size.
+    pub size: usize,
+    /// Transactions evicted to make room (cheapest packages).
+    pub evicted: Vec<Hash256>,
 }
 
 /// The pool.
 pub struct Mempool {
     policy: MempoolPolicy,
-    entries: HashMap<Hash256, Entry>,
+    slots: HashMap<Hash256, Slot>,
     /// Which mempool transaction spends each outpoint.
     spends: HashMap<OutPoint, Hash256>,
+    /// Eviction order: (score, txid), cheapest first.
+    by_score: BTreeSet<(FeeRate, Hash256)>,
     bytes: usize,
 }
 
@@ -144,8 +192,8 @@ struct PoolView<'a, V: UtxoView> {
 
 impl<V: UtxoView> UtxoView for PoolView<'_, V> {
     fn coin(&self, op: &OutPoint) -> Option<Coin> {
-        if let Some(e) = self.pool.entries.get(&op.txid) {
-            return e.tx.outputs.get(op.vout as usize).map(|o| Coin {
+        if let Some(s) = self.pool.slots.get(&op.txid) {
+            return s.entry.tx.outputs.get(op.vout as usize).map(|o| Coin {
                 output: *o,
                 height: self.height,
                 coinbase: false,
@@ -158,7 +206,7 @@ impl<V: UtxoView> UtxoView for PoolView<'_, V> {
 impl Mempool {
     /// An empty pool.
     pub fn new(policy: MempoolPolicy) -> Mempool {
-        Mempool { policy, entries: HashMap::new(), spends: HashMap::new(), bytes: 0 }
+        Mempool { policy, slots: HashMap::new(), spends: HashMap::new(), by_score: BTreeSet::new(), bytes: 0 }
     }
 
     /// The policy.
@@ -168,12 +216,12 @@ impl Mempool {
 
     /// Number of transactions.
     pub fn len(&self) -> usize {
-        self.entries.len()
+        self.slots.len()
     }
 
     /// Whether empty.
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.slots.is_empty()
     }
 
     /// Total encoded bytes.
@@ -183,31 +231,74 @@ impl Mempool {
 
     /// Whether a transaction is held.
     pub fn contains(&self, txid: &Hash256) -> bool {
-        self.entries.contains_key(txid)
+        self.slots.contains_key(txid)
     }
 
-    /// A held transaction.
+    /// A held transaction (cloned).
     pub fn get(&self, txid: &Hash256) -> Option<Transaction> {
-        self.entries.get(txid).map(|e| e.tx.clone())
+        self.slots.get(txid).map(|s| s.entry.tx.clone())
+    }
+
+    /// A held transaction with its fee, size and arrival time.
+    pub fn entry(&self, txid: &Hash256) -> Option<&Entry> {
+        self.slots.get(txid).map(|s| &s.entry)
     }
 
     /// Ids of every held transaction.
     pub fn txids(&self) -> Vec<Hash256> {
-        self.entries.keys().copied().collect()
+        self.slots.keys().copied().collect()
+    }
+
+    /// Every held transaction with its fee, size and arrival time.
+    pub fn iter(&self) -> impl Iterator<Item = &Entry> {
+        self.slots.values().map(|s| &s.entry)
     }
 
     /// Every held transaction.
     pub fn transactions(&self) -> impl Iterator<Item = &Transaction> {
-        self.entries.values().map(|e| &e.tx)
+        self.slots.values().map(|s| &s.entry.tx)
     }
 
     /// The mempool transaction spending `op`, if any.
-    pub fn spender(&self, op: &OutPoint) -> Option<Hash256> {
+    pub fn spends(&self, op: &OutPoint) -> Option<Hash256> {
         self.spends.get(op).copied()
     }
 
-    /// Validates `tx` against `view` (the tip's UTXO set) and the pool, and
-    /// admits it. `next_height` is the height of the next block.
+    /// Same as [`Mempool::spends`] (older name).
+    pub fn spender(&self, op: &OutPoint) -> Option<Hash256> {
+        self.spends(op)
+    }
+
+    /// Every outpoint some mempool transaction spends (chain coins and
+    /// outputs of other mempool transactions alike).
+    pub fn spent_outpoints(&self) -> impl Iterator<Item = &OutPoint> {
+        self.spends.keys()
+    }
+
+    /// Unconfirmed outputs paying `address` that no mempool transaction
+    /// spends: what an unconfirmed balance adds.
+    pub fn outputs_to(&self, address: &Address) -> Vec<(OutPoint, TxOut)> {
+        let mut out = Vec::new();
+        for (txid, s) in &self.slots {
+            for (vout, o) in s.entry.tx.outputs.iter().enumerate() {
+                let op = OutPoint { txid: *txid, vout: vout as u32 };
+                if o.address == *address && !self.spends.contains_key(&op) {
+                    out.push((op, *o));
+                }
+            }
+        }
+        out
+    }
+
+    /// Fee and size of a held transaction with all its in-pool descendants.
+    pub fn descendant_package(&self, txid: &Hash256) -> Option<FeeRate> {
+        self.slots.get(txid).map(|s| s.descendants)
+    }
+
+    /// Validates `tx` against `view` (the tip's UTXO set) layered with the
+    /// pool's own outputs, and admits it. `next_height` is the height of the
+    /// next block; `now` is Unix seconds. Cheap checks run first; signatures
+    /// last, and those that pass go into `sig_cache`.
     pub fn accept(
         &mut self,
         tx: Transaction,
@@ -216,9 +307,9 @@ impl Mempool {
         ctx: &ConnectContext,
         sig_cache: &SigCache,
         now: u64,
-    ) -> Result<Hash256, MempoolError> {
+    ) -> Result<AcceptedTx, MempoolError> {
         let txid = tx.txid();
-        if self.entries.contains_key(&txid) {
+        if self.slots.contains_key(&txid) {
             return Err(MempoolError::AlreadyKnown(txid));
         }
         let size = tx.encoded_size();
@@ -240,130 +331,75 @@ impl Mempool {
             Err(TxError::MissingOrSpentInput { index, outpoint }) => {
                 return Err(MempoolError::MissingInputs { index, outpoint })
             }
+            Err(e @ TxError::ImmatureCoinbaseSpend { .. }) => return Err(MempoolError::Premature(e)),
             Err(e) => return Err(e.into()),
         };
         let required = self.policy.min_fee_rate.saturating_mul(size as u64);
         if fee.units() < required {
             return Err(MempoolError::FeeTooLow { fee: fee.units(), size, required });
         }
-        let length = self.ancestors(&tx).len() + 1;
-        if length > self.policy.max_chain {
-            return Err(MempoolError::ChainTooLong { length, limit: self.policy.max_chain });
+        let limit = self.policy.max_chain.saturating_sub(1);
+        let ancestors = self
+            .ancestors_limited(&tx, limit)
+            .map_err(|n| MempoolError::ChainTooLong { length: n + 1, limit: self.policy.max_chain })?;
+        for a in &ancestors {
+            let count = self.slots.get(a).map_or(0, |s| s.descendant_count) + 1;
+            if count > self.policy.max_descendants {
+                return Err(MempoolError::TooManyDescendants {
+                    ancestor: *a,
+                    count,
+                    limit: self.policy.max_descendants,
+                });
+            }
         }
+        let rate = FeeRate::new(fee.units(), size);
+        let victims = self.plan_eviction(size, rate, &ancestors).ok_or(MempoolError::MempoolFull)?;
+        // Only now the expensive part: a cheap refusal costs no verification.
         if let Err(i) = verify_sig_checks(&checks, Some(sig_cache)) {
             return Err(TxError::BadSignature(i).into());
         }
         sig_cache.insert_all(&checks);
-        let entry = Entry { tx, fee, size, time: now };
-        self.make_room(&entry)?;
-        for input in &entry.tx.inputs {
-            self.spends.insert(input.prevout, txid);
+        let mut evicted = Vec::new();
+        for v in victims {
+            evicted.extend(self.remove_tree(&v));
         }
-        self.bytes += size;
-        self.entries.insert(txid, entry);
-        Ok(txid)
-    }
-
-    /// Evicts the cheapest packages until `entry` fits, or refuses it.
-    fn make_room(&mut self, entry: &Entry) -> Result<(), MempoolError> {
-        while self.bytes + entry.size > self.policy.max_bytes {
-            let Some((victim, rate)) =
-                self.entries.iter().map(|(id, e)| (*id, self.package_rate(id, e))).min_by_key(|(_, r)| *r)
-            else {
-                return Err(MempoolError::MempoolFull);
-            };
-            if rate >= entry.fee_rate_milli() {
-                return Err(MempoolError::MempoolFull);
-            }
-            self.remove_with_descendants(&victim);
-        }
-        Ok(())
-    }
-
-    /// Fee rate of a transaction with its descendants (what evicting it frees).
-    fn package_rate(&self, txid: &Hash256, e: &Entry) -> u64 {
-        let (mut fee, mut size) = (e.fee.units(), e.size);
-        for d in self.descendants(txid) {
-            if let Some(de) = self.entries.get(&d) {
-                fee += de.fee.units();
-                size += de.size;
-            }
-        }
-        fee.saturating_mul(1000) / size.max(1) as u64
-    }
-
-    /// Unconfirmed ancestors of `tx` in the pool.
-    fn ancestors(&self, tx: &Transaction) -> HashSet<Hash256> {
-        let mut out = HashSet::new();
-        let mut stack: Vec<Hash256> =
-            tx.inputs.iter().map(|i| i.prevout.txid).filter(|t| self.entries.contains_key(t)).collect();
-        while let Some(t) = stack.pop() {
-            if out.insert(t) {
-                if let Some(e) = self.entries.get(&t) {
-                    stack.extend(e.tx.inputs.iter().map(|i| i.prevout.txid).filter(|p| self.entries.contains_key(p)));
-                }
-            }
-        }
-        out
-    }
-
-    /// Pool transactions spending outputs of `txid`, transitively.
-    fn descendants(&self, txid: &Hash256) -> Vec<Hash256> {
-        let mut out = Vec::new();
-        let mut seen = HashSet::new();
-        let mut stack = vec![*txid];
-        while let Some(t) = stack.pop() {
-            let Some(e) = self.entries.get(&t) else { continue };
-            for vout in 0..e.tx.outputs.len() {
-                if let Some(child) = self.spends.get(&OutPoint { txid: t, vout: vout as u32 }) {
-                    if seen.insert(*child) {
-                        out.push(*child);
-                        stack.push(*child);
-                    }
-                }
-            }
-        }
-        out
-    }
-
-    fn remove_one(&mut self, txid: &Hash256) -> Option<Entry> {
-        let e = self.entries.remove(txid)?;
-        for input in &e.tx.inputs {
-            if self.spends.get(&input.prevout) == Some(txid) {
-                self.spends.remove(&input.prevout);
-            }
-        }
-        self.bytes -= e.size;
-        Some(e)
-    }
-
-    fn remove_with_descendants(&mut self, txid: &Hash256) {
-        let mut all = self.descendants(txid);
-        all.push(*txid);
-        for t in all {
-            self.remove_one(&t);
-        }
+        self.link(Entry { txid, tx, fee, size, time: now }, &ancestors);
+        Ok(AcceptedTx { txid, fee, size, evicted })
     }
 
     /// Drops the block's transactions and everything that now conflicts
-    /// with it (with their descendants).
-    pub fn remove_for_block(&mut self, block: &Block) {
+    /// with it (with their descendants). Returns the conflicting
+    /// transactions removed (not the mined ones).
+    pub fn remove_for_block(&mut self, block: &Block) -> Vec<Hash256> {
+        let mut conflicts = Vec::new();
+        let mut relink = false;
         for tx in block.transactions.iter().skip(1) {
             let txid = tx.txid();
-            // Mined: its children stay valid (their parent is now confirmed).
-            self.remove_one(&txid);
+            if self.slots.contains_key(&txid) {
+                // A valid block mines parents first; a parent left behind
+                // would leave package totals stale.
+                relink |= !self.parents(tx).is_empty();
+                // Mined: its children stay valid (their parent is now confirmed).
+                self.unlink(&txid);
+            }
             for input in &tx.inputs {
                 if let Some(other) = self.spends.get(&input.prevout).copied() {
                     if other != txid {
-                        self.remove_with_descendants(&other);
+                        conflicts.extend(self.remove_tree(&other));
                     }
                 }
             }
         }
+        if relink {
+            self.rebuild_packages();
+        }
+        conflicts
     }
 
-    /// Re-admits transactions of disconnected blocks (oldest first); those
-    /// no longer valid are dropped.
+    /// Re-admits transactions of disconnected blocks (oldest first; coinbases
+    /// skipped), then re-checks what the pool already held against the new
+    /// tip (see [`Mempool::revalidate`]). Those no longer valid are dropped.
+    /// Returns how many of `txs` were admitted.
     pub fn readmit(
         &mut self,
         txs: Vec<Transaction>,
@@ -375,27 +411,66 @@ impl Mempool {
     ) -> usize {
         let mut admitted = 0;
         for tx in txs {
+            if tx.is_coinbase() {
+                continue;
+            }
             if self.accept(tx, view, next_height, ctx, sig_cache, now).is_ok() {
                 admitted += 1;
             }
         }
+        self.revalidate(view, next_height, ctx);
         admitted
     }
 
-    /// Drops transactions older than the policy's expiry.
+    /// After the tip moved other than by connecting blocks (a reorg):
+    /// drops every transaction whose inputs are no longer available or
+    /// mature (with its descendants) and recomputes package totals.
+    /// Signatures are not re-verified: an outpoint names its output by
+    /// transaction id, so a coin that still exists is the one signed for.
+    /// Returns the removed transactions.
+    pub fn revalidate(&mut self, view: &impl UtxoView, next_height: Height, ctx: &ConnectContext) -> Vec<Hash256> {
+        // Re-admitted parents may now sit under children the pool held:
+        // refresh every package first (removals below keep them exact).
+        self.rebuild_packages();
+        let mut order: Vec<(usize, Hash256)> = self.slots.keys().map(|id| (self.ancestor_count(id), *id)).collect();
+        order.sort_unstable();
+        let mut removed = Vec::new();
+        for (_, id) in order {
+            let Some(slot) = self.slots.get(&id) else { continue };
+            let pool_view = PoolView { base: view, pool: self, height: next_height };
+            let ok = inputs_available(&slot.entry.tx, next_height, ctx, &pool_view);
+            if !ok {
+                removed.extend(self.remove_tree(&id));
+            }
+        }
+        removed
+    }
+
+    /// Removes a transaction and everything spending its outputs, returns the removed ids (empty when it was not held).
+    pub fn remove_with_descendants(&mut self, txid: &Hash256) -> Vec<Hash256> {
+        self.remove_tree(txid)
+    }
+
+    /// Drops transactions older than the policy's expiry (with their
+    /// descendants). Returns how many were dropped.
     pub fn expire(&mut self, now: u64) -> usize {
         let old: Vec<Hash256> = self
-            .entries
+            .slots
             .iter()
-            .filter(|(_, e)| now.saturating_sub(e.time) > self.policy.expiry_secs)
+            .filter(|(_, s)| now.saturating_sub(s.entry.time) > self.policy.expiry_secs)
             .map(|(id, _)| *id)
             .collect();
-        let before = self.entries.len();
-        for t in old {
-            self.remove_with_descendants(&t);
-        }
-        before - self.entries.len()
+        old.iter().map(|t| self.remove_tree(t).len()).sum()
     }
+}
+
+/// Whether every input of `tx` exists in `view` and, if a coinbase output,
+/// has matured by `height`.
+fn inputs_available(tx: &Transaction, height: Height, ctx: &ConnectContext, view: &impl UtxoView) -> bool {
+    tx.inputs.iter().all(|i| match view.coin(&i.prevout) {
+        None => false,
+        Some(c) => !c.coinbase || height.0.saturating_sub(c.height.0) >= ctx.coinbase_maturity,
+    })
 }
 
 #[cfg(test)]

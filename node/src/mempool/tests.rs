@@ -1,8 +1,11 @@
 use super::*;
 use lode_core::crypto::{SecretKey, Signature};
-use lode_core::tx::{TxIn, TxOut, Unlock};
-use lode_core::{Address, ChainSpec};
+use lode_core::tx::{TxIn, Unlock};
+use lode_core::validation::connect_block;
+use lode_core::ChainSpec;
+use std::collections::HashSet;
 
+/// A key, an in-memory UTXO set of ten 10-coin outputs, and a signature cache.
 struct Fx {
     spec: ChainSpec,
     key: SecretKey,
@@ -10,6 +13,8 @@ struct Fx {
     coins: Vec<OutPoint>,
     cache: SigCache,
 }
+
+const NOW: u64 = 1000;
 
 impl Fx {
     fn new() -> Fx {
@@ -19,14 +24,8 @@ impl Fx {
         let mut coins = Vec::new();
         for i in 0..10u8 {
             let op = OutPoint { txid: Hash256([i + 1; 32]), vout: 0 };
-            utxo.insert(
-                op,
-                Coin {
-                    output: TxOut { value: Amount::from_coins(10), address: addr },
-                    height: Height(1),
-                    coinbase: false,
-                },
-            );
+            let output = TxOut { value: coin10(), address: addr };
+            utxo.insert(op, Coin { output, height: Height(1), coinbase: false });
             coins.push(op);
         }
         Fx { spec: ChainSpec::regtest(), key, utxo, coins, cache: SigCache::new(1000) }
@@ -44,23 +43,54 @@ impl Fx {
         Address::from_pubkey(&self.key.public_key())
     }
 
-    /// Spends `op` (worth `value`) paying `fee`.
-    fn spend(&self, op: OutPoint, value: Amount, fee: u64) -> Transaction {
+    /// Spends `inputs` (outpoint, value) into `outputs` equal outputs, paying `fee`.
+    fn tx(&self, inputs: &[(OutPoint, Amount)], outputs: u64, fee: u64) -> Transaction {
+        let total: u64 = inputs.iter().map(|i| i.1.units()).sum::<u64>() - fee;
         let mut tx = Transaction {
             version: 1,
-            inputs: vec![TxIn {
-                prevout: op,
-                unlock: Unlock::Signature { pubkey: self.key.public_key(), sig: Signature::default() },
-            }],
-            outputs: vec![TxOut { value: Amount::from_units(value.units() - fee), address: self.addr() }],
+            inputs: inputs
+                .iter()
+                .map(|(op, _)| TxIn {
+                    prevout: *op,
+                    unlock: Unlock::Signature { pubkey: self.key.public_key(), sig: Signature::default() },
+                })
+                .collect(),
+            outputs: (0..outputs)
+                .map(|i| {
+                    let share = total / outputs + if i == 0 { total % outputs } else { 0 };
+                    TxOut { value: Amount::from_units(share), address: self.addr() }
+                })
+                .collect(),
             lock_time: 0,
         };
-        tx.sign_inputs(&self.spec.genesis_hash(), &[&self.key], &[value]);
+        let keys: Vec<&SecretKey> = inputs.iter().map(|_| &self.key).collect();
+        let values: Vec<Amount> = inputs.iter().map(|i| i.1).collect();
+        tx.sign_inputs(&self.spec.genesis_hash(), &keys, &values);
         tx
     }
 
-    fn accept(&self, pool: &mut Mempool, tx: Transaction) -> Result<Hash256, MempoolError> {
-        pool.accept(tx, &self.utxo, Height(50), &self.ctx(), &self.cache, 1000)
+    /// Spends `op` (worth `value`) into one output, paying `fee`.
+    fn spend(&self, op: OutPoint, value: Amount, fee: u64) -> Transaction {
+        self.tx(&[(op, value)], 1, fee)
+    }
+
+    /// Spends output `vout` of the mempool transaction `parent`.
+    fn child(&self, parent: &Transaction, vout: u32, fee: u64) -> Transaction {
+        let op = OutPoint { txid: parent.txid(), vout };
+        self.spend(op, parent.outputs[vout as usize].value, fee)
+    }
+
+    fn accept(&self, pool: &mut Mempool, tx: Transaction) -> Result<AcceptedTx, MempoolError> {
+        let r = pool.accept(tx, &self.utxo, Height(50), &self.ctx(), &self.cache, NOW);
+        pool.assert_consistent();
+        r
+    }
+
+    /// A block (header irrelevant here) mining `txs`.
+    fn block(&self, txs: Vec<Transaction>) -> Block {
+        let mut transactions = vec![self.spec.genesis_block().transactions[0].clone()];
+        transactions.extend(txs);
+        Block { header: self.spec.genesis_block().header, transactions }
     }
 }
 
@@ -68,16 +98,39 @@ fn coin10() -> Amount {
     Amount::from_coins(10)
 }
 
+fn txids(txs: &[Transaction]) -> Vec<Hash256> {
+    txs.iter().map(Transaction::txid).collect()
+}
+
 #[test]
 fn accepts_valid_and_fills_the_signature_cache() {
     let fx = Fx::new();
     let mut pool = Mempool::new(MempoolPolicy::default());
     let tx = fx.spend(fx.coins[0], coin10(), 1000);
-    fx.accept(&mut pool, tx.clone()).unwrap();
-    assert_eq!(pool.len(), 1);
-    assert_eq!(pool.bytes(), tx.encoded_size());
+    let accepted = fx.accept(&mut pool, tx.clone()).unwrap();
+    assert_eq!(
+        accepted,
+        AcceptedTx { txid: tx.txid(), fee: Amount::from_units(1000), size: tx.encoded_size(), evicted: vec![] }
+    );
+    assert_eq!((pool.len(), pool.bytes()), (1, tx.encoded_size()));
+    assert!(pool.contains(&tx.txid()) && pool.get(&tx.txid()) == Some(tx.clone()));
+    let entry = pool.entry(&tx.txid()).unwrap();
+    assert_eq!((entry.fee.units(), entry.time), (1000, NOW));
+    assert_eq!(pool.spends(&fx.coins[0]), Some(tx.txid()));
+    assert_eq!(pool.spent_outpoints().collect::<Vec<_>>(), vec![&fx.coins[0]]);
+    assert_eq!(pool.outputs_to(&fx.addr()), vec![(OutPoint { txid: tx.txid(), vout: 0 }, tx.outputs[0])]);
     assert_eq!(fx.cache.len(), 1);
     assert_eq!(fx.accept(&mut pool, tx.clone()), Err(MempoolError::AlreadyKnown(tx.txid())));
+
+    // The block mining it connects without verifying the signature again.
+    let block = fx.block(vec![tx.clone()]);
+    let ctx = ConnectContext { subsidy: lode_core::subsidy::block_subsidy(&fx.spec, Height(50)), ..fx.ctx() };
+    let mut cb = block.clone();
+    if let Unlock::Coinbase { height, .. } = &mut cb.transactions[0].inputs[0].unlock {
+        *height = Height(50);
+    }
+    let out = connect_block(&cb, Height(50), &ctx, &fx.utxo, Some(&fx.cache)).unwrap();
+    assert_eq!((out.sigs_verified, out.sigs_cached), (0, 1));
 }
 
 #[test]
@@ -89,12 +142,13 @@ fn rejects_a_conflict_naming_the_other_transaction() {
     fx.accept(&mut pool, a.clone()).unwrap();
     let err = fx.accept(&mut pool, b).unwrap_err();
     assert_eq!(err, MempoolError::Conflict { outpoint: fx.coins[0], with: a.txid() });
-    assert!(err.to_string().contains(&a.txid().to_hex()));
+    assert!(err.to_string().contains(&a.txid().to_hex()), "{err}");
     assert!(!err.is_consensus_invalid());
+    assert_eq!(pool.len(), 1);
 }
 
 #[test]
-fn rejects_bad_signature_as_invalid_and_low_fee_as_policy() {
+fn bad_signature_is_invalid_and_not_cached() {
     let fx = Fx::new();
     let mut pool = Mempool::new(MempoolPolicy::default());
     let mut bad = fx.spend(fx.coins[0], coin10(), 1000);
@@ -102,36 +156,70 @@ fn rejects_bad_signature_as_invalid_and_low_fee_as_policy() {
         sig.0[3] ^= 1;
     }
     let err = fx.accept(&mut pool, bad).unwrap_err();
+    assert_eq!(err, MempoolError::Invalid(TxError::BadSignature(0)));
     assert!(err.is_consensus_invalid(), "{err}");
+    assert!(pool.is_empty() && fx.cache.is_empty());
+}
+
+#[test]
+fn policy_refusals_are_not_consensus_invalid() {
+    let fx = Fx::new();
+    let mut pool = Mempool::new(MempoolPolicy::default());
     let cheap = fx.spend(fx.coins[1], coin10(), 10);
-    assert!(matches!(fx.accept(&mut pool, cheap), Err(MempoolError::FeeTooLow { .. })));
-    assert!(pool.is_empty());
+    let size = cheap.encoded_size();
+    let err = fx.accept(&mut pool, cheap).unwrap_err();
+    assert_eq!(err, MempoolError::FeeTooLow { fee: 10, size, required: size as u64 });
+    assert!(!err.is_consensus_invalid() && err.to_string().contains("below the minimum relay fee"));
+    // Exactly the minimum is enough.
+    fx.accept(&mut pool, fx.spend(fx.coins[1], coin10(), size as u64)).unwrap();
+
+    let unknown = OutPoint { txid: Hash256([99; 32]), vout: 0 };
+    let err = fx.accept(&mut pool, fx.spend(unknown, coin10(), 1000)).unwrap_err();
+    assert_eq!(err, MempoolError::MissingInputs { index: 0, outpoint: unknown });
+    assert!(!err.is_consensus_invalid());
+
+    let coinbase = fx.spec.genesis_block().transactions[0].clone();
+    let err = fx.accept(&mut pool, coinbase).unwrap_err();
+    assert!(err.is_consensus_invalid(), "{err}");
+    assert_eq!(pool.len(), 1);
 }
 
 #[test]
 fn unconfirmed_chains_up_to_the_limit() {
     let fx = Fx::new();
     let mut pool = Mempool::new(MempoolPolicy { max_chain: 3, ..Default::default() });
-    let mut value = coin10();
-    let mut op = fx.coins[0];
-    for i in 0..4 {
-        let tx = fx.spend(op, value, 1000);
+    let mut parent = fx.spend(fx.coins[0], coin10(), 1000);
+    fx.accept(&mut pool, parent.clone()).unwrap();
+    for i in 1..4 {
+        let tx = fx.child(&parent, 0, 1000);
         let r = fx.accept(&mut pool, tx.clone());
         if i < 3 {
             r.unwrap();
         } else {
-            assert!(matches!(r, Err(MempoolError::ChainTooLong { length: 4, limit: 3 })), "{r:?}");
+            assert_eq!(r, Err(MempoolError::ChainTooLong { length: 4, limit: 3 }));
+            assert!(r.unwrap_err().to_string().contains("exceed the limit of 3"));
         }
-        op = OutPoint { txid: tx.txid(), vout: 0 };
-        value = tx.outputs[0].value;
+        parent = tx;
     }
-    // Selection puts parents before children.
+    assert_eq!(pool.len(), 3);
     let (txs, fees) = pool.select_for_block(1 << 20);
-    assert_eq!(txs.len(), 3);
-    assert_eq!(fees.units(), 3000);
+    assert_eq!((txs.len(), fees.units()), (3, 3000));
     for w in txs.windows(2) {
-        assert_eq!(w[1].inputs[0].prevout.txid, w[0].txid());
+        assert_eq!(w[1].inputs[0].prevout.txid, w[0].txid(), "parents before children");
     }
+}
+
+#[test]
+fn fan_out_is_limited_by_descendants() {
+    let fx = Fx::new();
+    let mut pool = Mempool::new(MempoolPolicy { max_descendants: 3, ..Default::default() });
+    let parent = fx.tx(&[(fx.coins[0], coin10())], 4, 1000);
+    fx.accept(&mut pool, parent.clone()).unwrap();
+    fx.accept(&mut pool, fx.child(&parent, 0, 1000)).unwrap();
+    fx.accept(&mut pool, fx.child(&parent, 1, 1000)).unwrap();
+    let err = fx.accept(&mut pool, fx.child(&parent, 2, 1000)).unwrap_err();
+    assert_eq!(err, MempoolError::TooManyDescendants { ancestor: parent.txid(), count: 4, limit: 3 });
+    assert_eq!(pool.descendant_package(&parent.txid()).map(|p| p.fee), Some(3000));
 }
 
 #[test]
@@ -140,50 +228,214 @@ fn full_pool_evicts_the_cheapest_package() {
     let size = fx.spend(fx.coins[0], coin10(), 1000).encoded_size();
     let mut pool = Mempool::new(MempoolPolicy { max_bytes: size * 3, ..Default::default() });
     let cheap = fx.spend(fx.coins[0], coin10(), 500);
-    let child = fx.spend(OutPoint { txid: cheap.txid(), vout: 0 }, cheap.outputs[0].value, 2000);
+    let child = fx.child(&cheap, 0, 2000);
     fx.accept(&mut pool, cheap.clone()).unwrap();
     fx.accept(&mut pool, child.clone()).unwrap();
     fx.accept(&mut pool, fx.spend(fx.coins[1], coin10(), 5000)).unwrap();
-    // A better transaction evicts the cheap parent together with its child.
-    fx.accept(&mut pool, fx.spend(fx.coins[2], coin10(), 6000)).unwrap();
+    assert_eq!(pool.bytes(), size * 3);
+    // A better transaction evicts the cheap parent together with its child
+    // (package rate 1250/size < 6000/size), though the child alone pays more.
+    let better = fx.accept(&mut pool, fx.spend(fx.coins[2], coin10(), 6000)).unwrap();
+    let mut evicted = better.evicted.clone();
+    evicted.sort();
+    let mut expected = vec![cheap.txid(), child.txid()];
+    expected.sort();
+    assert_eq!(evicted, expected);
     assert!(!pool.contains(&cheap.txid()) && !pool.contains(&child.txid()));
     assert_eq!(pool.len(), 2);
     fx.accept(&mut pool, fx.spend(fx.coins[3], coin10(), 4000)).unwrap();
-    // Full again: a worse one is refused.
-    assert_eq!(fx.accept(&mut pool, fx.spend(fx.coins[4], coin10(), 300)), Err(MempoolError::MempoolFull));
+    // Full again: a worse one is refused, and nothing was evicted for it.
+    let worse = fx.spend(fx.coins[4], coin10(), 300);
+    assert_eq!(fx.accept(&mut pool, worse), Err(MempoolError::MempoolFull));
+    assert_eq!(pool.len(), 3);
 }
 
 #[test]
-fn blocks_remove_mined_and_conflicting_transactions_and_reorgs_readmit() {
-    let mut fx = Fx::new();
+fn eviction_never_takes_the_newcomers_own_parent() {
+    let fx = Fx::new();
+    let size = fx.spend(fx.coins[0], coin10(), 1000).encoded_size();
+    let mut pool = Mempool::new(MempoolPolicy { max_bytes: size * 2, ..Default::default() });
+    let poor = fx.spend(fx.coins[0], coin10(), 300);
+    let medium = fx.spend(fx.coins[1], coin10(), 2000);
+    fx.accept(&mut pool, poor.clone()).unwrap();
+    fx.accept(&mut pool, medium.clone()).unwrap();
+    // A rich child of the poor parent: the medium one goes, the parent stays.
+    let rich = fx.child(&poor, 0, 9000);
+    let r = fx.accept(&mut pool, rich.clone()).unwrap();
+    assert_eq!(r.evicted, vec![medium.txid()]);
+    assert!(pool.contains(&poor.txid()) && pool.contains(&rich.txid()));
+}
+
+#[test]
+fn blocks_remove_mined_conflicting_and_their_descendants() {
+    let fx = Fx::new();
     let mut pool = Mempool::new(MempoolPolicy::default());
     let a = fx.spend(fx.coins[0], coin10(), 1000);
-    let a_child = fx.spend(OutPoint { txid: a.txid(), vout: 0 }, a.outputs[0].value, 1000);
+    let a_child = fx.child(&a, 0, 1000);
+    let a_grandchild = fx.child(&a_child, 0, 1000);
     let b = fx.spend(fx.coins[1], coin10(), 1000);
-    fx.accept(&mut pool, a.clone()).unwrap();
-    fx.accept(&mut pool, a_child.clone()).unwrap();
-    fx.accept(&mut pool, b.clone()).unwrap();
+    let b_child = fx.child(&b, 0, 1000);
+    for tx in [&a, &a_child, &a_grandchild, &b, &b_child] {
+        fx.accept(&mut pool, tx.clone()).unwrap();
+    }
     // A block mines b and a different spend of a's coin.
     let rival = fx.spend(fx.coins[0], coin10(), 3000);
-    let block = Block {
-        header: fx.spec.genesis_block().header,
-        transactions: vec![fx.spec.genesis_block().transactions[0].clone(), b.clone(), rival],
-    };
-    pool.remove_for_block(&block);
-    assert!(pool.is_empty(), "mined b removed; a and its child conflict");
-    // The block is disconnected: b comes back.
-    fx.utxo.insert(fx.coins[1], fx.utxo[&fx.coins[1]]);
-    let n = pool.readmit(vec![b.clone()], &fx.utxo, Height(50), &fx.ctx(), &fx.cache, 1000);
-    assert_eq!(n, 1);
-    assert!(pool.contains(&b.txid()));
+    let mut removed = pool.remove_for_block(&fx.block(vec![b.clone(), rival]));
+    pool.assert_consistent();
+    removed.sort();
+    let mut expected = vec![a.txid(), a_child.txid(), a_grandchild.txid()];
+    expected.sort();
+    assert_eq!(removed, expected, "the conflict and its descendants");
+    // b is mined; its child stays and is now a chain-rooted transaction.
+    assert_eq!(pool.txids(), vec![b_child.txid()]);
+    assert_eq!(pool.select_for_block(1 << 20).0, vec![b_child]);
 }
 
 #[test]
-fn old_transactions_expire() {
+fn reorg_readmits_and_drops_what_no_longer_connects() {
+    let mut fx = Fx::new();
+    let mut pool = Mempool::new(MempoolPolicy::default());
+    // Confirmed in a block that is about to be disconnected: x and y.
+    let x = fx.spend(fx.coins[0], coin10(), 1000);
+    let y = fx.spend(fx.coins[1], coin10(), 1000);
+    for tx in [&x, &y] {
+        fx.utxo.remove(&tx.inputs[0].prevout);
+        let coin = Coin { output: tx.outputs[0], height: Height(49), coinbase: false };
+        fx.utxo.insert(OutPoint { txid: tx.txid(), vout: 0 }, coin);
+    }
+    // Mempool children of both, spending their confirmed outputs.
+    let x_child = fx.child(&x, 0, 1000);
+    let y_child = fx.child(&y, 0, 1000);
+    fx.accept(&mut pool, x_child.clone()).unwrap();
+    fx.accept(&mut pool, y_child.clone()).unwrap();
+    // The block is disconnected; the new branch spends y's coin differently.
+    fx.utxo.retain(|op, _| *op != OutPoint { txid: x.txid(), vout: 0 } && op.txid != y.txid());
+    for tx in [&x, &y] {
+        let coin = Coin { output: TxOut { value: coin10(), address: fx.addr() }, height: Height(1), coinbase: false };
+        fx.utxo.insert(tx.inputs[0].prevout, coin);
+    }
+    let rival = fx.spend(fx.coins[1], coin10(), 5000);
+    fx.utxo.remove(&fx.coins[1]);
+    fx.utxo.insert(
+        OutPoint { txid: rival.txid(), vout: 0 },
+        Coin { output: rival.outputs[0], height: Height(49), coinbase: false },
+    );
+    let coinbase = fx.spec.genesis_block().transactions[0].clone();
+    let n = pool.readmit(vec![coinbase, x.clone(), y.clone()], &fx.utxo, Height(50), &fx.ctx(), &fx.cache, NOW);
+    pool.assert_consistent();
+    assert_eq!(n, 1, "x comes back; y is double-spent by the new branch; the coinbase is skipped");
+    let mut held = pool.txids();
+    held.sort();
+    let mut expected = vec![x.txid(), x_child.txid()];
+    expected.sort();
+    assert_eq!(held, expected, "y's orphaned child is dropped");
+    // x now carries its child in its package; selection keeps the order.
+    assert_eq!(pool.descendant_package(&x.txid()).map(|p| p.fee), Some(2000));
+    assert_eq!(txids(&pool.select_for_block(1 << 20).0), vec![x.txid(), x_child.txid()]);
+}
+
+#[test]
+fn old_transactions_expire_with_their_descendants() {
     let fx = Fx::new();
     let mut pool = Mempool::new(MempoolPolicy { expiry_secs: 100, ..Default::default() });
-    fx.accept(&mut pool, fx.spend(fx.coins[0], coin10(), 1000)).unwrap();
-    assert_eq!(pool.expire(1050), 0);
-    assert_eq!(pool.expire(1101), 1);
-    assert!(pool.is_empty());
+    let old = fx.spend(fx.coins[0], coin10(), 1000);
+    fx.accept(&mut pool, old.clone()).unwrap();
+    let young = fx.child(&old, 0, 1000);
+    pool.accept(young, &fx.utxo, Height(50), &fx.ctx(), &fx.cache, NOW + 60).unwrap();
+    let other = fx.spend(fx.coins[1], coin10(), 1000);
+    pool.accept(other.clone(), &fx.utxo, Height(50), &fx.ctx(), &fx.cache, NOW + 60).unwrap();
+    assert_eq!(pool.expire(NOW + 100), 0);
+    assert_eq!(pool.expire(NOW + 101), 2, "the old one and its child");
+    pool.assert_consistent();
+    assert_eq!(pool.txids(), vec![other.txid()]);
+}
+
+#[test]
+fn selection_prefers_packages_and_respects_the_budget() {
+    let fx = Fx::new();
+    let mut pool = Mempool::new(MempoolPolicy::default());
+    let poor = fx.spend(fx.coins[0], coin10(), 400);
+    let rich_child = fx.child(&poor, 0, 10_000);
+    let medium = fx.spend(fx.coins[1], coin10(), 3000);
+    let low = fx.spend(fx.coins[2], coin10(), 1000);
+    for tx in [&poor, &rich_child, &medium, &low] {
+        fx.accept(&mut pool, tx.clone()).unwrap();
+    }
+    let size = poor.encoded_size();
+    let (all, fees) = pool.select_for_block(1 << 20);
+    // Package (poor + rich child) pays 5200 per tx: ahead of medium.
+    assert_eq!(txids(&all), vec![poor.txid(), rich_child.txid(), medium.txid(), low.txid()]);
+    assert_eq!(fees.units(), 14_400);
+    // Room for three: the package and medium.
+    let (three, fees) = pool.select_for_block(size * 3);
+    assert_eq!(txids(&three), vec![poor.txid(), rich_child.txid(), medium.txid()]);
+    assert_eq!(fees.units(), 13_400);
+    // Room for one: the package does not fit, medium does, then low does not.
+    let (one, _) = pool.select_for_block(size);
+    assert_eq!(txids(&one), vec![medium.txid()]);
+    assert!(pool.select_for_block(size - 1).0.is_empty());
+}
+
+#[test]
+fn bookkeeping_stays_exact_under_random_operations() {
+    use rand::{Rng, SeedableRng};
+    let mut fx = Fx::new();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+    let size = fx.spend(fx.coins[0], coin10(), 1000).encoded_size();
+    let mut pool = Mempool::new(MempoolPolicy { max_bytes: size * 12, max_chain: 5, ..Default::default() });
+    // Spendable (outpoint, value): the chain's coins, then mempool outputs.
+    let mut spendable: Vec<(OutPoint, Amount)> = fx.coins.iter().map(|c| (*c, coin10())).collect();
+    let (mut evictions, mut refusals) = (0, HashMap::new());
+    for step in 0..150 {
+        if spendable.is_empty() {
+            break;
+        }
+        let n_in = rng.gen_range(1..=2.min(spendable.len()));
+        let inputs: Vec<(OutPoint, Amount)> =
+            (0..n_in).map(|_| spendable.swap_remove(rng.gen_range(0..spendable.len()))).collect();
+        let tx = fx.tx(&inputs, rng.gen_range(1..=3), rng.gen_range(300..5000));
+        match fx.accept(&mut pool, tx.clone()) {
+            Ok(a) => {
+                evictions += a.evicted.len();
+                spendable.extend(
+                    tx.outputs.iter().enumerate().map(|(v, o)| (OutPoint { txid: tx.txid(), vout: v as u32 }, o.value)),
+                )
+            }
+            Err(e) => {
+                *refusals.entry(std::mem::discriminant(&e)).or_insert(0) += 1;
+                spendable.extend(inputs)
+            }
+        }
+        // Keep only what is still spendable (evictions remove outputs).
+        spendable.retain(|(op, _)| fx.utxo.contains_key(op) || pool.contains(&op.txid));
+        spendable.retain(|(op, _)| pool.spends(op).is_none());
+        if step % 30 == 29 {
+            let (txs, _) = pool.select_for_block(size * 4);
+            let mut seen = HashSet::new();
+            for tx in &txs {
+                for i in &tx.inputs {
+                    assert!(!pool.contains(&i.prevout.txid) || seen.contains(&i.prevout.txid), "parent first");
+                }
+                seen.insert(tx.txid());
+            }
+        }
+        if step % 40 == 39 {
+            // Mine a few: their outputs move to the chain, children stay.
+            let (mined, _) = pool.select_for_block(size * 3);
+            assert!(pool.remove_for_block(&fx.block(mined.clone())).is_empty());
+            for tx in &mined {
+                assert!(!pool.contains(&tx.txid()));
+                for i in &tx.inputs {
+                    fx.utxo.remove(&i.prevout);
+                }
+                for (v, o) in tx.outputs.iter().enumerate() {
+                    let coin = Coin { output: *o, height: Height(49), coinbase: false };
+                    fx.utxo.insert(OutPoint { txid: tx.txid(), vout: v as u32 }, coin);
+                }
+            }
+        }
+        pool.assert_consistent();
+    }
+    assert!(pool.len() > 3, "the run exercised a populated pool");
+    assert!(evictions > 0 && refusals.len() >= 2, "evictions {evictions}, refusals {refusals:?}");
 }

@@ -235,7 +235,7 @@ impl NetworkChain for MockChain {
         st.bodies.contains_key(hash) || st.orphans.contains_key(hash)
     }
 
-    fn submit_block(&self, block: Block) -> BlockOutcome {
+    fn submit_block(&self, block: Block, _source: crate::chain_api::BlockSource) -> BlockOutcome {
         let delay = self.submit_delay_ms.load(Ordering::Relaxed);
         if delay > 0 {
             std::thread::sleep(std::time::Duration::from_millis(delay));

@@ -79,6 +79,13 @@ impl Service {
                     return;
                 }
             };
+            // Proof of work before the queue: a block that costs its sender
+            // nothing costs us nothing either.
+            if let Err(e) = lode_core::validation::check_header(&block.header, self.chain.spec()) {
+                self.report(&msg, &source, MessageAcceptance::Reject);
+                self.misbehave(source, penalty::INVALID_BLOCK, &format!("gossip block fails proof of work: {e}"));
+                return;
+            }
             if self.gossip_backlog >= super::service::MAX_GOSSIP_BACKLOG {
                 self.report(&msg, &source, MessageAcceptance::Ignore);
                 return;
@@ -111,8 +118,13 @@ impl Service {
             Origin::Gossip { msg, source } => {
                 self.gossip_backlog = self.gossip_backlog.saturating_sub(1);
                 let acceptance = match outcome {
-                    BlockOutcome::Accepted { .. } => MessageAcceptance::Accept,
-                    BlockOutcome::AlreadyHave | BlockOutcome::Deferred(_) => MessageAcceptance::Ignore,
+                    // Relayed only once it is on our active chain: a side
+                    // branch is stored but not forwarded.
+                    BlockOutcome::Accepted { new_tip: true } => MessageAcceptance::Accept,
+                    BlockOutcome::Accepted { new_tip: false }
+                    | BlockOutcome::AlreadyHave
+                    | BlockOutcome::LowWork
+                    | BlockOutcome::Deferred(_) => MessageAcceptance::Ignore,
                     BlockOutcome::Orphan { missing_parent } => {
                         tracing::debug!(%hash, %missing_parent, peer = %source, "orphan block; fetching its ancestors");
                         self.maybe_request_headers(Some(source));
@@ -137,7 +149,7 @@ impl Service {
                     BlockOutcome::Deferred(reason) => {
                         tracing::debug!(%hash, reason, "downloaded block deferred")
                     }
-                    BlockOutcome::Accepted { .. } | BlockOutcome::AlreadyHave => {}
+                    BlockOutcome::Accepted { .. } | BlockOutcome::AlreadyHave | BlockOutcome::LowWork => {}
                 }
                 self.schedule_downloads();
             }

@@ -110,7 +110,10 @@ async fn connected(a: &Node, b: &Node) -> bool {
 
 fn submit_all(chain: &MockChain, blocks: &[Block]) {
     for b in blocks {
-        assert!(matches!(chain.submit_block(b.clone()), crate::chain_api::BlockOutcome::Accepted { .. }));
+        assert!(matches!(
+            chain.submit_block(b.clone(), crate::chain_api::BlockSource::Requested),
+            crate::chain_api::BlockOutcome::Accepted { .. }
+        ));
     }
 }
 

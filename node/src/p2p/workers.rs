@@ -2,7 +2,7 @@
 //! (chain calls block), and the bounded set of gossip ids already seen.
 
 use super::service::{Internal, Origin};
-use crate::chain_api::NetworkChain;
+use crate::chain_api::{BlockSource, NetworkChain};
 use libp2p::gossipsub::MessageId;
 use libp2p::PeerId;
 use lode_core::block::Block;
@@ -38,7 +38,13 @@ pub(super) async fn block_worker(
                 .into_iter()
                 .map(|j| {
                     let hash = j.block.hash();
-                    (hash, j.origin, chain.submit_block(j.block))
+                    // Blocks we asked for are stored whatever their work;
+                    // gossip must beat our tip to be stored (AcceptBlock).
+                    let source = match j.origin {
+                        Origin::Sync { .. } => BlockSource::Requested,
+                        Origin::Gossip { .. } => BlockSource::Unrequested,
+                    };
+                    (hash, j.origin, chain.submit_block(j.block, source))
                 })
                 .collect::<Vec<_>>()
         })

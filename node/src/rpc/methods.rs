@@ -197,17 +197,37 @@ impl Methods {
                 let bytes = hex::decode(p.str(0, "hex")?).map_err(|e| RpcError::invalid_params(format!("hex: {e}")))?;
                 let block = Block::decode_all(&bytes, spec.max_block_size + 1024)
                     .map_err(|e| RpcError::invalid_params(format!("block does not decode: {e}")))?;
-                let hash = block.hash();
-                match self.node.process_block(block) {
-                    Ok(crate::chain::BlockAccepted::Stored) => Ok(json!(hash)),
-                    Ok(crate::chain::BlockAccepted::AlreadyHave) => {
-                        Err(RpcError::tx_known(format!("block {hash} already known")))
-                    }
-                    Ok(crate::chain::BlockAccepted::Orphan { missing }) => {
+                // As Bitcoin Core (BIP22): null when the block is now part of
+                // the chain we follow, "duplicate" when known, "inconclusive"
+                // when stored on a side branch, an error naming the rule
+                // when invalid.
+                use crate::chain::BlockAccepted;
+                match self.node.process_block(block, crate::chain::BlockSource::Requested) {
+                    Ok(BlockAccepted::Connected | BlockAccepted::Stored) => Ok(Value::Null),
+                    Ok(BlockAccepted::AlreadyHave) => Ok(json!("duplicate")),
+                    Ok(BlockAccepted::SideBranch | BlockAccepted::LowWork) => Ok(json!("inconclusive")),
+                    Ok(BlockAccepted::Orphan { missing }) => {
                         Err(RpcError::not_found(format!("parent unknown; missing {missing}")))
                     }
+                    Err(crate::chain::ChainError::KnownInvalid(h)) => {
+                        Err(RpcError::tx_invalid(format!("duplicate-invalid: block {h} is known to be invalid")))
+                    }
+                    Err(e @ crate::chain::ChainError::Store(_)) => Err(RpcError::internal(e.to_string())),
                     Err(e) => Err(RpcError::tx_invalid(e.to_string())),
                 }
+            }
+            "getchaintips" => {
+                Params::new(params, 0)?;
+                let tips: Vec<Value> = self
+                    .node
+                    .chain()
+                    .chain_tips()
+                    .into_iter()
+                    .map(|t| {
+                        json!({"height": t.height.0, "hash": t.hash, "branchlen": t.branch_len, "status": t.status.name()})
+                    })
+                    .collect();
+                Ok(json!(tips))
             }
             "getmempoolinfo" => {
                 Params::new(params, 0)?;
@@ -303,8 +323,23 @@ impl Methods {
                         return Err(RpcError::internal("nonce space exhausted"));
                     }
                     let hash = block.hash();
-                    self.node.process_block(block).map_err(|e| RpcError::internal(e.to_string()))?;
-                    hashes.push(hash);
+                    // Only a block that became the tip counts: a hash that
+                    // did not connect is an error, not a result.
+                    match self.node.process_block(block, crate::chain::BlockSource::Requested) {
+                        Ok(crate::chain::BlockAccepted::Connected) => hashes.push(hash),
+                        Ok(other) => {
+                            return Err(RpcError::internal(format!(
+                                "mined block {hash} did not become the tip ({other:?}) after {} blocks",
+                                hashes.len()
+                            )))
+                        }
+                        Err(e) => {
+                            return Err(RpcError::internal(format!(
+                                "mined block {hash} was refused after {} blocks: {e}",
+                                hashes.len()
+                            )))
+                        }
+                    }
                 }
                 Ok(json!(hashes))
             }
@@ -411,11 +446,10 @@ impl Methods {
 }
 
 fn load_block(chain: &Chain, hash: &Hash256) -> Result<Block, RpcError> {
-    chain
-        .store()
-        .block(hash)
-        .map_err(|e| RpcError::internal(e.to_string()))?
-        .ok_or_else(|| RpcError::not_found(format!("block {hash} not found")))
+    chain.store().block(hash).map_err(|e| RpcError::internal(e.to_string()))?.ok_or_else(|| match chain.entry(hash) {
+        Some(_) => RpcError::not_found(format!("block {hash}: header known, body not stored")),
+        None => RpcError::not_found(format!("block {hash} not found")),
+    })
 }
 
 fn header_json(chain: &Chain, hash: &Hash256, _prefix: &str) -> Result<Value, RpcError> {
