@@ -320,7 +320,9 @@ fn an_orphan_whose_body_does_not_match_its_header_is_refused_and_the_honest_one_
     let blocks = a.blocks(3, 0);
     let honest = blocks[2].clone();
     let mut junk = honest.clone();
-    junk.transactions.push(junk.transactions[0].clone());
+    // A different coinbase: no merkle mutation, just a body that is not
+    // the one the header commits to.
+    junk.transactions[0] = Transaction::coinbase(Height(3), b"junk".to_vec(), junk.transactions[0].outputs.clone());
     assert_eq!(junk.hash(), honest.hash(), "same header, different body");
     assert!(matches!(chain.accept_block(junk), Err(ChainError::Invalid { .. })));
     assert!(chain.orphans().is_empty(), "junk never enters the pool");
