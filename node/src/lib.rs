@@ -3,6 +3,8 @@
 
 pub mod chain;
 pub mod chain_api;
+pub mod fault;
+pub mod listen;
 pub mod mempool;
 pub mod metrics;
 pub mod miner;

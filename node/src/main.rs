@@ -109,6 +109,7 @@ fn init_logging(format: &str) {
 fn main() {
     let args = Args::parse();
     init_logging(&args.log_format);
+    lode_node::fault::abort_on_panic();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,
         Err(e) => fail(format!("cannot start the async runtime: {e}")),

@@ -111,18 +111,21 @@ pub async fn serve(
     metrics: Arc<crate::node::Node>,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
+    let mut acceptor = crate::listen::Acceptor::new(listener, "metrics");
     loop {
         let (stream, _) = tokio::select! {
-            r = listener.accept() => match r { Ok(x) => x, Err(_) => continue },
+            c = acceptor.next() => c,
             _ = shutdown.changed() => break,
         };
+        let stream = crate::listen::WriteTimeout::new(stream, Duration::from_secs(30));
         let node = metrics.clone();
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
                 let node = node.clone();
                 async move {
+                    // Gauges are kept current by whoever changes the state:
+                    // a scrape reads atomics and never waits on the chain.
                     let mut resp = if req.uri().path() == "/metrics" {
-                        node.refresh_metrics();
                         Response::new(Full::new(Bytes::from(node.metrics.render())))
                     } else {
                         let mut r = Response::new(Full::new(Bytes::from_static(b"see /metrics\n")));
@@ -140,5 +143,36 @@ pub async fn serve(
             builder.timer(TokioTimer::new()).header_read_timeout(Duration::from_secs(10));
             let _ = builder.serve_connection(TokioIo::new(stream), service).await;
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::chain::ChainConfig;
+    use crate::mempool::MempoolPolicy;
+    use crate::node::Node;
+    use lode_core::ChainSpec;
+    use std::io::{Read, Write};
+    use std::time::Duration;
+
+    #[test]
+    fn a_scrape_answers_while_the_chain_and_mempool_are_locked() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let node = Node::open(dir.path(), ChainSpec::regtest(), ChainConfig::default(), MempoolPolicy::default())
+            .expect("open");
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().expect("rt");
+        let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let (_stop, rx) = tokio::sync::watch::channel(false);
+        rt.spawn(super::serve(listener, node.clone(), rx));
+        // As during a long block validation.
+        let _chain = node.chain();
+        let _pool = node.mempool();
+        let mut s = std::net::TcpStream::connect(addr).expect("connect");
+        s.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
+        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: lode\r\nConnection: close\r\n\r\n").expect("send");
+        let mut body = String::new();
+        s.read_to_string(&mut body).expect("a reply while the locks are held");
+        assert!(body.contains("lode_chain_height 0"), "{body}");
     }
 }

@@ -4,6 +4,7 @@
 //! (proof of work first, then bits and time) → body rules → store →
 //! activate the best chain (connect with signatures last).
 
+mod headers;
 mod index;
 mod orphans;
 mod tip_update;
@@ -11,6 +12,7 @@ mod tips;
 mod update;
 mod verify;
 
+pub use headers::{HeaderChainOutcome, NEAR_TIP_BLOCKS};
 pub use index::Entry;
 pub use orphans::OrphanPool;
 pub use tip_update::{TipUpdate, MAX_READMIT_BYTES, MAX_UPDATE_CONNECTED};

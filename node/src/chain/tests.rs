@@ -378,3 +378,51 @@ fn start_up_connects_a_block_stored_but_not_connected_before_a_crash() {
     assert_eq!(chain.state().tip, blocks[5].hash(), "activated at open, not at the next block");
     assert_utxo_matches_replay(&chain);
 }
+
+fn headers_of(blocks: &[Block]) -> Vec<lode_core::BlockHeader> {
+    blocks.iter().map(|b| b.header).collect()
+}
+
+#[test]
+fn a_light_header_chain_far_below_the_tip_is_checked_but_not_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut chain = open(dir.path());
+    let mut light = ChainBuilder::new(ChainSpec::regtest());
+    let mut near = light.clone();
+    let mut main = light.fork(1);
+    import(&mut chain, &main.blocks(400, 0));
+    let before = chain.header_count();
+    // A branch from genesis 100 blocks long: 300 below the tip, far more
+    // than NEAR_TIP_BLOCKS.
+    let far = headers_of(&light.blocks(100, 0));
+    assert_eq!(chain.accept_header_chain(&far).unwrap(), HeaderChainOutcome::LowWork);
+    assert_eq!(chain.header_count(), before, "nothing stored");
+    assert!(chain.entry(&far[0].hash()).is_none());
+    // Still checked: a bad header in a light chain is invalid, not ignored.
+    let mut broken = far.clone();
+    broken[50].bits = lode_core::pow::CompactTarget(0x1d00ffff);
+    assert!(matches!(chain.accept_header_chain(&broken), Err(ChainError::Invalid { .. })));
+    // A branch ending within NEAR_TIP_BLOCKS of the tip is stored.
+    let close = headers_of(&near.blocks(400 - NEAR_TIP_BLOCKS as usize + 10, 0));
+    assert_eq!(chain.accept_header_chain(&close).unwrap(), HeaderChainOutcome::Stored { new: close.len() });
+    assert_eq!(chain.header_count(), before + close.len());
+}
+
+#[test]
+fn headers_below_the_specs_minimum_chain_work_are_not_stored() {
+    let mut spec = ChainSpec::regtest();
+    let mut b = ChainBuilder::new(spec.clone());
+    let headers = headers_of(&b.blocks(60, 0));
+    let per_block = spec.pow_limit.to_target().unwrap().work();
+    let mut min = Work::ZERO;
+    for _ in 0..50 {
+        min = min.saturating_add(&per_block);
+    }
+    spec.minimum_chain_work = min;
+    let dir = tempfile::tempdir().unwrap();
+    let mut chain = Chain::open(dir.path(), spec, Arc::new(SigCache::new(100)), ChainConfig::default()).unwrap();
+    assert_eq!(chain.accept_header_chain(&headers[..40]).unwrap(), HeaderChainOutcome::LowWork);
+    assert_eq!(chain.header_count(), 1, "only genesis");
+    assert_eq!(chain.accept_header_chain(&headers).unwrap(), HeaderChainOutcome::Stored { new: 60 });
+    assert_eq!(chain.best_header().height, Height(60));
+}

@@ -16,6 +16,10 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 
+/// How long a response write may make no progress before the connection
+/// is dropped (a client that never reads).
+const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// Largest request body accepted.
 pub const MAX_BODY: usize = 4 * 1024 * 1024;
 /// A client must send its headers within this time.
@@ -81,17 +85,13 @@ pub async fn serve(
     methods: Arc<Methods>,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
+    let mut acceptor = crate::listen::Acceptor::new(listener, "rpc");
     loop {
         let (stream, peer) = tokio::select! {
-            r = listener.accept() => match r {
-                Ok(x) => x,
-                Err(e) => {
-                    tracing::warn!(%e, "rpc accept failed");
-                    continue;
-                }
-            },
+            c = acceptor.next() => c,
             _ = shutdown.changed() => break,
         };
+        let stream = crate::listen::WriteTimeout::new(stream, WRITE_TIMEOUT);
         let cookie = cookie.clone();
         let methods = methods.clone();
         tokio::spawn(async move {
