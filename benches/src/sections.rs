@@ -161,7 +161,7 @@ pub fn validation(report: &mut Report) {
         );
     }
     // Sanity: the sighash routine is part of what is measured above.
-    black_box(signature_hash(&Hash256::ZERO, &Hash256::ZERO, 0, 0));
+    black_box(signature_hash(&Hash256::ZERO, &Hash256::ZERO, 0, &Hash256::ZERO));
 }
 
 /// Importing a generated chain into RocksDB, and a reorg.
@@ -212,7 +212,7 @@ pub fn import(report: &mut Report) {
     let start = Instant::now();
     let (_, update) = chain.accept_block(side_branch[depth].clone()).expect("reorg");
     let reorg = start.elapsed().as_secs_f64();
-    assert_eq!(update.disconnected.len(), depth);
+    assert_eq!(update.disconnected_count(), depth);
     let side_txs: usize = side_branch.iter().map(|b| b.transactions.len() - 1).sum();
     report.add(
         &format!("reorg of {depth} blocks (disconnect + connect)"),

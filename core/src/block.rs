@@ -11,11 +11,16 @@ use sha2::digest::generic_array::GenericArray;
 /// Encoded header size: version 4, prev 32, merkle 32, time 8, bits 4, nonce 8.
 pub const HEADER_SIZE: usize = 88;
 
+/// The only header version a block may carry. A new version would be a
+/// consensus change with its own activation, so an unknown one is refused
+/// rather than waved through (and the field is no free nonce space).
+pub const BLOCK_VERSION: u32 = 1;
+
 /// A block header. Its 88-byte encoding ends with the nonce, so the first
 /// 64 bytes hash to a SHA-256 midstate a miner computes once per template.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
 pub struct BlockHeader {
-    /// Format version (1).
+    /// Format version ([`BLOCK_VERSION`]).
     pub version: u32,
     /// Hash of the parent block's header.
     pub prev_hash: Hash256,

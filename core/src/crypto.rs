@@ -1,7 +1,8 @@
 //! BIP-340 Schnorr keys and signatures over secp256k1, the signature hash,
 //! and the bounded cache that keeps a signature from being verified twice.
 
-use crate::hash::{sha256d_parts, Hash256};
+use crate::amount::Amount;
+use crate::hash::{sha256d, sha256d_parts, Hash256};
 use k256::schnorr::{SigningKey, VerifyingKey};
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
@@ -9,8 +10,9 @@ use std::collections::{HashSet, VecDeque};
 use std::fmt;
 use std::sync::Mutex;
 
-/// Domain separation for the signature hash.
-const SIGHASH_TAG: &[u8] = b"lode/sighash/v1";
+/// Domain separation for the signature hash. v2 commits to every spent
+/// value; v1 committed only to the input's own.
+const SIGHASH_TAG: &[u8] = b"lode/sighash/v2";
 
 /// A 32-byte x-only public key as carried in a transaction input (not yet
 /// known to be a valid curve point).
@@ -123,9 +125,31 @@ pub fn verify(pubkey: &PublicKey, msg: &Hash256, sig: &Signature) -> bool {
 
 /// The message an input signs: commits to the network (genesis hash), the
 /// whole transaction with every signature blanked, the input's index and the
-/// value of the output it spends.
-pub fn signature_hash(genesis: &Hash256, blank_tx_hash: &Hash256, input_index: u32, spent_value: u64) -> Hash256 {
-    sha256d_parts(&[SIGHASH_TAG, &genesis.0, &blank_tx_hash.0, &input_index.to_le_bytes(), &spent_value.to_le_bytes()])
+/// values of *all* the outputs the transaction spends (see
+/// [`spent_values_hash`]).
+pub fn signature_hash(
+    genesis: &Hash256,
+    blank_tx_hash: &Hash256,
+    input_index: u32,
+    spent_values_hash: &Hash256,
+) -> Hash256 {
+    sha256d_parts(&[SIGHASH_TAG, &genesis.0, &blank_tx_hash.0, &input_index.to_le_bytes(), &spent_values_hash.0])
+}
+
+/// `sha256d(count u32 | value u64 …)` of the spent outputs' values in input
+/// order. Every signature commits to all of them: a signer who is told a
+/// wrong value for any input (the BIP-341 fee attack on offline and hardware
+/// signers) produces signatures that do not verify, instead of paying a fee
+/// it never saw.
+pub fn spent_values_hash(spent_values: &[Amount]) -> Hash256 {
+    let mut bytes = Vec::with_capacity(4 + 8 * spent_values.len());
+    // A count above u32::MAX cannot be encoded in a transaction; saturating
+    // still yields a hash no real signer produced.
+    bytes.extend_from_slice(&u32::try_from(spent_values.len()).unwrap_or(u32::MAX).to_le_bytes());
+    for value in spent_values {
+        bytes.extend_from_slice(&value.units().to_le_bytes());
+    }
+    sha256d(&bytes)
 }
 
 /// One signature check: what is verified and by whom.

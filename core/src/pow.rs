@@ -132,6 +132,27 @@ impl Work {
     }
 }
 
+impl Serialize for Work {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_hex())
+    }
+}
+
+impl<'de> Deserialize<'de> for Work {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        let digits = text.strip_prefix("0x").unwrap_or(&text);
+        if digits.is_empty() || digits.len() > 64 {
+            return Err(serde::de::Error::custom("work must be 1 to 64 hex digits"));
+        }
+        let padded = format!("{digits:0>64}");
+        let bytes = hex::decode(&padded).map_err(|e| serde::de::Error::custom(format!("work is not hex: {e}")))?;
+        let mut be = [0u8; 32];
+        be.copy_from_slice(&bytes);
+        Ok(Work::from_be_bytes(be))
+    }
+}
+
 impl PartialOrd for Work {
     fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
         Some(self.cmp(other))

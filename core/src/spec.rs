@@ -1,9 +1,9 @@
 //! Network definitions loaded from `chain-spec/*.json`.
 
 use crate::amount::{Amount, Height, MAX_MONEY};
-use crate::block::{Block, BlockHeader};
+use crate::block::{Block, BlockHeader, BLOCK_VERSION};
 use crate::hash::Hash256;
-use crate::pow::{CompactError, CompactTarget};
+use crate::pow::{CompactError, CompactTarget, Work};
 use crate::subsidy::total_supply_at;
 use crate::tx::{Transaction, MAX_COINBASE_EXTRA};
 use serde::{Deserialize, Serialize};
@@ -62,7 +62,8 @@ pub struct ChainSpec {
     pub coinbase_maturity: u32,
     /// Largest encoded block in bytes.
     pub max_block_size: usize,
-    /// How far past local time a block's timestamp may be (seconds).
+    /// How far past local time a block's timestamp may be (seconds); with a
+    /// retarget at most spacing × window / 20 (see [`max_future_limit`]).
     pub max_future_block_secs: u64,
     /// Default p2p TCP port.
     pub default_p2p_port: u16,
@@ -70,6 +71,11 @@ pub struct ChainSpec {
     pub default_rpc_port: u16,
     /// Multiaddrs of well-known peers (may be empty).
     pub bootnodes: Vec<String>,
+    /// Cumulative work (hex) below which a header chain is not stored:
+    /// header sync checks such a chain without keeping it (0 on test
+    /// networks that start from nothing).
+    #[serde(default)]
+    pub minimum_chain_work: Work,
 }
 
 /// Why a chain spec was refused.
@@ -108,6 +114,19 @@ pub enum SpecError {
     /// A name that is neither a built-in network nor usable.
     #[error("unknown chain {0:?}: expected regtest, devnet, testnet or a path to a spec file")]
     UnknownChain(String),
+}
+
+/// With a per-block retarget the future-time limit may be at most
+/// `spacing × window / 20`: LWMA reads every solve time, so a miner stamping
+/// its blocks as far ahead as allowed borrows that much time from the window
+/// and, with a limit near the window's length, can ratchet the difficulty up
+/// (LWMA-1's author recommends about `T·N/20`; see docs/protocol.md).
+pub const FUTURE_LIMIT_WINDOW_DIVISOR: u64 = 20;
+
+/// The largest `max_future_block_secs` a retargeting spec with this spacing
+/// and window may use (rounded down).
+pub fn max_future_limit(target_spacing_secs: u64, window: u32) -> u64 {
+    target_spacing_secs.saturating_mul(u64::from(window)) / FUTURE_LIMIT_WINDOW_DIVISOR
 }
 
 const REGTEST_JSON: &str = include_str!("../../chain-spec/regtest.json");
@@ -160,7 +179,7 @@ impl ChainSpec {
         let merkle_root = coinbase.txid();
         Block {
             header: BlockHeader {
-                version: 1,
+                version: BLOCK_VERSION,
                 prev_hash: Hash256::ZERO,
                 merkle_root,
                 time: self.genesis.time,
@@ -193,6 +212,16 @@ impl ChainSpec {
         if let DifficultyAlgorithm::Lwma { window } = self.difficulty {
             if !(2..=1000).contains(&window) {
                 return field("difficulty.window", "must be between 2 and 1000");
+            }
+            let max = max_future_limit(self.target_spacing_secs, window);
+            if self.max_future_block_secs > max {
+                return Err(SpecError::Field {
+                    field: "max_future_block_secs",
+                    why: format!(
+                        "{} s is too far ahead for a per-block retarget: at most spacing x window / {} = {max} s",
+                        self.max_future_block_secs, FUTURE_LIMIT_WINDOW_DIVISOR
+                    ),
+                });
             }
         }
         if self.halving_interval == 0 {
@@ -252,6 +281,29 @@ mod tests {
         v["genesis"]["message"] = serde_json::Value::String(format!("{} (edited)", spec.genesis.message));
         let err = ChainSpec::from_json(&v.to_string()).unwrap_err();
         assert!(matches!(err, SpecError::GenesisHashMismatch { .. } | SpecError::GenesisPow), "{err}");
+    }
+
+    #[test]
+    fn retargeting_specs_keep_the_future_limit_small_next_to_the_window() {
+        assert_eq!(ChainSpec::testnet().max_future_block_secs, 180, "60 s x 60 / 20");
+        assert_eq!(ChainSpec::devnet().max_future_block_secs, 11, "5 s x 45 / 20, rounded down");
+        for (json, old_limit) in [(TESTNET_JSON, 7200), (DEVNET_JSON, 7200), (TESTNET_JSON, 181), (DEVNET_JSON, 12)] {
+            let mut v: serde_json::Value = serde_json::from_str(json).unwrap();
+            v["max_future_block_secs"] = old_limit.into();
+            assert!(
+                matches!(
+                    ChainSpec::from_json(&v.to_string()),
+                    Err(SpecError::Field { field: "max_future_block_secs", .. })
+                ),
+                "{old_limit} accepted"
+            );
+        }
+        // Regtest has no retarget: its limit may stay large, so a burst of
+        // thousands of blocks a second (each one second past the median
+        // time) stays acceptable.
+        let mut v: serde_json::Value = serde_json::from_str(REGTEST_JSON).unwrap();
+        v["max_future_block_secs"] = 7200.into();
+        assert!(ChainSpec::from_json(&v.to_string()).is_ok());
     }
 
     #[test]

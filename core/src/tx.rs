@@ -3,7 +3,7 @@
 use crate::address::Address;
 use crate::amount::{Amount, Height};
 use crate::codec::{put_len, put_u32, put_u64, Decode, DecodeError, Encode, Reader};
-use crate::crypto::{signature_hash, PublicKey, SecretKey, SigCheck, Signature};
+use crate::crypto::{signature_hash, spent_values_hash, PublicKey, SecretKey, SigCheck, Signature};
 use crate::hash::{sha256d, Hash256};
 use serde::{Deserialize, Serialize};
 
@@ -237,18 +237,26 @@ impl Transaction {
         Amount::checked_sum(self.outputs.iter().map(|o| o.value))
     }
 
+    /// The signature hash input `index` signs, given the value of every
+    /// spent output in input order.
+    pub fn signature_hash(&self, genesis: &Hash256, index: u32, spent_values: &[Amount]) -> Hash256 {
+        signature_hash(genesis, &self.blank_hash(), index, &spent_values_hash(spent_values))
+    }
+
     /// The signature checks this transaction needs, given the value of each
     /// spent output (in input order). Coinbase inputs need none.
     pub fn sig_checks(&self, genesis: &Hash256, spent_values: &[Amount]) -> Vec<SigCheck> {
         let blank = self.blank_hash();
+        // Every input's message commits to all the values, so a list of the
+        // wrong length yields checks that fail rather than fewer checks.
+        let values = spent_values_hash(spent_values);
         self.inputs
             .iter()
-            .zip(spent_values)
             .enumerate()
-            .filter_map(|(index, (input, value))| match &input.unlock {
+            .filter_map(|(index, input)| match &input.unlock {
                 Unlock::Signature { pubkey, sig } => Some(SigCheck {
                     pubkey: *pubkey,
-                    msg: signature_hash(genesis, &blank, index as u32, value.units()),
+                    msg: signature_hash(genesis, &blank, index as u32, &values),
                     sig: *sig,
                 }),
                 Unlock::Coinbase { .. } => None,
@@ -256,15 +264,17 @@ impl Transaction {
             .collect()
     }
 
-    /// Signs every input with `keys[i]` given the spent values, in place.
-    /// The wallet and tests build transactions with this.
+    /// Signs every input with `keys[i]` given the spent values (all of
+    /// them, in input order), in place. The wallet and tests build
+    /// transactions with this.
     pub fn sign_inputs(&mut self, genesis: &Hash256, keys: &[&SecretKey], spent_values: &[Amount]) {
         for (input, key) in self.inputs.iter_mut().zip(keys) {
             input.unlock = Unlock::Signature { pubkey: key.public_key(), sig: Signature::default() };
         }
         let blank = self.blank_hash();
-        for (index, ((input, key), value)) in self.inputs.iter_mut().zip(keys).zip(spent_values).enumerate() {
-            let msg = signature_hash(genesis, &blank, index as u32, value.units());
+        let values = spent_values_hash(spent_values);
+        for (index, (input, key)) in self.inputs.iter_mut().zip(keys).enumerate() {
+            let msg = signature_hash(genesis, &blank, index as u32, &values);
             if let Unlock::Signature { sig, .. } = &mut input.unlock {
                 *sig = key.sign(&msg);
             }

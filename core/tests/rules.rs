@@ -1,14 +1,15 @@
 //! One test per consensus rule: each builds a valid block or transaction,
 //! breaks exactly that rule, and expects exactly that error.
 
-use lode_core::block::{merkle_root, Block, BlockHeader};
+use lode_core::block::{merkle_root, Block, BlockHeader, BLOCK_VERSION};
 use lode_core::crypto::{SecretKey, SigCache, Signature};
+use lode_core::difficulty::{next_bits, window_len, HeaderSample};
 use lode_core::pow::CompactTarget;
-use lode_core::subsidy::block_subsidy;
+use lode_core::subsidy::{block_subsidy, total_supply_at};
 use lode_core::tx::{OutPoint, Transaction, TxIn, TxOut, Unlock};
 use lode_core::validation::*;
 use lode_core::{Address, Amount, ChainSpec, Hash256, Height, MAX_MONEY};
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 
 struct Fixture {
     spec: ChainSpec,
@@ -104,8 +105,11 @@ fn finish(spec: &ChainSpec, transactions: Vec<Transaction>) -> Block {
     block
 }
 
+/// Searches nonces until the hash meets the header's own target (only the
+/// proof of work: tests mine headers that break other rules too).
 fn mine(header: &mut BlockHeader, spec: &ChainSpec) {
-    while check_header(header, spec).is_err() {
+    let target = header.bits.to_target().unwrap_or_else(|_| spec.pow_limit.to_target().unwrap());
+    while !target.is_met_by(&header.hash()) {
         header.nonce += 1;
     }
 }
@@ -441,8 +445,8 @@ fn rule_timestamp_above_median_time_past() {
 }
 
 #[test]
-fn rule_timestamp_at_most_two_hours_ahead_is_deferred_not_invalid() {
-    let spec = ChainSpec::regtest();
+fn rule_timestamp_at_most_the_future_limit_ahead_is_deferred_not_invalid() {
+    let spec = ChainSpec::testnet();
     let h = spec.genesis_block().header;
     let now = h.time - spec.max_future_block_secs - 1;
     let ctx = HeaderContext { expected_bits: h.bits, median_time_past: 0, now };
@@ -451,4 +455,210 @@ fn rule_timestamp_at_most_two_hours_ahead_is_deferred_not_invalid() {
     assert!(err.is_temporary());
     let ctx = HeaderContext { now: now + 1, ..ctx };
     assert!(check_header_context(&h, &ctx, &spec).is_ok());
+}
+
+#[test]
+fn rule_header_version_is_one() {
+    let f = Fixture::new();
+    let block = f.block(Amount::from_coins(1), vec![]);
+    assert!(check_header(&block.header, &f.spec).is_ok());
+    for version in [0, 2, u32::MAX] {
+        let mut header = block.header;
+        header.version = version;
+        mine(&mut header, &f.spec);
+        assert_eq!(check_header(&header, &f.spec), Err(BlockError::BadHeaderVersion { expected: 1, found: version }));
+    }
+}
+
+#[test]
+fn connect_block_alone_refuses_an_outpoint_spent_twice_in_a_transaction() {
+    let f = Fixture::new();
+    // 50 + 50 counted from one 50-coin output: inflation if connect trusted
+    // check_block to have run.
+    let tx = f.spend(&[f.coins[0], f.coins[0]], Amount::from_coins(99));
+    let block = f.block(Amount::from_coins(1), vec![tx]);
+    let err = connect_block(&block, f.height, &f.ctx(), &f.utxo, None).unwrap_err();
+    assert!(
+        matches!(err, BlockError::Transaction { index: 1, source: TxError::DuplicateInput(op), .. } if op == f.coins[0]),
+        "{err:?}"
+    );
+    assert!(connect_block_deferred(&block, f.height, &f.ctx(), &f.utxo).is_err());
+}
+
+#[test]
+fn connect_block_alone_refuses_an_outpoint_spent_by_two_transactions() {
+    let f = Fixture::new();
+    let a = f.spend(&[f.coins[0]], Amount::from_coins(49));
+    let b = f.spend(&[f.coins[1], f.coins[0]], Amount::from_coins(98));
+    let block = f.block(Amount::from_coins(1), vec![a, b]);
+    assert_eq!(
+        connect_block(&block, f.height, &f.ctx(), &f.utxo, None).unwrap_err(),
+        BlockError::DuplicateSpendInBlock(f.coins[0])
+    );
+    // An output created and spent inside the block cannot be spent again either.
+    let parent = f.spend(&[f.coins[2]], Amount::from_coins(50));
+    let op = OutPoint { txid: parent.txid(), vout: 0 };
+    let mut with_parent = Fixture { utxo: f.utxo.clone(), ..Fixture::new() };
+    with_parent.key = f.key.clone();
+    with_parent.utxo.insert(op, Coin { output: parent.outputs[0], height: f.height, coinbase: false });
+    let child = with_parent.spend(&[op], Amount::from_coins(49));
+    let again = with_parent.spend(&[op], Amount::from_coins(48));
+    let block = f.block(Amount::from_coins(1), vec![parent, child, again]);
+    assert_eq!(
+        connect_block(&block, f.height, &f.ctx(), &f.utxo, None).unwrap_err(),
+        BlockError::DuplicateSpendInBlock(op)
+    );
+}
+
+#[test]
+fn signature_hash_commits_to_every_spent_value() {
+    let f = Fixture::new();
+    let inputs = &f.coins[..3];
+    let tx = f.spend(inputs, Amount::from_coins(149));
+    let values: Vec<Amount> = inputs.iter().map(|op| f.utxo[op].output.value).collect();
+    let genesis = f.spec.genesis_hash();
+    let msg0 = tx.signature_hash(&genesis, 0, &values);
+    assert!(tx.sig_checks(&genesis, &values).iter().all(|c| c.verify()));
+    for other in 0..values.len() {
+        let mut lied = values.clone();
+        lied[other] = Amount::from_coins(1);
+        assert_ne!(tx.signature_hash(&genesis, 0, &lied), msg0, "input 0's message ignores input {other}'s value");
+        // A signer told the wrong value for any input signs something the
+        // network will not accept, so it cannot be tricked into a fee.
+        assert!(!tx.sig_checks(&genesis, &lied)[0].verify(), "input {other}");
+    }
+    // The list must be complete: a missing value changes every message.
+    assert_ne!(tx.signature_hash(&genesis, 0, &values[..2]), msg0);
+}
+
+/// A coinbase as a block template should build it: subsidy plus fees to
+/// `address`, and no output at all when that is zero.
+fn template_coinbase(height: Height, reward: Amount, address: Address) -> Transaction {
+    let outputs = if reward == Amount::ZERO { Vec::new() } else { vec![TxOut { value: reward, address }] };
+    Transaction::coinbase(height, b"template".to_vec(), outputs)
+}
+
+#[test]
+fn rule_coinbase_may_have_no_outputs_once_there_is_nothing_to_claim() {
+    let mut f = Fixture::new();
+    let empty_era = f.spec.halving_interval * 33;
+    assert_eq!(block_subsidy(&f.spec, Height(empty_era - 1)).units(), 1, "regtest's last paying era");
+    f.height = Height(empty_era);
+    assert_eq!(f.ctx().subsidy, Amount::ZERO);
+    // A coinbase with nothing to claim and no fees: no outputs, valid.
+    let block = finish(&f.spec, vec![template_coinbase(f.height, Amount::ZERO, f.addr())]);
+    assert_eq!(block.transactions[0].outputs.len(), 0);
+    let out = f.connect(&block).unwrap();
+    assert!(out.created.is_empty() && out.spent.is_empty());
+    // The next block builds on it and claims exactly its fees.
+    f.height = Height(empty_era + 1);
+    let tx = fee_paying(&f, f.coins[0]);
+    let mut next = finish(&f.spec, vec![template_coinbase(f.height, Amount::from_coins(1), f.addr()), tx]);
+    next.header.prev_hash = block.hash();
+    mine(&mut next.header, &f.spec);
+    let out = f.connect(&next).unwrap();
+    assert_eq!(out.fees, Amount::from_coins(1));
+    // A zero-value output stays invalid, in a coinbase too: no worthless
+    // coin enters the UTXO set.
+    let zero = Transaction::coinbase(f.height, vec![], vec![TxOut { value: Amount::ZERO, address: f.addr() }]);
+    assert_eq!(check_transaction(&zero, f.spec.max_block_size), Err(TxError::ZeroValueOutput(0)));
+    // With nothing to claim, claiming even one unit overpays.
+    f.height = Height(empty_era);
+    let over = f.block(Amount::from_units(1), vec![]);
+    assert_eq!(
+        f.connect(&over).unwrap_err(),
+        BlockError::CoinbaseOverpays { paid: Amount::from_units(1), allowed: Amount::ZERO }
+    );
+}
+
+/// Mines regtest far past its last halving the way `generatetoaddress` does
+/// (timestamps one past the median when blocks come faster than the clock,
+/// a template coinbase, a fee-paying spend every 97 blocks), checking every
+/// block with the real rules and applying it to a UTXO map.
+#[test]
+fn mining_far_past_the_last_halving_keeps_working() {
+    let spec = ChainSpec::regtest();
+    let key = SecretKey::from_bytes(&[7u8; 32]).unwrap();
+    let addr = Address::from_pubkey(&key.public_key());
+    let genesis = spec.genesis_block();
+    let last_height = spec.halving_interval * 64 + 500;
+    // Every block is mined in the same second of wall-clock time.
+    let now = spec.genesis.time + 1;
+    let mut utxo: HashMap<OutPoint, Coin> = HashMap::new();
+    let mut samples = vec![HeaderSample { time: genesis.header.time, bits: genesis.header.bits }];
+    let mut tip = genesis.hash();
+    // Oldest first, so every coin taken is long mature.
+    let mut spendable: VecDeque<OutPoint> = VecDeque::new();
+    let mut fees_paid = Amount::ZERO;
+    let mut last_paying = Height(0);
+    for h in 1..=last_height {
+        let height = Height(h);
+        let subsidy = block_subsidy(&spec, height);
+        if subsidy > Amount::ZERO {
+            last_paying = height;
+        }
+        let ctx = ConnectContext { genesis: spec.genesis_hash(), coinbase_maturity: spec.coinbase_maturity, subsidy };
+        let mut txs = Vec::new();
+        let mut fees = Amount::ZERO;
+        if h % 97 == 0 {
+            if let Some(op) = spendable.pop_front() {
+                let value = utxo[&op].output.value;
+                // Late coins are worth a unit or two: those pay no fee.
+                let fee = Amount::from_units(if value.units() > 1_000 { 1_000 } else { 0 });
+                let outputs = vec![TxOut { value: value.checked_sub(fee).unwrap(), address: addr }];
+                let mut tx = Transaction {
+                    version: 1,
+                    inputs: vec![TxIn {
+                        prevout: op,
+                        unlock: Unlock::Signature { pubkey: key.public_key(), sig: Signature::default() },
+                    }],
+                    outputs,
+                    lock_time: 0,
+                };
+                tx.sign_inputs(&spec.genesis_hash(), &[&key], &[value]);
+                fees = fee;
+                txs.push(tx);
+            }
+        }
+        let reward = subsidy.checked_add(fees).unwrap();
+        let mut transactions = vec![template_coinbase(height, reward, addr)];
+        transactions.extend(txs);
+        let times: Vec<u64> = samples.iter().rev().take(MEDIAN_TIME_SPAN).map(|s| s.time).collect();
+        let mtp = median_time_past(&times);
+        let bits = next_bits(&spec, &samples[samples.len().saturating_sub(window_len(&spec))..]);
+        let ids: Vec<Hash256> = transactions.iter().map(Transaction::txid).collect();
+        let mut header = BlockHeader {
+            version: BLOCK_VERSION,
+            prev_hash: tip,
+            merkle_root: merkle_root(&ids).0,
+            time: now.max(mtp + 1),
+            bits,
+            nonce: 0,
+        };
+        mine(&mut header, &spec);
+        let block = Block { header, transactions };
+        let hctx = HeaderContext { expected_bits: bits, median_time_past: mtp, now };
+        check_header_context(&block.header, &hctx, &spec).unwrap_or_else(|e| panic!("height {h}: {e}"));
+        check_block(&block, &spec).unwrap_or_else(|e| panic!("height {h}: {e}"));
+        let out = connect_block(&block, height, &ctx, &utxo, None).unwrap_or_else(|e| panic!("height {h}: {e}"));
+        assert_eq!(out.fees, fees);
+        fees_paid = fees_paid.checked_add(fees).unwrap();
+        for (op, _) in &out.spent {
+            utxo.remove(op);
+        }
+        for (op, coin) in out.created {
+            utxo.insert(op, coin);
+            spendable.push_back(op);
+        }
+        samples.push(HeaderSample { time: block.header.time, bits: block.header.bits });
+        tip = block.hash();
+    }
+    assert_eq!(last_paying, Height(spec.halving_interval * 33 - 1), "regtest's subsidy ends at height 4,949");
+    assert!(fees_paid > Amount::ZERO);
+    // Fees only move coins: what exists is exactly what the subsidy created.
+    let total = Amount::checked_sum(utxo.values().map(|c| c.output.value)).unwrap();
+    assert_eq!(total, total_supply_at(&spec, Height(last_height)));
+    assert!(total <= MAX_MONEY);
+    // Thousands of blocks in one second stay inside regtest's future limit.
+    assert!(samples.last().unwrap().time <= now + spec.max_future_block_secs);
 }

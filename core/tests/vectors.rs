@@ -1,50 +1,69 @@
-//! The vectors in docs/protocol.md, recomputed; the document must contain
-//! exactly what the code produces.
+//! The vectors in docs/protocol.md, recomputed: every fenced ```` ```vector
+//! NAME ```` block of the document must equal, whole, the block the code
+//! produces, and the document must hold exactly the code's blocks, so an
+//! edited, missing or extra line (or block) fails.
 
-use lode_core::codec::{Decode, Encode};
-use lode_core::crypto::{signature_hash, verify, SecretKey, Signature};
-use lode_core::tx::{OutPoint, Transaction, TxIn, TxOut, Unlock};
-use lode_core::{Address, Amount, Block, ChainSpec, Hash256};
+mod support;
+
+use support::vectors;
 
 const DOC: &str = include_str!("../../docs/protocol.md");
 
-fn documented(value: &str) {
-    assert!(DOC.contains(value), "docs/protocol.md does not contain {value}");
-}
-
-#[test]
-fn genesis_vectors() {
-    let g = ChainSpec::regtest().genesis_block();
-    documented(&hex::encode(g.header.to_bytes()));
-    documented(&g.hash().to_hex());
-    documented(&hex::encode(g.transactions[0].encode()));
-    documented(&g.transactions[0].txid().to_hex());
-    let bytes = g.encode();
-    assert_eq!(Block::decode_all(&bytes, 1 << 20).unwrap(), g);
-}
-
-#[test]
-fn signed_transaction_vector() {
-    let spec = ChainSpec::regtest();
-    let sk = SecretKey::from_bytes(&[1u8; 32]).unwrap();
-    documented(&hex::encode(sk.public_key().0));
-    documented(&Address::from_pubkey(&sk.public_key()).encode("lrt").unwrap());
-    let mut tx = Transaction {
-        version: 1,
-        inputs: vec![TxIn {
-            prevout: OutPoint { txid: Hash256([0x11; 32]), vout: 0 },
-            unlock: Unlock::Signature { pubkey: sk.public_key(), sig: Signature::default() },
-        }],
-        outputs: vec![TxOut { value: Amount::from_units(4_999_990_000), address: Address([0x22; 20]) }],
-        lock_time: 0,
-    };
-    let msg = signature_hash(&spec.genesis_hash(), &tx.blank_hash(), 0, 5_000_000_000);
-    documented(&msg.to_hex());
-    let sig = sk.sign_with_aux(&msg, &[0u8; 32]);
-    assert!(verify(&sk.public_key(), &msg, &sig));
-    if let Unlock::Signature { sig: s, .. } = &mut tx.inputs[0].unlock {
-        *s = sig;
+/// The `vector` blocks of a Markdown text: (name, lines), in order.
+fn documented_blocks(doc: &str) -> Result<Vec<(String, Vec<String>)>, String> {
+    let mut blocks = Vec::new();
+    let mut lines = doc.lines().enumerate();
+    while let Some((n, line)) = lines.next() {
+        let Some(name) = line.strip_prefix("```vector") else {
+            continue;
+        };
+        let name = name.trim();
+        if name.is_empty() {
+            return Err(format!("line {}: vector block without a name", n + 1));
+        }
+        let mut body = Vec::new();
+        loop {
+            match lines.next() {
+                Some((_, "```")) => break,
+                Some((_, l)) => body.push(l.to_string()),
+                None => return Err(format!("vector block {name:?} is not closed")),
+            }
+        }
+        blocks.push((name.to_string(), body));
     }
-    documented(&hex::encode(tx.encode()));
-    documented(&tx.txid().to_hex());
+    Ok(blocks)
+}
+
+#[test]
+fn documented_vectors_equal_the_computed_ones_whole() {
+    let documented = documented_blocks(DOC).unwrap_or_else(|e| panic!("docs/protocol.md: {e}"));
+    let computed: Vec<(String, Vec<String>)> =
+        vectors::all().into_iter().map(|v| (v.name.to_string(), v.lines)).collect();
+    let names = |b: &[(String, Vec<String>)]| b.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>();
+    assert_eq!(
+        names(&documented),
+        names(&computed),
+        "docs/protocol.md must hold exactly these vector blocks, in order"
+    );
+    for ((name, doc_lines), (_, code_lines)) in documented.iter().zip(&computed) {
+        assert_eq!(
+            doc_lines, code_lines,
+            "vector {name:?} differs from the code; regenerate it with \
+             `cargo run --release -p lode-core --example vectors`"
+        );
+    }
+}
+
+#[test]
+fn the_block_parser_catches_edits() {
+    let good = vectors::all().iter().map(|v| v.to_markdown()).collect::<Vec<_>>().join("\n\ntext\n\n");
+    let parsed = documented_blocks(&good).unwrap();
+    assert_eq!(parsed.len(), vectors::all().len());
+    // One changed character, one dropped line, one unclosed block.
+    let first_value = &vectors::all()[0].lines[0];
+    let edited = good.replacen(first_value, &first_value.replacen('0', "1", 1), 1);
+    assert_ne!(documented_blocks(&edited).unwrap(), parsed);
+    let dropped = good.replacen(&format!("{first_value}\n"), "", 1);
+    assert_ne!(documented_blocks(&dropped).unwrap(), parsed);
+    assert!(documented_blocks("```vector x\nline").is_err());
 }

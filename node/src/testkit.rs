@@ -114,13 +114,17 @@ impl ChainBuilder {
         let reward = block_subsidy(&self.spec, height).checked_add(fees).unwrap_or(Amount::ZERO);
         let mut extra = self.tag.to_le_bytes().to_vec();
         extra.extend_from_slice(b"testkit");
-        let coinbase = Transaction::coinbase(height, extra, vec![TxOut { value: reward, address: self.address }]);
+        let outputs =
+            if reward == Amount::ZERO { Vec::new() } else { vec![TxOut { value: reward, address: self.address }] };
+        let coinbase = Transaction::coinbase(height, extra, outputs);
         let cb_id = coinbase.txid();
         let mut transactions = vec![coinbase];
         transactions.extend(txs);
         let block = self.seal(transactions);
         self.coins.extend(new_coins);
-        self.coins.push_back((OutPoint { txid: cb_id, vout: 0 }, reward, height.0 + self.spec.coinbase_maturity));
+        if reward > Amount::ZERO {
+            self.coins.push_back((OutPoint { txid: cb_id, vout: 0 }, reward, height.0 + self.spec.coinbase_maturity));
+        }
         // Keep the queue ordered by when coins become spendable.
         self.coins.make_contiguous().sort_by_key(|c| c.2);
         block

@@ -11,7 +11,7 @@ use crate::hash::Hash256;
 use crate::tx::{OutPoint, Transaction, TxOut, Unlock};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 /// An unspent output and where it came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -82,7 +82,14 @@ fn check_tx_inputs_with_coins(
     view: &impl UtxoView,
 ) -> Result<(Amount, Vec<SigCheck>, Vec<Coin>), TxError> {
     let mut coins = Vec::with_capacity(tx.inputs.len());
+    // Repeated here, not only in check_transaction: a view answers the same
+    // coin twice, so a caller that skipped the context-free rules would
+    // otherwise count one coin's value twice (CVE-2018-17144).
+    let mut seen = HashSet::with_capacity(tx.inputs.len());
     for (index, input) in tx.inputs.iter().enumerate() {
+        if !seen.insert(input.prevout) {
+            return Err(TxError::DuplicateInput(input.prevout));
+        }
         let coin = view.coin(&input.prevout).ok_or(TxError::MissingOrSpentInput { index, outpoint: input.prevout })?;
         if coin.coinbase {
             let confirmations = height.0.saturating_sub(coin.height.0);
@@ -128,10 +135,15 @@ pub fn verify_sig_checks(checks: &[SigCheck], cache: Option<&SigCache>) -> Resul
 struct BlockView<'a, V: UtxoView> {
     base: &'a V,
     created: HashMap<OutPoint, Coin>,
+    /// Every outpoint an earlier transaction of the block spent.
+    spent: HashSet<OutPoint>,
 }
 
 impl<V: UtxoView> UtxoView for BlockView<'_, V> {
     fn coin(&self, outpoint: &OutPoint) -> Option<Coin> {
+        if self.spent.contains(outpoint) {
+            return None;
+        }
         self.created.get(outpoint).copied().or_else(|| self.base.coin(outpoint))
     }
 }
@@ -161,9 +173,11 @@ impl PendingConnect {
     }
 }
 
-/// Validates `block` (already through [`super::check_block`]) at `height`
-/// against `view` and returns the UTXO changes. Nothing is written: the
-/// caller applies the outcome atomically.
+/// Validates `block` (normally already through [`super::check_block`]) at
+/// `height` against `view` and returns the UTXO changes. Nothing is written:
+/// the caller applies the outcome atomically. The spend rules that guard the
+/// money supply (no outpoint spent twice, in a transaction or the block) are
+/// enforced here too, so skipping `check_block` cannot inflate the supply.
 pub fn connect_block(
     block: &Block,
     height: Height,
@@ -195,7 +209,7 @@ pub fn connect_block_deferred(
         _ => return Err(BlockError::FirstNotCoinbase),
     }
 
-    let mut layered = BlockView { base: view, created: HashMap::new() };
+    let mut layered = BlockView { base: view, created: HashMap::new(), spent: HashSet::new() };
     let mut outcome = ConnectOutcome::default();
     let mut checks: Vec<SigCheck> = Vec::new();
     let mut owners: Vec<(usize, usize, Hash256)> = Vec::new();
@@ -204,12 +218,18 @@ pub fn connect_block_deferred(
     for (index, tx) in block.transactions.iter().enumerate() {
         let txid = tx.txid();
         if index > 0 {
+            // Named as the block-level rule (not as a missing input) so the
+            // verdict matches check_block's.
+            if let Some(input) = tx.inputs.iter().find(|i| layered.spent.contains(&i.prevout)) {
+                return Err(BlockError::DuplicateSpendInBlock(input.prevout));
+            }
             let (fee, tx_checks, coins) = check_tx_inputs_with_coins(tx, height, ctx, &layered)
                 .map_err(|source| BlockError::Transaction { index, txid, source })?;
             fees = fees.checked_add(fee).filter(|f| f.is_valid()).ok_or(BlockError::FeeOverflow)?;
             // check_tx_inputs accepted only signature inputs, one check each.
             owners.extend((0..tx_checks.len()).map(|input| (index, input, txid)));
             for (input, coin) in tx.inputs.iter().zip(coins) {
+                layered.spent.insert(input.prevout);
                 // Coins created earlier in this block are not undo data.
                 if layered.created.remove(&input.prevout).is_none() {
                     outcome.spent.push((input.prevout, coin));

@@ -11,7 +11,7 @@ pub enum TxError {
     /// No inputs.
     #[error("transaction has no inputs")]
     NoInputs,
-    /// No outputs.
+    /// No outputs (only a coinbase may have none).
     #[error("transaction has no outputs")]
     NoOutputs,
     /// Unknown format version.
@@ -108,6 +108,14 @@ pub enum BlockError {
     /// The hash does not meet the header's own target.
     #[error("block hash {0} does not meet its target")]
     HighHash(Hash256),
+    /// The header version is not the one consensus allows.
+    #[error("header version {found} but only version {expected} is valid")]
+    BadHeaderVersion {
+        /// The valid version.
+        expected: u32,
+        /// Version in the header.
+        found: u32,
+    },
     /// The bits differ from what the difficulty algorithm demands.
     #[error("header bits {found} but the expected difficulty is {expected}")]
     BadDifficultyBits {

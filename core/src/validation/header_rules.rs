@@ -1,15 +1,16 @@
 //! Header rules: proof of work alone, then against the chain it extends.
 
 use super::BlockError;
-use crate::block::BlockHeader;
+use crate::block::{BlockHeader, BLOCK_VERSION};
 use crate::pow::CompactTarget;
 use crate::spec::ChainSpec;
 
 /// Number of ancestors whose median bounds a new timestamp from below.
 pub const MEDIAN_TIME_SPAN: usize = 11;
 
-/// Proof of work, checkable with nothing but the spec: the bits decode, are
-/// within the limit, and the hash meets them. The cheapest rule, run first.
+/// What is checkable with nothing but the spec: the bits decode, are within
+/// the limit, the hash meets them, and the version is [`BLOCK_VERSION`]. The
+/// cheapest rules, run first.
 pub fn check_header(header: &BlockHeader, spec: &ChainSpec) -> Result<(), BlockError> {
     let target = header.bits.to_target()?;
     let limit = spec.pow_limit.to_target()?;
@@ -19,6 +20,11 @@ pub fn check_header(header: &BlockHeader, spec: &ChainSpec) -> Result<(), BlockE
     let hash = header.hash();
     if !target.is_met_by(&hash) {
         return Err(BlockError::HighHash(hash));
+    }
+    // After the proof of work, so a verdict naming a specific hash as
+    // invalid costs its sender real work.
+    if header.version != BLOCK_VERSION {
+        return Err(BlockError::BadHeaderVersion { expected: BLOCK_VERSION, found: header.version });
     }
     Ok(())
 }

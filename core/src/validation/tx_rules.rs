@@ -17,7 +17,11 @@ pub fn check_transaction(tx: &Transaction, max_size: usize) -> Result<(), TxErro
     if tx.inputs.is_empty() {
         return Err(TxError::NoInputs);
     }
-    if tx.outputs.is_empty() {
+    // A coinbase may pay out less than it may claim, down to nothing: with no
+    // outputs it is how a block is built once the subsidy has run out and
+    // there are no fees (zero-value outputs stay forbidden, so no worthless
+    // coin ever enters the UTXO set). Any other transaction must pay someone.
+    if tx.outputs.is_empty() && !tx.is_coinbase() {
         return Err(TxError::NoOutputs);
     }
     let size = tx.encoded_size();

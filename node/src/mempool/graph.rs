@@ -182,6 +182,9 @@ impl Mempool {
             self.spends.insert(input.prevout, txid);
         }
         self.bytes += entry.size;
+        for a in entry.addresses() {
+            self.by_address.entry(a).or_default().insert(txid);
+        }
         let package =
             ancestors.iter().filter_map(|a| self.slots.get(a)).fold(own, |acc, a| acc.plus(a.entry.fee_rate()));
         let slot = Slot::new(entry, package, ancestors.len() + 1);
@@ -209,6 +212,14 @@ impl Mempool {
             }
         }
         self.bytes -= slot.entry.size;
+        for a in slot.entry.addresses() {
+            if let Some(set) = self.by_address.get_mut(&a) {
+                set.remove(txid);
+                if set.is_empty() {
+                    self.by_address.remove(&a);
+                }
+            }
+        }
         let own = slot.entry.fee_rate();
         for a in self.ancestors(&slot.entry.tx) {
             if let Some(s) = self.slots.get_mut(&a) {

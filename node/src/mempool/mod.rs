@@ -145,6 +145,19 @@ pub struct Entry {
     pub size: usize,
     /// Arrival time (Unix seconds).
     pub time: u64,
+    /// The outputs its inputs spend, in input order (known at admission,
+    /// so address queries never look them up in blocks).
+    pub spent: Vec<TxOut>,
+}
+
+impl Entry {
+    /// Every address it pays or spends from, each once.
+    pub fn addresses(&self) -> Vec<Address> {
+        let mut out: Vec<Address> = self.tx.outputs.iter().chain(&self.spent).map(|o| o.address).collect();
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
 }
 
 impl Entry {
@@ -180,6 +193,9 @@ pub struct Mempool {
     spends: HashMap<OutPoint, Hash256>,
     /// Eviction order: (score, txid), cheapest first.
     by_score: BTreeSet<(FeeRate, Hash256)>,
+    /// Transactions paying or spending from each address: address queries
+    /// cost what they return, not a scan of the pool.
+    by_address: HashMap<Address, BTreeSet<Hash256>>,
     bytes: usize,
 }
 
@@ -206,7 +222,14 @@ impl<V: UtxoView> UtxoView for PoolView<'_, V> {
 impl Mempool {
     /// An empty pool.
     pub fn new(policy: MempoolPolicy) -> Mempool {
-        Mempool { policy, slots: HashMap::new(), spends: HashMap::new(), by_score: BTreeSet::new(), bytes: 0 }
+        Mempool {
+            policy,
+            slots: HashMap::new(),
+            spends: HashMap::new(),
+            by_score: BTreeSet::new(),
+            by_address: HashMap::new(),
+            bytes: 0,
+        }
     }
 
     /// The policy.
@@ -290,6 +313,16 @@ impl Mempool {
         out
     }
 
+    /// Held transactions that pay or spend from `address`.
+    pub fn touching(&self, address: &Address) -> Vec<&Entry> {
+        self.by_address
+            .get(address)
+            .into_iter()
+            .flatten()
+            .filter_map(|t| self.slots.get(t).map(|s| &s.entry))
+            .collect()
+    }
+
     /// Fee and size of a held transaction with all its in-pool descendants.
     pub fn descendant_package(&self, txid: &Hash256) -> Option<FeeRate> {
         self.slots.get(txid).map(|s| s.descendants)
@@ -363,7 +396,9 @@ impl Mempool {
         for v in victims {
             evicted.extend(self.remove_tree(&v));
         }
-        self.link(Entry { txid, tx, fee, size, time: now }, &ancestors);
+        // Every input passed check_tx_inputs against this view just now.
+        let spent = tx.inputs.iter().filter_map(|i| pool_view_coin(self, view, next_height, &i.prevout)).collect();
+        self.link(Entry { txid, tx, fee, size, time: now, spent }, &ancestors);
         Ok(AcceptedTx { txid, fee, size, evicted })
     }
 
@@ -462,6 +497,11 @@ impl Mempool {
             .collect();
         old.iter().map(|t| self.remove_tree(t).len()).sum()
     }
+}
+
+/// The output `op` names, in the pool or under it.
+fn pool_view_coin(pool: &Mempool, view: &impl UtxoView, height: Height, op: &OutPoint) -> Option<TxOut> {
+    PoolView { base: view, pool, height }.coin(op).map(|c| c.output)
 }
 
 /// Whether every input of `tx` exists in `view` and, if a coinbase output,

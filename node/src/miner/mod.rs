@@ -67,7 +67,10 @@ pub fn build_block_template(
     // Fees of valid transactions cannot overflow; if they did, claiming the
     // subsidy alone keeps the block valid.
     let reward = subsidy.checked_add(fees).filter(|r| r.is_valid()).unwrap_or(subsidy);
-    let coinbase = Transaction::coinbase(height, extra, vec![TxOut { value: reward, address }]);
+    // Past the last halving a block without fees claims nothing: its
+    // coinbase has no outputs (a zero-value output is never valid).
+    let outputs = if reward == Amount::ZERO { Vec::new() } else { vec![TxOut { value: reward, address }] };
+    let coinbase = Transaction::coinbase(height, extra, outputs);
     let mut transactions = Vec::with_capacity(txs.len() + 1);
     transactions.push(coinbase);
     transactions.extend(txs);

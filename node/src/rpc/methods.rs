@@ -12,6 +12,7 @@ use lode_core::tx::{OutPoint, TxOut};
 use lode_core::{Address, Block, Hash256, Height, Transaction};
 use serde_json::{json, Value};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 /// Most blocks one `generatetoaddress` call may mine.
@@ -266,17 +267,10 @@ impl Methods {
                     .into_iter()
                     .map(|(h, txid)| json!({"txid": txid, "height": h.0}))
                     .collect();
-                // Copy out: looking up prevouts takes the mempool lock again.
-                let pool: Vec<Transaction> = self.node.mempool().transactions().cloned().collect();
-                for tx in &pool {
-                    let pays = tx.outputs.iter().any(|o| o.address == address);
-                    let spends = tx
-                        .inputs
-                        .iter()
-                        .any(|i| self.prevout_output(&chain, &i.prevout).is_some_and(|o| o.address == address));
-                    if pays || spends {
-                        out.push(json!({"txid": tx.txid(), "height": null}));
-                    }
+                drop(chain);
+                // The mempool's address index: what it returns, no scan.
+                for e in self.node.mempool().touching(&address) {
+                    out.push(json!({"txid": e.txid, "height": null}));
                 }
                 Ok(json!(out))
             }
@@ -360,17 +354,16 @@ impl Methods {
                 confirmed += c.output.value.units();
             }
         }
+        drop(chain);
         let mut unconfirmed: i128 = 0;
-        // Copy out: looking up prevouts takes the mempool lock again.
-        let pool: Vec<Transaction> = self.node.mempool().transactions().cloned().collect();
-        for tx in &pool {
-            for o in tx.outputs.iter().filter(|o| o.address == *address) {
+        // The mempool's address index, and the spent outputs each entry
+        // recorded at admission: no block is read.
+        for e in self.node.mempool().touching(address) {
+            for o in e.tx.outputs.iter().filter(|o| o.address == *address) {
                 unconfirmed += i128::from(o.value.units());
             }
-            for i in &tx.inputs {
-                if let Some(o) = self.prevout_output(&chain, &i.prevout).filter(|o| o.address == *address) {
-                    unconfirmed -= i128::from(o.value.units());
-                }
+            for o in e.spent.iter().filter(|o| o.address == *address) {
+                unconfirmed -= i128::from(o.value.units());
             }
         }
         Ok(json!({"confirmed": confirmed, "unconfirmed": unconfirmed as i64, "immature": immature}))
@@ -394,19 +387,51 @@ impl Methods {
         tx.outputs.get(op.vout as usize).copied()
     }
 
+    /// The outputs `tx`'s inputs spend, in input order: from the mempool
+    /// entry, or from its block's undo data (one read for the whole
+    /// transaction), falling back to the transaction index only for outputs
+    /// created in the same block or when the block is not connected.
+    fn spent_outputs(&self, chain: &Chain, tx: &Transaction, block: Option<&Hash256>) -> Vec<Option<TxOut>> {
+        if tx.is_coinbase() {
+            return vec![None; tx.inputs.len()];
+        }
+        let known: HashMap<OutPoint, TxOut> = match block {
+            None => {
+                let pool = self.node.mempool();
+                let spent = pool.entry(&tx.txid()).map(|e| e.spent.clone()).unwrap_or_default();
+                tx.inputs.iter().map(|i| i.prevout).zip(spent).collect()
+            }
+            Some(b) => chain
+                .store()
+                .undo(b)
+                .ok()
+                .flatten()
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(op, c)| (op, c.output))
+                .collect(),
+        };
+        tx.inputs
+            .iter()
+            .map(|i| known.get(&i.prevout).copied().or_else(|| self.prevout_output(chain, &i.prevout)))
+            .collect()
+    }
+
     fn tx_json(&self, chain: &Chain, tx: &Transaction, block: Option<&Hash256>) -> Value {
         let prefix = &self.node.spec().address_prefix;
         let enc = |a: &Address| a.encode(prefix).unwrap_or_default();
         let coinbase = tx.is_coinbase();
         let mut in_total: u64 = 0;
+        let spent = self.spent_outputs(chain, tx, block);
         let inputs: Vec<Value> = tx
             .inputs
             .iter()
-            .map(|i| {
+            .zip(spent)
+            .map(|(i, spent)| {
                 if coinbase {
                     return json!({"coinbase": true});
                 }
-                match self.prevout_output(chain, &i.prevout) {
+                match spent {
                     Some(o) => {
                         in_total += o.value.units();
                         json!({"txid": i.prevout.txid, "vout": i.prevout.vout, "address": enc(&o.address), "amount": o.value.units()})
