@@ -439,3 +439,28 @@ fn bookkeeping_stays_exact_under_random_operations() {
     assert!(pool.len() > 3, "the run exercised a populated pool");
     assert!(evictions > 0 && refusals.len() >= 2, "evictions {evictions}, refusals {refusals:?}");
 }
+
+#[test]
+fn the_address_index_answers_from_what_entries_recorded_at_admission() {
+    let fx = Fx::new();
+    let mut pool = Mempool::new(MempoolPolicy::default());
+    let other = Address([42; 20]);
+    let mut pay = fx.spend(fx.coins[0], coin10(), 1000);
+    pay.outputs[0].address = other;
+    pay.sign_inputs(&fx.spec.genesis_hash(), &[&fx.key], &[coin10()]);
+    fx.accept(&mut pool, pay.clone()).unwrap();
+    let keep = fx.spend(fx.coins[1], coin10(), 1000);
+    fx.accept(&mut pool, keep.clone()).unwrap();
+
+    let entry = pool.entry(&pay.txid()).unwrap();
+    assert_eq!(entry.spent, vec![fx.utxo[&fx.coins[0]].output], "the spent output, kept for queries");
+    let ids = |a: &Address| -> HashSet<Hash256> { pool.touching(a).iter().map(|e| e.txid).collect() };
+    assert_eq!(ids(&other), HashSet::from([pay.txid()]), "the payee");
+    assert_eq!(ids(&fx.addr()), HashSet::from([pay.txid(), keep.txid()]), "the payer, through spent outputs");
+    assert!(ids(&Address([7; 20])).is_empty());
+    // Mined transactions leave the index with the pool.
+    pool.remove_for_block(&fx.block(vec![pay.clone()]));
+    pool.assert_consistent();
+    assert!(pool.touching(&other).is_empty());
+    assert_eq!(pool.touching(&fx.addr()).len(), 1);
+}
