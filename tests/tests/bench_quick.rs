@@ -1,5 +1,6 @@
 //! Runs `lode-bench --quick` once so the benchmark cannot rot: it must
-//! finish, and every figure must come with a positive reference.
+//! finish, and every figure must come with a positive, named reference and a
+//! finite ratio in a sane range.
 
 use lode_tests::bin;
 
@@ -18,7 +19,16 @@ fn lode_bench_quick_runs_and_reports_every_figure() {
         assert!(names.iter().any(|n| n.contains(expected)), "no {expected} figure in {names:?}");
     }
     for f in figures {
-        assert!(f["value"].as_f64().unwrap() > 0.0, "{f}");
+        let value = f["value"].as_f64().expect("value");
+        let reference = f["reference"].as_f64().expect("reference");
+        let ratio = f["ratio"].as_f64().expect("ratio");
+        assert!(value.is_finite() && value > 0.0, "value: {f}");
+        assert!(reference.is_finite() && reference > 0.0, "every figure has a measured reference: {f}");
+        assert!(!f["reference_name"].as_str().unwrap_or("").is_empty(), "the reference is named: {f}");
+        // value / reference, and within what any machine gives: a ratio of
+        // 0 or 10^4 means a unit mix-up or a reference that measured nothing.
+        assert!((ratio - value / reference).abs() <= 1e-9 * ratio.abs().max(1.0), "ratio: {f}");
+        assert!(ratio.is_finite() && (1e-3..1e3).contains(&ratio), "ratio out of any sane range: {f}");
     }
     println!("{}", String::from_utf8_lossy(&out.stdout));
 }

@@ -42,10 +42,44 @@ fn mine(n: &TestNode, blocks: u64) {
     n.rpc("generatetoaddress", json!([blocks, addr]));
 }
 
+fn connections(n: &TestNode) -> u64 {
+    n.rpc("getnetworkinfo", json!([]))["connections"].as_u64().expect("connections")
+}
+
+/// Stops every node that runs and checks each exits cleanly.
+fn stop_all(nodes: &mut [TestNode]) {
+    for n in nodes.iter_mut() {
+        if n.is_running() {
+            let status = n.stop();
+            assert!(status.success(), "{status}");
+        }
+    }
+}
+
+/// The block of `node`'s active chain that holds `txid`, checked from
+/// both ends: the transaction index names a block with a confirmation,
+/// that block lists the transaction and is the active chain's block at
+/// its height. `None` when the node has no confirmation of it.
+fn mined_in(node: &TestNode, txid: &str) -> Option<String> {
+    let tx = node.call("getrawtransaction", json!([txid, true])).ok()?;
+    if tx["confirmations"].as_u64().unwrap_or(0) < 1 {
+        return None;
+    }
+    let hash = tx["block_hash"].as_str().expect("block_hash of a confirmed transaction").to_string();
+    let block = node.rpc("getblock", json!([hash, true]));
+    assert_eq!(block["in_best_chain"], true, "{txid} confirmed in {hash}, off the active chain");
+    assert!(
+        block["tx"].as_array().expect("tx").iter().any(|t| t["txid"] == json!(txid)),
+        "block {hash} does not list {txid}"
+    );
+    assert_eq!(node.rpc("getblockhash", json!([block["height"]])), json!(hash));
+    Some(hash)
+}
+
 #[test]
 fn five_nodes_two_miners_converge_on_tip_and_commitment() {
     let started = Instant::now();
-    let nodes = start_net(5);
+    let mut nodes = start_net(5);
     for round in 0..5 {
         mine(&nodes[1], 2);
         mine(&nodes[3], 1 + round % 2);
@@ -65,6 +99,7 @@ fn five_nodes_two_miners_converge_on_tip_and_commitment() {
         assert_eq!(commitment(n), c, "same tip {tip}, same UTXO commitment");
     }
     assert!(nodes[0].height() >= 10);
+    stop_all(&mut nodes);
     eprintln!("propagation: {:.1}s", started.elapsed().as_secs_f64());
 }
 
@@ -96,6 +131,7 @@ fn killing_the_bootnode_and_a_miner_does_not_stop_the_network() {
     }
     let all: Vec<&TestNode> = nodes.iter().collect();
     wait_for("restarted nodes catch up", CONVERGE, || (converged(&all)? == tip).then_some(()));
+    stop_all(&mut nodes);
     eprintln!("no single point of failure: {:.1}s", started.elapsed().as_secs_f64());
 }
 
@@ -108,6 +144,19 @@ fn split(nodes: &[TestNode], left: &[usize], right: &[usize]) {
             nodes[b].rpc("banpeer", json!([id, 3600]));
         }
     }
+}
+
+/// Waits until no node of `left` has a connection to a node of `right`.
+fn wait_split(nodes: &[TestNode], left: &[usize], right: &[usize]) {
+    let right_ids: Vec<String> = right.iter().map(|&b| nodes[b].peer_id()).collect();
+    wait_for("the split", CONVERGE, || {
+        left.iter()
+            .all(|&a| {
+                let peers = nodes[a].rpc("getpeerinfo", json!([]));
+                peers.as_array().expect("peers").iter().all(|p| !right_ids.iter().any(|id| p["peer_id"] == json!(id)))
+            })
+            .then_some(())
+    });
 }
 
 fn heal(nodes: &[TestNode], left: &[usize], right: &[usize]) {
@@ -125,7 +174,7 @@ fn heal(nodes: &[TestNode], left: &[usize], right: &[usize]) {
 #[test]
 fn partition_and_heal_ends_on_the_heavier_side_without_losing_coins() {
     let started = Instant::now();
-    let nodes = start_net(5);
+    let mut nodes = start_net(5);
     let alice = TestKey::new();
     nodes[0].rpc("generatetoaddress", json!([2, alice.text]));
     mine(&nodes[0], u64::from(ChainSpec::regtest().coinbase_maturity));
@@ -133,16 +182,7 @@ fn partition_and_heal_ends_on_the_heavier_side_without_losing_coins() {
     wait_converged("before the split", &all);
     let (left, right) = ([0usize, 1], [2usize, 3, 4]);
     split(&nodes, &left, &right);
-    wait_for("the split", CONVERGE, || {
-        left.iter()
-            .all(|&a| {
-                let peers = nodes[a].rpc("getpeerinfo", json!([]));
-                let ids: Vec<String> =
-                    peers.as_array().unwrap().iter().map(|p| p["peer_id"].as_str().unwrap_or("").to_string()).collect();
-                right.iter().all(|&b| !ids.contains(&nodes[b].peer_id()))
-            })
-            .then_some(())
-    });
+    wait_split(&nodes, &left, &right);
     // A payment confirmed only on the lighter side.
     let bob = TestKey::new();
     let (paid, hex) = alice.pay(&alice.coins(&nodes[0])[0], &bob.address, 100_000_000, 10_000);
@@ -154,8 +194,16 @@ fn partition_and_heal_ends_on_the_heavier_side_without_losing_coins() {
     wait_converged("left side", &l);
     let heavy = wait_converged("right side", &r);
     assert_ne!(nodes[0].tip(), heavy, "the sides diverged");
+    // Before the heal the payment is mined on the lighter side's chain, on
+    // both of its nodes, and unknown to the heavier side.
+    let lost_block = mined_in(&nodes[0], &paid).expect("the payment is mined on the left");
+    assert_eq!(mined_in(&nodes[1], &paid), Some(lost_block.clone()), "same block on both left nodes");
+    for &i in &right {
+        assert_eq!(mined_in(&nodes[i], &paid), None, "node {i} (right) has the left's payment");
+    }
     heal(&nodes, &left, &right);
     wait_for("all on the heavier side", CONVERGE, || (converged(&all)? == heavy).then_some(()));
+    assert_eq!(nodes[0].rpc("getblockheader", json!([lost_block]))["in_best_chain"], false, "its block lost");
     // The lighter side's payment is back in the mempool, then mined.
     let in_pool = nodes[0].rpc("getrawmempool", json!([]));
     assert!(in_pool.as_array().unwrap().contains(&json!(paid)), "payment re-admitted: {in_pool}");
@@ -182,25 +230,84 @@ fn partition_and_heal_ends_on_the_heavier_side_without_losing_coins() {
             "no coins created or lost"
         );
     }
+    stop_all(&mut nodes);
     eprintln!("partition and heal: {:.1}s", started.elapsed().as_secs_f64());
 }
+
+/// Blocks node 0 mines ahead of node 1 in each crash round (kept small:
+/// regtest's subsidy runs out after about 4,900 blocks).
+const CRASH_BATCH: u64 = 900;
 
 #[test]
 fn crashed_node_restarts_consistent_and_catches_up() {
     let started = Instant::now();
+    let spec = ChainSpec::regtest();
     let mut nodes = start_net(2);
-    for i in 0..6 {
-        mine(&nodes[0], 20);
-        // SIGKILL while it is syncing what was just mined.
-        std::thread::sleep(Duration::from_millis(50 * (i % 3)));
-        nodes[1].kill();
-        nodes[1].start_again();
-        assert_eq!(nodes[1].rpc("verifychain", json!([]))["ok"], true, "consistent after kill {i}");
+    let id1 = nodes[1].peer_id();
+    // Each round: node 1 is cut off (banned by node 0) while node 0 mines
+    // ahead, reconnected, and SIGKILLed partway through its sync (the
+    // first block, a third, two thirds of the way); it restarts still cut
+    // off, so what it has is what survived the kill.
+    let mut mid_sync_kills = Vec::new();
+    for (round, fraction) in [0.0, 0.33, 0.66, 0.5].into_iter().enumerate() {
+        if mid_sync_kills.len() == 3 {
+            break;
+        }
+        nodes[0].rpc("banpeer", json!([id1, 3600]));
+        wait_for("node 1 cut off", CONVERGE, || (connections(&nodes[1]) == 0).then_some(()));
+        let start = nodes[1].height();
+        mine(&nodes[0], CRASH_BATCH);
+        let target = nodes[0].height();
+        assert!(target > start + 2, "round {round}: node 0 at {target}, node 1 at {start}");
+        nodes[0].rpc("unbanpeer", json!([id1]));
         nodes[1].rpc("addpeer", json!([nodes[0].p2p_addr()]));
+        let threshold = start + 1 + ((target - start - 2) as f64 * fraction) as u64;
+        // No sleep between polls: a sync of this size takes a fraction of a second.
+        let deadline = Instant::now() + CONVERGE;
+        let seen = loop {
+            let h = nodes[1].height();
+            if h >= threshold {
+                break h;
+            }
+            assert!(Instant::now() < deadline, "round {round}: node 1 stuck at {h} of {target}");
+        };
+        if seen < target {
+            nodes[1].kill();
+        }
+        nodes[0].rpc("banpeer", json!([id1, 3600]));
+        if seen >= target {
+            eprintln!("round {round}: node 1 finished syncing before the kill; no crash this round");
+            continue;
+        }
+        nodes[1].start_again();
+        let after = nodes[1].height();
+        assert_eq!(nodes[1].rpc("verifychain", json!([]))["ok"], true, "consistent after kill {round}");
+        assert!(after >= seen, "round {round}: blocks connected before the kill were lost ({seen} then {after})");
+        let info = nodes[1].rpc("gettxoutsetinfo", json!([]));
+        assert_eq!(info["height"], after, "round {round}: the UTXO set is at the chain's height");
+        assert_eq!(info["total_amount"], total_supply_at(&spec, Height(after as u32)).units(), "round {round}");
+        if after < target {
+            // start < seen <= height at the kill <= after < target.
+            mid_sync_kills.push((start, seen, after, target));
+        } else {
+            eprintln!("round {round}: the sync finished between the last poll and the kill");
+        }
     }
+    eprintln!("kills (start, seen, after restart, target): {mid_sync_kills:?}");
+    assert!(mid_sync_kills.len() >= 3, "three SIGKILLs landed mid-sync: {mid_sync_kills:?}");
+    // Reconnected, node 1 catches up and agrees on the UTXO set with node 0
+    // and with a node that joins now and never crashed.
+    nodes[0].rpc("unbanpeer", json!([id1]));
+    nodes[1].rpc("addpeer", json!([nodes[0].p2p_addr()]));
+    nodes.push(TestNode::start(NodeOptions { bootnodes: vec![nodes[0].p2p_addr()], ..Default::default() }));
     let all: Vec<&TestNode> = nodes.iter().collect();
-    wait_converged("restarted node catches up", &all);
-    assert_eq!(commitment(&nodes[0]), commitment(&nodes[1]));
+    let tip = wait_converged("restarted node catches up", &all);
+    let reference = nodes[2].rpc("gettxoutsetinfo", json!([]));
+    assert_eq!(reference["best_hash"], json!(tip));
+    for n in &nodes[..2] {
+        assert_eq!(n.rpc("gettxoutsetinfo", json!([])), reference, "same tip, same UTXO set and commitment");
+    }
+    stop_all(&mut nodes);
     eprintln!("crash and restart: {:.1}s", started.elapsed().as_secs_f64());
 }
 
@@ -216,6 +323,8 @@ fn late_joiner_syncs_thousands_of_blocks_from_one_peer() {
     let sync_start = Instant::now();
     wait_for("late joiner syncs 2000 blocks", Duration::from_secs(300), || (c.tip() == tip).then_some(()));
     assert_eq!(commitment(&a), commitment(&c));
+    let mut nodes = [a, b, c];
+    stop_all(&mut nodes);
     eprintln!(
         "late joiner: 2000 blocks in {:.1}s (total {:.1}s)",
         sync_start.elapsed().as_secs_f64(),
@@ -226,7 +335,7 @@ fn late_joiner_syncs_thousands_of_blocks_from_one_peer() {
 #[test]
 fn double_spend_across_a_partition_leaves_exactly_one_payment() {
     let started = Instant::now();
-    let nodes = start_net(4);
+    let mut nodes = start_net(4);
     let alice = TestKey::new();
     nodes[0].rpc("generatetoaddress", json!([1, alice.text]));
     mine(&nodes[0], u64::from(ChainSpec::regtest().coinbase_maturity));
@@ -234,12 +343,7 @@ fn double_spend_across_a_partition_leaves_exactly_one_payment() {
     wait_converged("before the split", &all);
     let (left, right) = ([0usize, 1], [2usize, 3]);
     split(&nodes, &left, &right);
-    wait_for("the split", CONVERGE, || {
-        let peers = nodes[0].rpc("getpeerinfo", json!([]));
-        let ids: Vec<String> =
-            peers.as_array().unwrap().iter().map(|p| p["peer_id"].as_str().unwrap_or("").to_string()).collect();
-        right.iter().all(|&b| !ids.contains(&nodes[b].peer_id())).then_some(())
-    });
+    wait_split(&nodes, &left, &right);
     let coin = alice.coins(&nodes[0])[0].clone();
     let (bob, carol) = (TestKey::new(), TestKey::new());
     let (to_bob, hex_bob) = alice.pay(&coin, &bob.address, 500_000_000, 10_000);
@@ -248,6 +352,21 @@ fn double_spend_across_a_partition_leaves_exactly_one_payment() {
     nodes[2].rpc("sendrawtransaction", json!([hex_carol]));
     mine(&nodes[0], 1);
     mine(&nodes[2], 3);
+    let l: Vec<&TestNode> = left.iter().map(|&i| &nodes[i]).collect();
+    let r: Vec<&TestNode> = right.iter().map(|&i| &nodes[i]).collect();
+    wait_converged("left side", &l);
+    wait_converged("right side", &r);
+    // Before the heal each side has mined its own payment, and only its own.
+    let bob_block = mined_in(&nodes[0], &to_bob).expect("bob's payment is mined on the left");
+    let carol_block = mined_in(&nodes[2], &to_carol).expect("carol's payment is mined on the right");
+    for (side, own, own_block, other) in
+        [(&left, &to_bob, &bob_block, &to_carol), (&right, &to_carol, &carol_block, &to_bob)]
+    {
+        for &i in side.iter() {
+            assert_eq!(mined_in(&nodes[i], own).as_ref(), Some(own_block), "node {i}: its side's payment");
+            assert_eq!(mined_in(&nodes[i], other), None, "node {i}: the other side's payment");
+        }
+    }
     heal(&nodes, &left, &right);
     let tip = wait_converged("healed", &all);
     let confirmed = |txid: &str| {
@@ -265,6 +384,11 @@ fn double_spend_across_a_partition_leaves_exactly_one_payment() {
         assert!(!n.rpc("getrawmempool", json!([])).as_array().unwrap().contains(&json!(to_bob)));
         assert_eq!(n.rpc("getbalance", json!([carol.text]))["confirmed"], 700_000_000);
         assert_eq!(n.rpc("getbalance", json!([bob.text]))["confirmed"], 0);
+        // The right side may never have fetched the lighter branch at all.
+        let bob_header = n.call("getblockheader", json!([bob_block]));
+        assert!(bob_header.map_or(true, |h| h["in_best_chain"] == false), "bob's block lost");
+        assert_eq!(mined_in(n, &to_carol), Some(carol_block.clone()), "carol's payment stays in its block");
     }
+    stop_all(&mut nodes);
     eprintln!("double spend across a partition: {:.1}s", started.elapsed().as_secs_f64());
 }

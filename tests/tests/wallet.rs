@@ -105,11 +105,35 @@ fn wallet_end_to_end_on_one_node() {
     assert!(fee > 0);
     let amount = 1_250_000_000u64;
     assert_eq!(balance(&node, &b), (0, amount as i64, 0));
+    let status = ok_json(&node, &a, &["status", &txid]);
+    assert_eq!(
+        status,
+        json!({"txid": txid, "status": "mempool", "height": null, "confirmations": 0, "block_hash": null}),
+        "before a block"
+    );
     node.rpc("generatetoaddress", json!([1, burn_address(&node)]));
     assert_eq!(balance(&node, &b), (amount, 0, 0));
     assert_eq!(balance(&node, &a), (subsidy - amount - fee, 0, 0), "change comes back to a");
+    let mined_at = node.height();
+    let mined_in = node.rpc("getblockhash", json!([mined_at]));
     let status = ok_json(&node, &a, &["status", &txid]);
-    assert!(status.to_string().contains("confirm"), "{status}");
+    assert_eq!(
+        status,
+        json!({"txid": txid, "status": "confirmed", "height": mined_at, "confirmations": 1, "block_hash": mined_in}),
+        "in the block just mined"
+    );
+    node.rpc("generatetoaddress", json!([2, burn_address(&node)]));
+    let status = ok_json(&node, &b, &["status", &txid]);
+    assert_eq!(
+        (&status["status"], &status["height"], &status["confirmations"]),
+        (&json!("confirmed"), &json!(mined_at), &json!(3))
+    );
+    let unknown = "ab".repeat(32);
+    assert_eq!(ok_json(&node, &a, &["status", &unknown])["status"], "unknown");
+    let text = wallet(&node, &a, &["status", &txid]);
+    assert!(text.status.success());
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(text.contains(&format!("confirmed at height {mined_at} (3 confirmations)")), "{text}");
 
     // Two sends in a row without a block: no double spend between them.
     let s1 = ok_json(&node, &a, &["send", "--to", &addr_b, "--amount", "1"]);

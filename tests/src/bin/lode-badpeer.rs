@@ -1,7 +1,22 @@
 //! `lode-badpeer`: a misbehaving peer for the black-box tests. It dials a
-//! node, joins its block gossip, and sends garbage, a block with bad proof
-//! of work, and an oversized message, then waits to be thrown out. Prints
-//! its peer id on the first line of stdout.
+//! node, joins its block gossip and misbehaves in one way (one way per
+//! process, so each has its own identity and its own consequence), then
+//! waits to be thrown out. Prints its peer id on the first line of stdout.
+//!
+//! Modes:
+//! - `sync`: garbage on the sync protocol (a garbage status reply and a
+//!   garbage request);
+//! - `garbage`: gossip that does not decode as a block;
+//! - `toolarge`: a gossip message 1 KiB over the spec's block size limit
+//!   (inside the transport's frame limit, so the node's own checks see it);
+//! - `oversized`: a gossip message 100 kB over the block size limit;
+//! - `badpow PARENT HEIGHT TIME BITS`: a block on `PARENT` at `HEIGHT`
+//!   that is valid in every respect (coinbase committing to the height and
+//!   paying the subsidy, merkle root, `TIME`, `BITS`) except that its hash
+//!   misses the target. The block's hex is the second line of stdout.
+//!
+//! Exit status 0 once the node has disconnected it after it misbehaved,
+//! 1 if that did not happen within 60 s, 2 for bad arguments.
 
 use futures::StreamExt;
 use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -9,10 +24,10 @@ use libp2p::gossipsub::{self, IdentTopic, MessageAuthenticity, ValidationMode};
 use libp2p::request_response::{self, ProtocolSupport};
 use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
 use libp2p::{identify, noise, tcp, yamux, Multiaddr, StreamProtocol};
-use lode_core::block::{merkle_root, Block, BlockHeader};
 use lode_core::codec::Encode;
-use lode_core::validation::check_header;
-use lode_core::{ChainSpec, Height, Transaction};
+use lode_core::pow::CompactTarget;
+use lode_core::validation::{check_block, check_header, BlockError};
+use lode_core::{Address, Block, ChainSpec, Hash256};
 use std::io;
 use std::time::{Duration, Instant};
 
@@ -74,31 +89,69 @@ impl request_response::Codec for RawCodec {
     }
 }
 
-/// A regtest block on genesis whose hash misses the target.
-fn bad_pow_block(spec: &ChainSpec) -> Block {
-    let cb = Transaction::coinbase(Height(1), b"bad".to_vec(), vec![]);
-    let root = merkle_root(&[cb.txid()]).0;
-    let mut header = BlockHeader {
-        version: 1,
-        prev_hash: spec.genesis_hash(),
-        merkle_root: root,
-        time: spec.genesis.time + 1,
-        bits: spec.pow_limit,
-        nonce: 0,
-    };
-    while check_header(&header, spec).is_ok() {
-        header.nonce += 1;
+const USAGE: &str =
+    "usage: lode-badpeer MULTIADDR CHAIN sync|garbage|toolarge|oversized|badpow PARENT HEIGHT TIME BITS";
+
+/// The `badpow` block: valid but for its proof of work (checked here, so a
+/// test relying on it cannot pass for another reason).
+fn bad_pow_block(spec: &ChainSpec, args: &mut impl Iterator<Item = String>) -> Result<Block, String> {
+    let mut next = |what: &str| args.next().ok_or_else(|| format!("badpow needs {what}; {USAGE}"));
+    let parent = Hash256::from_hex(&next("PARENT")?).map_err(|e| format!("PARENT: {e}"))?;
+    let height: u32 = next("HEIGHT")?.parse().map_err(|e| format!("HEIGHT: {e}"))?;
+    let time: u64 = next("TIME")?.parse().map_err(|e| format!("TIME: {e}"))?;
+    let bits = u32::from_str_radix(&next("BITS")?, 16).map_err(|e| format!("BITS (hex): {e}"))?;
+    let mut block = lode_tests::block_template(spec, parent, height, time, CompactTarget(bits), Address([0x42; 20]));
+    check_block(&block, spec).map_err(|e| format!("the template breaks a block rule: {e}"))?;
+    loop {
+        match check_header(&block.header, spec) {
+            Err(BlockError::HighHash(_)) => return Ok(block),
+            Ok(()) => block.header.nonce += 1,
+            Err(e) => return Err(format!("the header breaks a rule besides proof of work: {e}")),
+        }
     }
-    Block { header, transactions: vec![cb] }
 }
 
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
+async fn main() {
+    match run().await {
+        Ok(()) => {}
+        Err(Failure::Usage(e)) => {
+            eprintln!("lode-badpeer: {e}");
+            std::process::exit(2);
+        }
+        Err(Failure::Other(e)) => {
+            eprintln!("lode-badpeer: {e}");
+            std::process::exit(1);
+        }
+    }
+}
+
+enum Failure {
+    Usage(String),
+    Other(String),
+}
+
+impl<E: std::fmt::Display> From<E> for Failure {
+    fn from(e: E) -> Failure {
+        Failure::Other(e.to_string())
+    }
+}
+
+async fn run() -> Result<(), Failure> {
     let mut args = std::env::args().skip(1);
-    let usage = "usage: lode-badpeer MULTIADDR CHAIN sync|badpow|gossip";
-    let target: Multiaddr = args.next().ok_or(usage)?.parse()?;
-    let spec = ChainSpec::builtin(&args.next().ok_or(usage)?)?;
-    let mode = args.next().ok_or(usage)?;
+    let usage = || Failure::Usage(USAGE.to_string());
+    let target: Multiaddr = args.next().ok_or_else(usage)?.parse().map_err(|e| Failure::Usage(format!("{e}")))?;
+    let spec = ChainSpec::builtin(&args.next().ok_or_else(usage)?).map_err(|e| Failure::Usage(e.to_string()))?;
+    let mode = args.next().ok_or_else(usage)?;
+    // What to gossip, per mode ("sync" only misbehaves on the sync protocol).
+    let payloads: Vec<Vec<u8>> = match mode.as_str() {
+        "badpow" => vec![bad_pow_block(&spec, &mut args).map_err(Failure::Usage)?.encode()],
+        "garbage" => vec![b"definitely not a block".to_vec()],
+        "toolarge" => vec![vec![0xab; spec.max_block_size + 1024]],
+        "oversized" => vec![vec![0xab; spec.max_block_size + 100_000]],
+        "sync" => vec![],
+        _ => return Err(usage()),
+    };
     let genesis = spec.genesis_hash().to_hex();
     let prefix = format!("/lode/{}/{}", spec.network_id, &genesis[..16]);
     let blocks = IdentTopic::new(format!("{prefix}/blocks/1"));
@@ -124,15 +177,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
         .build();
     println!("{}", swarm.local_peer_id());
+    if mode == "badpow" {
+        println!("{}", hex::encode(&payloads[0]));
+    }
     swarm.behaviour_mut().gossipsub.subscribe(&blocks)?;
     swarm.dial(target)?;
-    // What to gossip, per mode ("sync" only misbehaves on the sync protocol).
-    let payloads: Vec<Vec<u8>> = match mode.as_str() {
-        "badpow" => vec![bad_pow_block(&spec).encode()],
-        "gossip" => vec![b"definitely not a block".to_vec(), vec![0xab; spec.max_block_size + 100_000]],
-        "sync" => vec![],
-        _ => return Err(usage.into()),
-    };
     let mut sent = 0;
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut tick = tokio::time::interval(Duration::from_millis(300));
@@ -163,7 +212,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 if sent < payloads.len() {
                     match swarm.behaviour_mut().gossipsub.publish(blocks.clone(), payloads[sent].clone()) {
                         Ok(_) => {
-                            eprintln!("sent bad message {sent}");
+                            eprintln!("sent bad message {sent} ({} bytes)", payloads[sent].len());
                             sent += 1;
                         }
                         Err(e) => eprintln!("publish: {e}"),
@@ -172,5 +221,5 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             }
         }
     }
-    Err("the node never disconnected us".into())
+    Err(Failure::Other(format!("the node never disconnected us ({sent} bad messages sent)")))
 }
