@@ -312,7 +312,14 @@ impl Mempool {
             if planned.contains(id) || protected.contains(id) {
                 continue;
             }
-            if *score >= rate {
+            // Evicting must cost the newcomer more than the victim paid:
+            // the victim's rate plus the incremental relay fee, or two
+            // transactions could take turns pushing each other out for free.
+            let bar = FeeRate {
+                fee: score.fee.saturating_add(self.policy.incremental_relay_fee.saturating_mul(score.size)),
+                size: score.size,
+            };
+            if bar >= rate {
                 return None;
             }
             for t in self.descendants(id).into_iter().chain(std::iter::once(*id)) {

@@ -37,6 +37,9 @@ pub struct MempoolPolicy {
     pub expiry_secs: u64,
     /// Largest transaction relayed.
     pub max_tx_size: usize,
+    /// Fee rate (base units per byte) a newcomer must pay above what it
+    /// evicts from a full pool.
+    pub incremental_relay_fee: u64,
 }
 
 impl Default for MempoolPolicy {
@@ -48,6 +51,7 @@ impl Default for MempoolPolicy {
             max_descendants: 25,
             expiry_secs: 14 * 24 * 3600,
             max_tx_size: 100_000,
+            incremental_relay_fee: 1,
         }
     }
 }

@@ -464,3 +464,27 @@ fn the_address_index_answers_from_what_entries_recorded_at_admission() {
     assert!(pool.touching(&other).is_empty());
     assert_eq!(pool.touching(&fx.addr()).len(), 1);
 }
+
+#[test]
+fn a_full_pool_costs_the_newcomer_the_incremental_fee_and_judges_fees_before_signatures() {
+    let fx = Fx::new();
+    let size = fx.spend(fx.coins[0], coin10(), 1000).encoded_size() as u64;
+    let mut pool = Mempool::new(MempoolPolicy { max_bytes: size as usize * 2, ..Default::default() });
+    fx.accept(&mut pool, fx.spend(fx.coins[0], coin10(), 2000)).unwrap();
+    fx.accept(&mut pool, fx.spend(fx.coins[1], coin10(), 3000)).unwrap();
+    // One unit more than the cheapest is not enough: the incremental relay
+    // fee (1 per byte) must be paid on top of the victim's rate.
+    let stingy = fx.spend(fx.coins[2], coin10(), 2001);
+    assert_eq!(fx.accept(&mut pool, stingy), Err(MempoolError::MempoolFull));
+    let enough = fx.spend(fx.coins[3], coin10(), 2000 + size + 1);
+    assert_eq!(fx.accept(&mut pool, enough).unwrap().evicted.len(), 1);
+    // A transaction too cheap to enter is refused for its fee before its
+    // (broken) signature costs a verification.
+    // (The cheapest held now pays 2000 + size + 1: this pays more than that
+    // but less than that plus the incremental fee.)
+    let mut forged = fx.spend(fx.coins[4], coin10(), 2000 + size + 10);
+    if let lode_core::tx::Unlock::Signature { sig, .. } = &mut forged.inputs[0].unlock {
+        *sig = Signature::default();
+    }
+    assert_eq!(fx.accept(&mut pool, forged), Err(MempoolError::MempoolFull));
+}
