@@ -12,5 +12,5 @@ pub mod node;
 pub mod p2p;
 pub mod rpc;
 pub mod store;
-#[doc(hidden)]
+#[cfg(any(test, feature = "test-support"))]
 pub mod testkit;

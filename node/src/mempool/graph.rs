@@ -6,9 +6,9 @@
 
 use super::{Entry, Mempool};
 use lode_core::tx::OutPoint;
-use lode_core::{Address, Hash256, Transaction};
+use lode_core::{Hash256, Transaction};
 use std::cmp::Ordering;
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::HashSet;
 
 /// A fee over a size, compared as fee per byte (exactly, by cross-multiplying).
 #[derive(Clone, Copy, Debug, Default)]
@@ -360,7 +360,8 @@ impl Mempool {
         assert_eq!(self.by_score.len(), self.slots.len());
         assert_eq!(bytes, self.bytes);
         // The address index holds exactly each entry's addresses.
-        let mut expected: HashMap<Address, BTreeSet<Hash256>> = HashMap::new();
+        let mut expected: std::collections::HashMap<lode_core::Address, std::collections::BTreeSet<Hash256>> =
+            std::collections::HashMap::new();
         for (id, s) in &self.slots {
             for a in s.entry.addresses() {
                 expected.entry(a).or_default().insert(*id);
