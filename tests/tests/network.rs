@@ -332,6 +332,11 @@ fn late_joiner_syncs_thousands_of_blocks_from_one_peer() {
     );
 }
 
+/// Alice pays bob on the lighter side of a partition and carol, with the
+/// same coin, on the heavier side; on the lighter side a child spends
+/// bob's payment. After the heal exactly carol's payment stands, the child
+/// left every mempool, and the lighter side's miner keeps extending the
+/// chain everyone follows.
 #[test]
 fn double_spend_across_a_partition_leaves_exactly_one_payment() {
     let started = Instant::now();
@@ -356,6 +361,18 @@ fn double_spend_across_a_partition_leaves_exactly_one_payment() {
     let r: Vec<&TestNode> = right.iter().map(|&i| &nodes[i]).collect();
     wait_converged("left side", &l);
     wait_converged("right side", &r);
+    // On the losing side, a child spends bob's payment (mined there) and
+    // waits in both left mempools.
+    let bob_coin = bob.coins(&nodes[0]).first().cloned().expect("bob's payment is spendable on the left");
+    assert_eq!(bob_coin["txid"], json!(to_bob), "bob's only coin is alice's payment");
+    let dave = TestKey::new();
+    let (child, hex_child) = bob.pay(&bob_coin, &dave.address, 200_000_000, 10_000);
+    nodes[0].rpc("sendrawtransaction", json!([hex_child]));
+    wait_for("the child in both left mempools", CONVERGE, || {
+        left.iter()
+            .all(|&i| nodes[i].rpc("getrawmempool", json!([])).as_array().is_some_and(|p| p.contains(&json!(child))))
+            .then_some(())
+    });
     // Before the heal each side has mined its own payment, and only its own.
     let bob_block = mined_in(&nodes[0], &to_bob).expect("bob's payment is mined on the left");
     let carol_block = mined_in(&nodes[2], &to_carol).expect("carol's payment is mined on the right");
@@ -388,6 +405,30 @@ fn double_spend_across_a_partition_leaves_exactly_one_payment() {
         let bob_header = n.call("getblockheader", json!([bob_block]));
         assert!(bob_header.map_or(true, |h| h["in_best_chain"] == false), "bob's block lost");
         assert_eq!(mined_in(n, &to_carol), Some(carol_block.clone()), "carol's payment stays in its block");
+    }
+    // The child of the losing payment lost its input: it left every
+    // mempool (the left ones held it) and is confirmed nowhere.
+    for (i, n) in nodes.iter().enumerate() {
+        let pool = n.rpc("getrawmempool", json!([]));
+        assert!(
+            !pool.as_array().expect("mempool").contains(&json!(child)),
+            "node {i} keeps the orphaned child: {pool}"
+        );
+        assert_eq!(mined_in(n, &child), None, "node {i} confirms the orphaned child");
+        assert_eq!(n.rpc("getbalance", json!([dave.text]))["confirmed"], 0);
+    }
+    // The losing side's miner keeps extending the chain everyone follows:
+    // no template of it carries the child (a block with it would be refused).
+    let before = nodes[0].height();
+    let mined = nodes[0].rpc("generatetoaddress", json!([3, burn_address(&nodes[0])]));
+    assert_eq!(mined.as_array().map(Vec::len), Some(3), "three blocks mined on the losing side: {mined}");
+    let new_tip = mined[2].as_str().expect("hash").to_string();
+    wait_for("the losing side's blocks to be everyone's tip", CONVERGE, || (converged(&all)? == new_tip).then_some(()));
+    for (i, n) in nodes.iter().enumerate() {
+        assert_eq!(n.height(), before + 3, "node {i}");
+        assert_eq!(mined_in(n, &child), None, "node {i} confirms the orphaned child");
+        assert_eq!(mined_in(n, &to_carol), Some(carol_block.clone()), "node {i}: carol's payment stays");
+        assert!(!n.rpc("getrawmempool", json!([])).as_array().expect("mempool").contains(&json!(child)));
     }
     stop_all(&mut nodes);
     eprintln!("double spend across a partition: {:.1}s", started.elapsed().as_secs_f64());

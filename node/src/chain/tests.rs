@@ -426,3 +426,44 @@ fn headers_below_the_specs_minimum_chain_work_are_not_stored() {
     assert_eq!(chain.accept_header_chain(&headers).unwrap(), HeaderChainOutcome::Stored { new: 60 });
     assert_eq!(chain.best_header().height, Height(60));
 }
+
+#[test]
+fn chain_tips_name_every_branch_and_how_far_it_was_validated() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut chain = open(dir.path());
+    let mut a = ChainBuilder::new(ChainSpec::regtest());
+    import(&mut chain, &a.blocks(5, 0));
+    let mut fork = a.fork(2);
+    let mut bad = a.fork(3);
+    let mut headers_only = a.fork(4);
+    import(&mut chain, &a.blocks(3, 0));
+    // A side branch stored but never connected: valid-headers.
+    let f = fork.blocks(2, 0);
+    import(&mut chain, &f);
+    // A side branch whose block failed to connect when it could have won:
+    let b = overpaying_block(&mut bad);
+    let b_rest = bad.blocks(4, 0);
+    import(&mut chain, std::slice::from_ref(&b));
+    for blk in &b_rest {
+        let _ = chain.accept_block(blk.clone());
+    }
+    // Headers without bodies.
+    let h = headers_only.blocks(2, 0);
+    chain.accept_header(&h[0].header).unwrap();
+    chain.accept_header(&h[1].header).unwrap();
+    let tips = chain.chain_tips();
+    let find = |hash: Hash256| tips.iter().find(|t| t.hash == hash).cloned().unwrap();
+    let active = find(chain.state().tip);
+    assert_eq!((active.status, active.branch_len), (TipStatus::Active, 0));
+    assert!(tips.windows(2).all(|w| w[0].height >= w[1].height), "highest first");
+    let valid_fork = find(f[1].hash());
+    assert_eq!((valid_fork.status, valid_fork.height, valid_fork.branch_len), (TipStatus::ValidHeaders, Height(7), 2));
+    // b_rest[2] made the branch heaviest and found b invalid; b_rest[3],
+    // a child of an invalid block, was refused and not stored.
+    let invalid = find(b_rest[2].hash());
+    assert_eq!((invalid.status, invalid.branch_len), (TipStatus::Invalid, 4));
+    assert!(chain.entry(&b_rest[3].hash()).is_none());
+    let ho = find(h[1].hash());
+    assert_eq!((ho.status, ho.height, ho.branch_len), (TipStatus::HeadersOnly, Height(7), 2));
+    assert_eq!(tips.len(), 4);
+}
