@@ -46,3 +46,15 @@ if command -v rustup >/dev/null 2>&1; then
   cargo fmt --version >/dev/null 2>&1 || rustup component add rustfmt
   cargo clippy --version >/dev/null 2>&1 || rustup component add clippy
 fi
+# Optional: headless Chromium for the explorer's browser test
+# (tests/tests/explorer.rs skips that test without it). Set
+# LODE_NO_CHROMIUM=1 to leave it out; a failed install never fails the run.
+if [ -z "${LODE_NO_CHROMIUM:-}" ] && ! command -v chromium >/dev/null 2>&1 \
+  && ! command -v chromium-browser >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
+  echo "installing chromium (optional, for the explorer's browser test)"
+  sudo_cmd=""
+  [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo -n"
+  if ! { $sudo_cmd apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq chromium; } >/dev/null 2>&1; then
+    echo "chromium could not be installed; the explorer's browser test will be skipped"
+  fi
+fi

@@ -3,7 +3,9 @@
 
 pub mod chain;
 pub mod chain_api;
+pub mod explorer;
 pub mod fault;
+pub mod fees;
 pub mod listen;
 pub mod mempool;
 pub mod metrics;

@@ -47,6 +47,12 @@ struct Args {
     /// Prometheus metrics port (off when absent).
     #[arg(long)]
     metrics_port: Option<u16>,
+    /// Block explorer and JSON API port (off when absent; read-only, no cookie).
+    #[arg(long)]
+    explorer_port: Option<u16>,
+    /// Address the block explorer binds to.
+    #[arg(long, default_value = "127.0.0.1")]
+    explorer_bind: IpAddr,
     /// Mine blocks.
     #[arg(long)]
     mine: bool,
@@ -143,6 +149,14 @@ async fn run(args: Args) -> Result<(), String> {
         }
         None => None,
     };
+    let explorer_listener = match args.explorer_port {
+        Some(port) => {
+            let addr = SocketAddr::new(args.explorer_bind, port);
+            let bound = lode_node::explorer::bind(addr).await;
+            Some(bound.map_err(|e| format!("cannot bind the explorer to {addr}: {e}"))?)
+        }
+        None => None,
+    };
     let data_dir = match &args.data_dir {
         Some(d) => d.clone(),
         None => default_data_dir(&spec.name)?,
@@ -157,6 +171,7 @@ async fn run(args: Args) -> Result<(), String> {
         tracing::info!(chain = %spec.name, height = chain.state().height.0, tip = %chain.state().tip, data_dir = %data_dir.display(), "chain loaded");
     }
     node.set_miner_address(miner_address);
+    node.load_fee_estimates(data_dir.join(lode_node::fees::FILE_NAME));
 
     let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
     let p2p = if args.no_p2p {
@@ -203,6 +218,11 @@ async fn run(args: Args) -> Result<(), String> {
     let methods = Arc::new(Methods::new(node.clone(), p2p.clone(), mining.clone(), shutdown_tx.clone()));
     tokio::spawn(rpc::serve(rpc_listener, cookie.clone(), methods, shutdown_rx.clone()));
     tracing::info!(%rpc_addr, "JSON-RPC listening");
+    if let Some(l) = explorer_listener {
+        tracing::info!(addr = ?l.local_addr().ok(), "block explorer listening");
+        let explorer = lode_node::explorer::Explorer::new(node.clone(), p2p.clone(), shutdown_rx.clone());
+        tokio::spawn(lode_node::explorer::serve(l, explorer));
+    }
     if let Some(l) = metrics_listener {
         tracing::info!(addr = ?l.local_addr().ok(), "metrics listening");
         tokio::spawn(lode_node::metrics::serve(l, node.clone(), shutdown_rx.clone()));
@@ -271,6 +291,9 @@ async fn run(args: Args) -> Result<(), String> {
     .map_err(|e| e.to_string())?;
     if let Err(e) = flushed {
         tracing::error!(%e, "flushing the database failed");
+    }
+    if let Err(e) = node.save_fee_estimates() {
+        tracing::warn!(%e, "saving fee estimates failed");
     }
     cookie.remove();
     tracing::info!("stopped");

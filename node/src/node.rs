@@ -4,6 +4,7 @@
 
 use crate::chain::{BlockAccepted, BlockSource, Chain, ChainConfig, ChainError, TipUpdate};
 use crate::chain_api::{BlockOutcome, ChainEvent, HeadersOutcome, NetworkChain, TipInfo, TxOutcome};
+use crate::fees::{FeeEstimate, FeeEstimator};
 use crate::mempool::{Mempool, MempoolError, MempoolPolicy};
 use crate::metrics::Metrics;
 use crate::miner::MiningBackend;
@@ -25,6 +26,8 @@ pub struct Node {
     spec: ChainSpec,
     chain: Mutex<Chain>,
     mempool: Mutex<Mempool>,
+    /// Fee estimation from confirmation times (lock after chain and mempool).
+    fees: Mutex<FeeEstimator>,
     sig_cache: Arc<SigCache>,
     events: broadcast::Sender<ChainEvent>,
     work_version: AtomicU64,
@@ -54,6 +57,7 @@ impl Node {
             spec,
             chain: Mutex::new(chain),
             mempool: Mutex::new(Mempool::new(policy)),
+            fees: Mutex::new(FeeEstimator::new()),
             sig_cache,
             events,
             work_version: AtomicU64::new(1),
@@ -122,8 +126,47 @@ impl Node {
         if update.changed() {
             self.bump_work();
             self.refresh_metrics();
+            // Written outside the chain lock: a save never delays a block.
+            let due = lock(&self.fees).save_due();
+            if let Some((path, bytes)) = due {
+                if let Err(e) = crate::fees::write_atomic(&path, &bytes) {
+                    tracing::warn!(path = %path.display(), %e, "saving fee estimates failed");
+                }
+            }
         }
         result
+    }
+
+    /// Loads the fee estimator's statistics from `path` (a damaged file is
+    /// ignored with a warning) and saves them there from now on.
+    pub fn load_fee_estimates(&self, path: std::path::PathBuf) {
+        let tip = lock(&self.chain).state().height.0;
+        let mut fees = lock(&self.fees);
+        match FeeEstimator::load(&path) {
+            Ok(Some(mut loaded)) => {
+                loaded.clamp_height(tip);
+                tracing::info!(path = %path.display(), best_height = loaded.best_height(), "fee estimates loaded");
+                *fees = loaded;
+            }
+            Ok(None) => {}
+            Err(e) => tracing::warn!(%e, "ignoring the fee estimates file; estimating from scratch"),
+        }
+        fees.set_path(path);
+    }
+
+    /// Writes the fee estimator's statistics (at a clean stop).
+    pub fn save_fee_estimates(&self) -> std::io::Result<()> {
+        let snapshot = lock(&self.fees).snapshot();
+        match snapshot {
+            Some((path, bytes)) => crate::fees::write_atomic(&path, &bytes),
+            None => Ok(()),
+        }
+    }
+
+    /// `estimatesmartfee`: the fee rate to confirm within `target` blocks.
+    pub fn estimate_fee(&self, target: u32) -> FeeEstimate {
+        let min = lock(&self.mempool).policy().min_fee_rate;
+        lock(&self.fees).estimate_smart(target, min)
     }
 
     /// Keeps the mempool consistent with a new tip (chain lock held), as
@@ -134,8 +177,16 @@ impl Node {
     /// descendants, so no template can carry a transaction the tip refuses.
     fn follow_tip(&self, chain: &Chain, update: &TipUpdate) {
         let mut pool = lock(&self.mempool);
-        for block in update.connected() {
-            pool.remove_for_block(block);
+        let mut fees = lock(&self.fees);
+        // The kept connected blocks are the newest, ending at the tip.
+        let tip = chain.state().height.0;
+        let kept = update.connected().count() as u32;
+        for (i, block) in update.connected().enumerate() {
+            let height = (tip + 1).saturating_sub(kept - i as u32);
+            fees.process_block(height, block.transactions.iter().skip(1).map(|t| t.txid()));
+            for gone in pool.remove_for_block(block) {
+                fees.remove_tx(&gone);
+            }
         }
         if !update.reorganised() && !update.truncated() {
             return;
@@ -145,6 +196,8 @@ impl Node {
         let readd = update.disconnected_txs();
         let offered = readd.len();
         let admitted = pool.readmit(readd, &view, next, &ctx, &self.sig_cache, crate::chain::unix_now());
+        // What the new tip invalidated left the pool unconfirmed.
+        fees.retain(|t| pool.contains(t));
         tracing::info!(
             disconnected = update.disconnected_count(),
             connected = update.connected_count(),
@@ -158,7 +211,14 @@ impl Node {
     /// Drops transactions older than the policy's expiry; the node runs it
     /// on a timer.
     pub fn expire_mempool(&self) -> usize {
-        let dropped = lock(&self.mempool).expire(crate::chain::unix_now());
+        let expired = lock(&self.mempool).expire_ids(crate::chain::unix_now());
+        let dropped = expired.len();
+        {
+            let mut fees = lock(&self.fees);
+            for t in &expired {
+                fees.remove_tx(t);
+            }
+        }
         if dropped > 0 {
             tracing::info!(dropped, "expired old mempool transactions");
             self.bump_work();
@@ -178,7 +238,20 @@ impl Node {
             let (next, ctx) = self.connect_context(&chain);
             let view = crate::store::StoreView::new(chain.store());
             let mut pool = lock(&self.mempool);
-            pool.accept(tx.clone(), &view, next, &ctx, &self.sig_cache, crate::chain::unix_now())?;
+            let accepted = pool.accept(tx.clone(), &view, next, &ctx, &self.sig_cache, crate::chain::unix_now())?;
+            let mut fees = lock(&self.fees);
+            for gone in accepted.replaced.iter().chain(&accepted.evicted) {
+                fees.remove_tx(gone);
+            }
+            // A child's own rate is not what miners rank it by (its
+            // package is): only parentless transactions are followed.
+            if accepted.ancestors == 0 {
+                let rate = accepted.fee.units() as f64 / accepted.size.max(1) as f64;
+                fees.track(txid, rate, next.0.saturating_sub(1));
+            }
+            if !accepted.replaced.is_empty() {
+                tracing::debug!(%txid, replaced = accepted.replaced.len(), "replacement admitted");
+            }
         }
         let _ = self.events.send(ChainEvent::Tx(Arc::new(tx)));
         self.bump_work();
@@ -226,7 +299,17 @@ impl Node {
             match lode_core::validation::connect_block_deferred(&block, height, &ctx, &view) {
                 Ok(_) => return block,
                 Err(lode_core::validation::BlockError::Transaction { txid, source, .. }) => {
-                    let evicted = lock(&self.mempool).remove_with_descendants(&txid);
+                    let mut pool = lock(&self.mempool);
+                    let evicted = pool.remove_with_descendants(&txid);
+                    let mut fees = lock(&self.fees);
+                    for t in &evicted {
+                        fees.remove_tx(t);
+                    }
+                    drop(fees);
+                    // Gauges are refreshed by whoever changes the state
+                    // (the chain lock is held here, so not refresh_metrics).
+                    self.metrics.mempool_size.set(pool.len() as f64);
+                    self.metrics.mempool_bytes.set(pool.bytes() as f64);
                     tracing::warn!(%txid, %source, evicted = evicted.len(), "evicted a mempool transaction the tip refuses");
                 }
                 Err(e) => {
@@ -264,7 +347,7 @@ impl MiningBackend for Node {
 }
 
 fn tip_info(e: &crate::chain::Entry, hash: Hash256) -> TipInfo {
-    TipInfo { hash, height: e.height, chainwork: e.work }
+    TipInfo { hash, height: e.height, chainwork: e.work, time: e.header.time }
 }
 
 impl NetworkChain for Node {
@@ -296,22 +379,16 @@ impl NetworkChain for Node {
     }
 
     fn accept_headers(&self, headers: &[BlockHeader]) -> HeadersOutcome {
-        let mut chain = lock(&self.chain);
-        let mut new = 0;
-        for h in headers {
-            match chain.accept_header(h) {
-                Ok(true) => new += 1,
-                Ok(false) => {}
-                Err(ChainError::UnknownParent(_)) => return HeadersOutcome::Unconnected,
-                Err(ChainError::Deferred { .. }) => break,
-                Err(ChainError::Store(e)) => {
-                    tracing::error!(%e, "storing a header failed");
-                    break;
-                }
-                Err(e) => return HeadersOutcome::Invalid(e.to_string()),
+        match lock(&self.chain).accept_header_chain(headers) {
+            Ok(crate::chain::HeaderChainOutcome::Stored { new }) => HeadersOutcome::Accepted { new },
+            Ok(crate::chain::HeaderChainOutcome::LowWork) => HeadersOutcome::LowWork,
+            Err(ChainError::UnknownParent(_)) => HeadersOutcome::Unconnected,
+            Err(ChainError::Store(e)) => {
+                tracing::error!(%e, "storing a header failed");
+                HeadersOutcome::Accepted { new: 0 }
             }
+            Err(e) => HeadersOutcome::Invalid(e.to_string()),
         }
-        HeadersOutcome::Accepted { new }
     }
 
     fn missing_blocks(&self, max: usize) -> Vec<Hash256> {
@@ -320,6 +397,36 @@ impl NetworkChain for Node {
 
     fn block(&self, hash: &Hash256) -> Option<Block> {
         lock(&self.chain).store().block(hash).ok().flatten()
+    }
+
+    fn serve_blocks(
+        &self,
+        hashes: &[Hash256],
+        announced: &std::collections::HashSet<Hash256>,
+        max_bytes: usize,
+    ) -> Vec<Block> {
+        // One lock for the whole batch: a peer's request must not take the
+        // chain lock once per block, between the steps of a block connect.
+        let chain = lock(&self.chain);
+        let mut out = Vec::new();
+        let mut bytes = 0usize;
+        for h in hashes {
+            if !chain.is_active(h) && !announced.contains(h) {
+                continue;
+            }
+            let Some(b) = chain.store().block(h).ok().flatten() else { continue };
+            let size = b.encoded_size();
+            if !out.is_empty() && bytes.saturating_add(size) > max_bytes {
+                break;
+            }
+            bytes += size;
+            out.push(b);
+        }
+        out
+    }
+
+    fn header_work(&self, hash: &Hash256) -> Option<lode_core::pow::Work> {
+        lock(&self.chain).entry(hash).map(|e| e.work)
     }
 
     fn has_block(&self, hash: &Hash256) -> bool {

@@ -83,7 +83,7 @@ pub fn free_base_port(nodes: usize) -> u16 {
     let span = u64::from(TEST_PORTS.end - TEST_PORTS.start) - 10 * nodes as u64;
     for _ in 0..10_000 {
         let base = TEST_PORTS.start + (random_u64() % span) as u16;
-        let ports: Vec<u16> = (0..nodes as u16).flat_map(|i| (0..3).map(move |k| base + 10 * i + k)).collect();
+        let ports: Vec<u16> = (0..nodes as u16).flat_map(|i| (0..4).map(move |k| base + 10 * i + k)).collect();
         if ports.iter().all(|p| !handed.contains(p) && port_is_free(*p)) {
             handed.extend(ports);
             return base;

@@ -1,7 +1,8 @@
 //! A tiny in-process stand-in for `lode-node`'s JSON-RPC, for tests: HTTP on
 //! 127.0.0.1 with cookie auth, a UTXO set, a mempool that checks every
 //! transaction with `lode-core`'s own rules (inputs, maturity, signatures,
-//! conflicts, minimum fee rate), and blocks mined on demand.
+//! minimum fee rate) and the node's replace-by-fee rules for conflicts, a
+//! settable fee estimate, and blocks mined on demand.
 
 use base64::Engine;
 use lode_core::codec::{Decode, Encode};
@@ -33,6 +34,8 @@ pub struct State {
     /// Confirmed (height, txid) per address, in block order.
     history: HashMap<Address, Vec<(u32, Hash256)>>,
     min_fee_rate: u64,
+    /// What `estimatesmartfee` answers; `None`: "insufficient data".
+    fee_estimate: Option<u64>,
 }
 
 type RpcResult = Result<Value, (i64, String)>;
@@ -68,6 +71,24 @@ impl State {
             "getblockchaininfo" => Ok(json!({"chain": self.spec.name, "height": self.height, "initial_sync": false})),
             "getmempoolinfo" => Ok(json!({"size": self.mempool.len(), "bytes": 0, "min_fee_rate": self.min_fee_rate})),
             "getrawmempool" => Ok(json!(self.mempool)),
+            "estimatesmartfee" => {
+                let target = arg(0).as_u64().filter(|t| *t >= 1).ok_or_else(|| bad("conf_target"))?;
+                Ok(match self.fee_estimate {
+                    Some(r) => json!({"feerate": r, "blocks": target}),
+                    None => json!({"feerate": self.min_fee_rate, "blocks": target, "errors": ["insufficient data"]}),
+                })
+            }
+            "getmempoolentry" => {
+                let id = arg(0).as_str().and_then(|s| Hash256::from_hex(s).ok()).ok_or_else(|| bad("txid"))?;
+                if !self.mempool.contains(&id) {
+                    return Err((-5, format!("transaction {id} is not in the mempool")));
+                }
+                let k = &self.txs[&id];
+                Ok(json!({
+                    "fee": self.fee_of(&id), "size": k.tx.encoded_size(), "ancestors": 1,
+                    "descendants": self.family(&[id]).len(),
+                }))
+            }
             "listunspent" => {
                 let a = self.addr(&arg(0))?;
                 let tip = self.height;
@@ -171,8 +192,10 @@ impl State {
         }
         check_transaction(&tx, self.spec.max_block_size).map_err(|e| (-25, e.to_string()))?;
         let spends = self.mempool_spends();
-        if let Some(with) = tx.inputs.iter().find_map(|i| spends.get(&i.prevout)) {
-            return Err((-26, format!("conflicts with mempool transaction {with}")));
+        let direct: Vec<Hash256> = tx.inputs.iter().filter_map(|i| spends.get(&i.prevout).copied()).collect();
+        let replaced = self.family(&direct);
+        if tx.inputs.iter().any(|i| replaced.contains(&i.prevout.txid)) {
+            return Err((-26, "replacement spends a transaction it replaces".into()));
         }
         let mut view = self.utxos.clone();
         for mid in &self.mempool {
@@ -192,9 +215,28 @@ impl State {
         let (fee, checks) =
             check_tx_inputs(&tx, Height(self.height + 1), &ctx, &view).map_err(|e| (-25, e.to_string()))?;
         verify_sig_checks(&checks, None).map_err(|i| (-25, format!("bad signature on input {i}")))?;
-        let required = self.min_fee_rate * tx.encoded_size() as u64;
+        let size = tx.encoded_size() as u64;
+        let required = self.min_fee_rate * size;
         if fee.units() < required {
             return Err((-26, format!("fee {} below the minimum {required}", fee.units())));
+        }
+        if !replaced.is_empty() {
+            // The node's rules: a higher rate than each direct conflict, and
+            // their fees (with descendants) plus 1 per byte of its own.
+            let total: u64 = replaced.iter().map(|r| self.fee_of(r)).sum();
+            let by_rate = direct
+                .iter()
+                .map(|d| self.fee_of(d) * size / self.txs[d].tx.encoded_size() as u64 + 1)
+                .max()
+                .unwrap_or(0);
+            let need = by_rate.max(total + size);
+            if fee.units() < need {
+                return Err((-26, format!("replacement refused: it must pay at least {need} (pays {})", fee.units())));
+            }
+            for r in &replaced {
+                self.mempool.retain(|m| m != r);
+                self.txs.remove(r);
+            }
         }
         let spent = tx.inputs.iter().map(|i| view.get(&i.prevout).map(|c| c.output)).collect();
         self.txs.insert(id, Known { tx, spent, height: None });
@@ -240,6 +282,36 @@ impl State {
         }
     }
 
+    /// Fee of a known non-coinbase transaction.
+    fn fee_of(&self, id: &Hash256) -> u64 {
+        let k = &self.txs[id];
+        let inputs: u64 = k.spent.iter().flatten().map(|o| o.value.units()).sum();
+        inputs.saturating_sub(k.tx.outputs.iter().map(|o| o.value.units()).sum())
+    }
+
+    /// `roots` and every mempool transaction descending from them.
+    fn family(&self, roots: &[Hash256]) -> Vec<Hash256> {
+        let mut out: Vec<Hash256> = Vec::new();
+        let mut stack = roots.to_vec();
+        while let Some(t) = stack.pop() {
+            if out.contains(&t) {
+                continue;
+            }
+            out.push(t);
+            for m in &self.mempool {
+                if self.txs[m].tx.inputs.iter().any(|i| i.prevout.txid == t) {
+                    stack.push(*m);
+                }
+            }
+        }
+        out
+    }
+
+    /// Sets what `estimatesmartfee` answers (`None`: not enough data).
+    pub fn set_fee_estimate(&mut self, r: Option<u64>) {
+        self.fee_estimate = r;
+    }
+
     /// Sets the minimum relay fee rate.
     pub fn set_min_fee_rate(&mut self, r: u64) {
         self.min_fee_rate = r;
@@ -282,6 +354,7 @@ impl FakeNode {
             mempool: Vec::new(),
             history: HashMap::new(),
             min_fee_rate: 1,
+            fee_estimate: None,
         }));
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let port = listener.local_addr().expect("addr").port();

@@ -74,6 +74,28 @@ pub struct WalletData {
     /// Transactions this wallet signed that are not known to be confirmed.
     #[serde(default)]
     pub pending: Vec<PendingTx>,
+    /// BIP-39 passphrase (the "25th word") the keys derive with, if any;
+    /// kept inside the encrypted file so every command derives the same keys.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bip39_passphrase: Option<String>,
+    /// Payments this wallet replaced with `bumpfee` (for `history`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub replaced: Vec<ReplacedTx>,
+}
+
+/// A payment replaced by a higher-fee version.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ReplacedTx {
+    /// The replaced transaction.
+    pub txid: String,
+    /// The transaction that replaced it.
+    pub replaced_by: String,
+    /// What it paid to others (negative: sent), fee excluded.
+    pub amount: i64,
+    /// Its fee.
+    pub fee: u64,
+    /// When it was replaced (seconds since the Unix epoch).
+    pub time: u64,
 }
 
 fn one() -> u32 {
@@ -95,6 +117,8 @@ impl WalletData {
             receive_next: 1,
             change_next: 0,
             pending: Vec::new(),
+            bip39_passphrase: None,
+            replaced: Vec::new(),
         }
     }
 }

@@ -77,6 +77,13 @@ pub fn parse_mnemonic(words: &str) -> Result<String, KeyError> {
     Ok(m.to_string())
 }
 
+/// The BIP-39 seed of `words` with `passphrase` (PBKDF2-HMAC-SHA512 over
+/// the NFKD-normalised words and "mnemonic" + passphrase).
+pub fn seed(words: &str, passphrase: &str) -> Result<[u8; 64], KeyError> {
+    let m = Mnemonic::parse_in(Language::English, words).map_err(|e| KeyError::Mnemonic(e.to_string()))?;
+    Ok(m.to_seed(passphrase))
+}
+
 /// The keys of one wallet: the two branch keys of its account, derived once.
 pub struct Keychain {
     receive: XPrv,
@@ -84,10 +91,10 @@ pub struct Keychain {
 }
 
 impl Keychain {
-    /// Derives the account's branches from the words (no BIP-39 passphrase).
-    pub fn from_mnemonic(words: &str, account_path: &str) -> Result<Keychain, KeyError> {
-        let m = Mnemonic::parse_in(Language::English, words).map_err(|e| KeyError::Mnemonic(e.to_string()))?;
-        Keychain::from_seed(&m.to_seed(""), account_path)
+    /// Derives the account's branches from the words and the BIP-39
+    /// passphrase (the "25th word"; empty for none).
+    pub fn from_mnemonic(words: &str, passphrase: &str, account_path: &str) -> Result<Keychain, KeyError> {
+        Keychain::from_seed(&seed(words, passphrase)?, account_path)
     }
 
     /// Derives the account's branches from a BIP-39 seed.
@@ -119,12 +126,41 @@ impl Keychain {
     }
 }
 
+/// BIP-39's official English vectors (passphrase "TREZOR"): words and seed.
+#[cfg(test)]
+pub const TREZOR_VECTORS: [(&str, &str); 4] = [
+    (
+        "abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon about",
+        "c55257c360c07c72029aebc1b53c05ed0362ada38ead3e3e9efa3708e53495531f09a6987599d18264c1e1c92f2cf141630c7a3c4ab7c81b2f001698e7463b04",
+    ),
+    (
+        "legal winner thank year wave sausage worth useful legal winner thank yellow",
+        "2e8905819b8723fe2c1d161860e5ee1830318dbf49a83bd451cfb8440c28bd6fa457fe1296106559a3c80937a1c1069be3a3a5bd381ee6260e8d9739fce1f607",
+    ),
+    (
+        "letter advice cage absurd amount doctor acoustic avoid letter advice cage above",
+        "d71de856f81a8acc65e6fc851a38d4d7ec216fd0796d0a6827a3ad6ed5511a30fa280f12eb2e47ed2ac03b5c462a0358d18d69fe4f985ec81778c1b370b652a8",
+    ),
+    (
+        "zoo zoo zoo zoo zoo zoo zoo zoo zoo zoo zoo wrong",
+        "ac27495480225222079d7be181583751e86f571027b0497b5b5d11218e0a8a13332572917f0f8e5a589620c6f15b11c61dee327651a14c34e18231052e48c069",
+    ),
+];
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     const ABANDON: &str =
         "abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon about";
+
+    #[test]
+    fn trezor_vectors_give_the_published_seeds() {
+        for (words, want) in TREZOR_VECTORS {
+            assert_eq!(hex::encode(seed(words, "TREZOR").unwrap()), want, "{words}");
+        }
+        assert_ne!(seed(ABANDON, "").unwrap(), seed(ABANDON, "TREZOR").unwrap());
+    }
 
     #[test]
     fn bip39_vector() {
@@ -150,7 +186,7 @@ mod tests {
 
     #[test]
     fn the_wallets_own_path_gives_independently_derived_keys() {
-        let k = Keychain::from_mnemonic(ABANDON, DEFAULT_ACCOUNT_PATH).unwrap();
+        let k = Keychain::from_mnemonic(ABANDON, "", DEFAULT_ACCOUNT_PATH).unwrap();
         for (i, want) in TESTNET_RECEIVE.iter().enumerate() {
             let key = k.key(Branch::Receive, i as u32).unwrap().public_key();
             assert_eq!(hex::encode(key.0), *want, "m/86'/1'/0'/0/{i}");
@@ -179,7 +215,7 @@ mod tests {
     #[test]
     fn bip86_vectors_give_the_published_x_only_keys() {
         // BIP-86: "abandon … about", m/86'/0'/0'/0/0 and /0/1 internal keys.
-        let k = Keychain::from_mnemonic(ABANDON, "m/86'/0'/0'").unwrap();
+        let k = Keychain::from_mnemonic(ABANDON, "", "m/86'/0'/0'").unwrap();
         assert_eq!(
             hex::encode(k.key(Branch::Receive, 0).unwrap().public_key().0),
             "cc8a4bc64d897bddc5fbc2f670f7a8ba0b386779106cf1223c6fc5d7cd6fc115"
@@ -192,10 +228,10 @@ mod tests {
 
     #[test]
     fn branches_and_indexes_differ_and_are_deterministic() {
-        let k = Keychain::from_mnemonic(ABANDON, DEFAULT_ACCOUNT_PATH).unwrap();
+        let k = Keychain::from_mnemonic(ABANDON, "", DEFAULT_ACCOUNT_PATH).unwrap();
         let r0 = k.address(Branch::Receive, 0).unwrap();
         assert_eq!(
-            Keychain::from_mnemonic(ABANDON, DEFAULT_ACCOUNT_PATH).unwrap().address(Branch::Receive, 0).unwrap(),
+            Keychain::from_mnemonic(ABANDON, "", DEFAULT_ACCOUNT_PATH).unwrap().address(Branch::Receive, 0).unwrap(),
             r0
         );
         assert_ne!(k.address(Branch::Receive, 1).unwrap(), r0);
@@ -205,7 +241,7 @@ mod tests {
             hex::encode(k.key(Branch::Receive, 0).unwrap().public_key().0),
             "cc8a4bc64d897bddc5fbc2f670f7a8ba0b386779106cf1223c6fc5d7cd6fc115"
         );
-        assert!(matches!(Keychain::from_mnemonic(ABANDON, "m/86'/x"), Err(KeyError::Path(_))));
+        assert!(matches!(Keychain::from_mnemonic(ABANDON, "", "m/86'/x"), Err(KeyError::Path(_))));
     }
 
     #[test]
@@ -216,8 +252,8 @@ mod tests {
             let messy = format!("  {}\n", words.to_uppercase().replace(' ', " \t "));
             let again = parse_mnemonic(&messy).unwrap();
             assert_eq!(again, words);
-            let a = Keychain::from_mnemonic(&words, DEFAULT_ACCOUNT_PATH).unwrap();
-            let b = Keychain::from_mnemonic(&again, DEFAULT_ACCOUNT_PATH).unwrap();
+            let a = Keychain::from_mnemonic(&words, "", DEFAULT_ACCOUNT_PATH).unwrap();
+            let b = Keychain::from_mnemonic(&again, "", DEFAULT_ACCOUNT_PATH).unwrap();
             for branch in Branch::ALL {
                 assert_eq!(a.address(branch, 7).unwrap(), b.address(branch, 7).unwrap());
             }

@@ -23,7 +23,10 @@ use std::path::PathBuf;
     version,
     about = "Lode wallet: keys, addresses, balances, payments",
     after_help = "The passphrase comes from LODE_WALLET_PASSPHRASE when set (then no command reads the terminal), \
-                  otherwise from a prompt. Amounts are decimal coins (\"1.5\"); --json output uses base units."
+                  otherwise from a prompt. A BIP-39 passphrase for `new` and `restore` comes from \
+                  LODE_WALLET_BIP39_PASSPHRASE (or --bip39-passphrase, a prompt). Payments ask to confirm their fee \
+                  only at a terminal without LODE_WALLET_PASSPHRASE; --yes never asks. Amounts are decimal coins \
+                  (\"1.5\"); --json output uses base units."
 )]
 pub struct Cli {
     /// Network: regtest, devnet, testnet or a chain-spec file.
@@ -57,12 +60,20 @@ pub enum Command {
         /// Number of words: 12, 15, 18, 21 or 24.
         #[arg(long, default_value_t = 24)]
         word_count: usize,
+        /// Ask for a BIP-39 passphrase (the "25th word") on the terminal
+        /// [default: LODE_WALLET_BIP39_PASSPHRASE, or none].
+        #[arg(long)]
+        bip39_passphrase: bool,
     },
     /// Rebuild a wallet from its words into a new file.
     Restore {
         /// The words [default: read from standard input, or a hidden prompt on a terminal].
         #[arg(long)]
         words: Option<String>,
+        /// Ask for the BIP-39 passphrase the words were used with
+        /// [default: LODE_WALLET_BIP39_PASSPHRASE, or none].
+        #[arg(long)]
+        bip39_passphrase: bool,
     },
     /// Show the current receiving address, or hand out a fresh one.
     Address {
@@ -72,17 +83,23 @@ pub enum Command {
     },
     /// Confirmed, unconfirmed and immature balance over all the wallet's addresses.
     Balance,
-    /// Pay an address.
+    /// Pay one or more addresses in one transaction (repeat --to ADDR --amount X).
     Send {
-        /// Recipient address.
-        #[arg(long)]
-        to: String,
-        /// Amount in coins, e.g. 1.5 (at most 8 decimals).
-        #[arg(long, allow_hyphen_values = true)]
-        amount: String,
-        /// Fee rate in base units per byte [default: 2, or the node's minimum if higher].
+        /// Recipient address (repeatable, paired in order with --amount).
+        #[arg(long, required = true)]
+        to: Vec<String>,
+        /// Amount in coins, e.g. 1.5 (at most 8 decimals; one per --to).
+        #[arg(long, allow_hyphen_values = true, required = true)]
+        amount: Vec<String>,
+        /// Fee rate in base units per byte [default: the node's estimate for --conf-target].
         #[arg(long, value_name = "R")]
         fee_rate: Option<u64>,
+        /// Blocks to confirm within, for the node's fee estimate.
+        #[arg(long, default_value_t = 6, value_name = "N")]
+        conf_target: u32,
+        /// Do not ask to confirm the fee.
+        #[arg(long)]
+        yes: bool,
         /// Wait until the payment has one confirmation.
         #[arg(long)]
         wait: bool,
@@ -93,7 +110,38 @@ pub enum Command {
         #[arg(long)]
         offline: bool,
     },
-    /// The wallet's transactions: direction, amount, fee, confirmations.
+    /// Send everything spendable to one address, minus the fee.
+    Sweep {
+        /// Recipient address.
+        #[arg(long)]
+        to: String,
+        /// Fee rate in base units per byte [default: the node's estimate for --conf-target].
+        #[arg(long, value_name = "R")]
+        fee_rate: Option<u64>,
+        /// Blocks to confirm within, for the node's fee estimate.
+        #[arg(long, default_value_t = 6, value_name = "N")]
+        conf_target: u32,
+        /// Do not ask to confirm the fee.
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Replace an unconfirmed payment of this wallet with a higher-fee version.
+    Bumpfee {
+        /// The payment's transaction id.
+        txid: String,
+        /// New fee rate in base units per byte [default: the node's estimate for
+        /// --conf-target, and at least what a replacement must pay].
+        #[arg(long, value_name = "R")]
+        fee_rate: Option<u64>,
+        /// Blocks to confirm within, for the node's fee estimate.
+        #[arg(long, default_value_t = 6, value_name = "N")]
+        conf_target: u32,
+        /// Do not ask to confirm the fee.
+        #[arg(long)]
+        yes: bool,
+    },
+    /// The wallet's transactions: direction (sent, received, self, mined,
+    /// replaced), amount, fee, confirmations.
     History,
     /// Where a transaction is: mempool, confirmed at height H, or unknown.
     Status {

@@ -281,6 +281,9 @@ pub struct VerboseTx {
     /// Fee in base units (0 for a coinbase).
     #[serde(default)]
     pub fee: u64,
+    /// Encoded size in bytes.
+    #[serde(default)]
+    pub size: u64,
 }
 
 /// `getmempoolinfo` fields the wallet uses.
@@ -289,6 +292,33 @@ pub struct MempoolInfo {
     /// The node's minimum relay fee rate (base units per byte).
     #[serde(default = "one")]
     pub min_fee_rate: u64,
+    /// What a replacement pays per byte of its own on top of what it
+    /// replaces (absent from older nodes: their default, 1).
+    #[serde(default = "one")]
+    pub incremental_relay_fee: u64,
+}
+
+/// `estimatesmartfee`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct FeeEstimateReply {
+    /// Base units per byte.
+    pub feerate: u64,
+    /// Target the estimate holds for.
+    pub blocks: u32,
+    /// Set when the node lacks data and answered its minimum.
+    #[serde(default)]
+    pub errors: Vec<String>,
+}
+
+/// `getmempoolentry`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct MempoolEntry {
+    /// Fee paid.
+    pub fee: u64,
+    /// Encoded size.
+    pub size: u64,
+    /// In-pool descendants, itself included.
+    pub descendants: u64,
 }
 
 fn one() -> u64 {

@@ -48,12 +48,14 @@ pub struct Selection {
     pub fee: u64,
     /// Change returned (0: no change output).
     pub change: u64,
+    /// Payment outputs (besides the change).
+    pub payments: u64,
 }
 
 impl Selection {
     /// Encoded size of the transaction this selection builds.
     pub fn size(&self) -> u64 {
-        tx_size(self.coins.len() as u64, if self.change > 0 { 2 } else { 1 })
+        tx_size(self.coins.len() as u64, self.payments + u64::from(self.change > 0))
     }
 }
 
@@ -91,30 +93,36 @@ pub fn min_change(fee_rate: u64) -> u64 {
     fee_rate.saturating_mul(INPUT_SIZE + OUTPUT_SIZE)
 }
 
-/// Picks coins paying `amount` at `fee_rate` base units per byte.
+/// Picks coins paying `amount` to one output at `fee_rate` base units per byte.
+#[cfg(test)]
 pub fn select(coins: &[Coin], amount: u64, fee_rate: u64) -> Result<Selection, SelectError> {
-    let mut sorted: Vec<&Coin> = coins.iter().collect();
-    sorted.sort_by(|a, b| b.amount.cmp(&a.amount).then(a.outpoint.cmp(&b.outpoint)));
-    if let Some(chosen) = branch_and_bound(&sorted, amount, fee_rate) {
-        let total: u64 = chosen.iter().map(|c| c.amount).sum();
-        return Ok(Selection { coins: chosen, fee: total - amount, change: 0 });
-    }
-    largest_first(&sorted, amount, fee_rate)
+    select_many(coins, amount, fee_rate, 1)
 }
 
-fn largest_first(sorted: &[&Coin], amount: u64, fee_rate: u64) -> Result<Selection, SelectError> {
+/// Picks coins paying `amount` in all to `payments` outputs at `fee_rate`.
+pub fn select_many(coins: &[Coin], amount: u64, fee_rate: u64, payments: u64) -> Result<Selection, SelectError> {
+    let mut sorted: Vec<&Coin> = coins.iter().collect();
+    sorted.sort_by(|a, b| b.amount.cmp(&a.amount).then(a.outpoint.cmp(&b.outpoint)));
+    if let Some(chosen) = branch_and_bound(&sorted, amount, fee_rate, payments) {
+        let total: u64 = chosen.iter().map(|c| c.amount).sum();
+        return Ok(Selection { coins: chosen, fee: total - amount, change: 0, payments });
+    }
+    largest_first(&sorted, amount, fee_rate, payments)
+}
+
+fn largest_first(sorted: &[&Coin], amount: u64, fee_rate: u64, payments: u64) -> Result<Selection, SelectError> {
     let mut total = 0u64;
     for (i, c) in sorted.iter().enumerate() {
         total = total.saturating_add(c.amount);
         let n = i as u64 + 1;
-        let fee_with_change = fee_rate.saturating_mul(tx_size(n, 2));
-        let fee_without = fee_rate.saturating_mul(tx_size(n, 1));
+        let fee_with_change = fee_rate.saturating_mul(tx_size(n, payments + 1));
+        let fee_without = fee_rate.saturating_mul(tx_size(n, payments));
         let chosen = || sorted[..=i].iter().map(|c| (*c).clone()).collect::<Vec<_>>();
         let result = if total >= amount.saturating_add(fee_with_change).saturating_add(min_change(fee_rate)) {
-            Selection { coins: chosen(), fee: fee_with_change, change: total - amount - fee_with_change }
+            Selection { coins: chosen(), fee: fee_with_change, change: total - amount - fee_with_change, payments }
         } else if total >= amount.saturating_add(fee_without) {
             // The remainder is too small for a change output: it is fee.
-            Selection { coins: chosen(), fee: total - amount, change: 0 }
+            Selection { coins: chosen(), fee: total - amount, change: 0, payments }
         } else {
             continue;
         };
@@ -124,21 +132,22 @@ fn largest_first(sorted: &[&Coin], amount: u64, fee_rate: u64) -> Result<Selecti
         return Ok(result);
     }
     let available: u64 = sorted.iter().map(|c| c.amount).sum();
-    let needed = amount.saturating_add(fee_rate.saturating_mul(tx_size(sorted.len().max(1) as u64, 1)));
+    let needed = amount.saturating_add(fee_rate.saturating_mul(tx_size(sorted.len().max(1) as u64, payments)));
     Err(SelectError::Insufficient { available, needed })
 }
 
 /// Depth-first search over coins (largest first) for a changeless set whose
 /// value after input fees lies in `[target, target + cost of change]`,
 /// keeping the one that wastes least.
-fn branch_and_bound(sorted: &[&Coin], amount: u64, fee_rate: u64) -> Option<Vec<Coin>> {
+fn branch_and_bound(sorted: &[&Coin], amount: u64, fee_rate: u64, payments: u64) -> Option<Vec<Coin>> {
     let input_fee = fee_rate.checked_mul(INPUT_SIZE)?;
     // Coins worth less than their own input fee never help.
     let useful: Vec<(&Coin, u64)> =
         sorted.iter().filter(|c| c.amount > input_fee).map(|c| (*c, c.amount - input_fee)).collect();
-    let target = amount.checked_add(fee_rate.checked_mul(BASE_SIZE + OUTPUT_SIZE)?)?;
+    let fixed = BASE_SIZE.checked_add(payments.checked_mul(OUTPUT_SIZE)?)?;
+    let target = amount.checked_add(fee_rate.checked_mul(fixed)?)?;
     let upper = target.checked_add(min_change(fee_rate))?;
-    let max_inputs = ((MAX_TX_SIZE - BASE_SIZE - OUTPUT_SIZE) / INPUT_SIZE) as usize;
+    let max_inputs = (MAX_TX_SIZE.checked_sub(fixed)? / INPUT_SIZE) as usize;
     // remaining[i]: sum of effective values from i on.
     let mut remaining = vec![0u64; useful.len() + 1];
     for i in (0..useful.len()).rev() {
@@ -298,6 +307,19 @@ mod tests {
         let s = select(&coins, 1_000_000, 1).unwrap();
         assert!(s.size() <= MAX_TX_SIZE);
         check_balanced(&s, 1_000_000, 1);
+    }
+
+    #[test]
+    fn several_payments_count_their_outputs_in_the_fee() {
+        let coins = [coin(1, 5_000_000), coin(2, 1_000_000)];
+        let s = select_many(&coins, 3_000_000, 2, 3).unwrap();
+        assert_eq!((s.payments, s.size()), (3, tx_size(1, 4)));
+        assert_eq!(s.fee, 2 * tx_size(1, 4));
+        assert_eq!(s.change, 5_000_000 - 3_000_000 - s.fee);
+        // A changeless exact match for three outputs.
+        let exact = 700_000 + 2 * tx_size(1, 3);
+        let s = select_many(&[coin(1, 5_000_000), coin(3, exact)], 700_000, 2, 3).unwrap();
+        assert_eq!((s.change, s.fee, s.size()), (0, 2 * tx_size(1, 3), tx_size(1, 3)));
     }
 
     #[test]

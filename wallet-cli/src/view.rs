@@ -290,6 +290,7 @@ mod tests {
                 .map(|(i, (a, amount))| VerboseOut { vout: i as u32, address: a.to_string(), amount: *amount })
                 .collect(),
             fee: 0,
+            size: 0,
         }
     }
 

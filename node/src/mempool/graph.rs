@@ -291,19 +291,22 @@ impl Mempool {
     /// The packages to evict (their roots, cheapest first) so that `size`
     /// more bytes fit, none of them scoring at least `rate` and none an
     /// ancestor of the newcomer (in `protected`); `None` if impossible.
+    /// `leaving` are transactions the newcomer replaces: their bytes count
+    /// as freed already.
     pub(super) fn plan_eviction(
         &self,
         size: usize,
         rate: FeeRate,
         protected: &HashSet<Hash256>,
+        leaving: &HashSet<Hash256>,
     ) -> Option<Vec<Hash256>> {
         let max = self.policy.max_bytes;
         if size > max {
             return None;
         }
         let need = (self.bytes + size).saturating_sub(max);
-        let mut freed = 0usize;
-        let mut planned: HashSet<Hash256> = HashSet::new();
+        let mut freed: usize = leaving.iter().filter_map(|t| self.slots.get(t)).map(|s| s.entry.size).sum();
+        let mut planned: HashSet<Hash256> = leaving.clone();
         let mut roots = Vec::new();
         for (score, id) in &self.by_score {
             if freed >= need {

@@ -20,7 +20,7 @@ use lode_core::validation::{
     check_transaction, check_tx_inputs, verify_sig_checks, Coin, ConnectContext, TxError, UtxoView,
 };
 use lode_core::{Address, Amount, Block, Hash256, Height, Transaction, TxOut};
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 /// Admission and size rules (not consensus).
 #[derive(Clone, Debug)]
@@ -38,8 +38,11 @@ pub struct MempoolPolicy {
     /// Largest transaction relayed.
     pub max_tx_size: usize,
     /// Fee rate (base units per byte) a newcomer must pay above what it
-    /// evicts from a full pool.
+    /// evicts from a full pool or replaces.
     pub incremental_relay_fee: u64,
+    /// Most transactions one replacement may evict (conflicts and their
+    /// descendants together).
+    pub max_replacement_evictions: usize,
 }
 
 impl Default for MempoolPolicy {
@@ -52,6 +55,7 @@ impl Default for MempoolPolicy {
             expiry_secs: 14 * 24 * 3600,
             max_tx_size: 100_000,
             incremental_relay_fee: 1,
+            max_replacement_evictions: 100,
         }
     }
 }
@@ -72,13 +76,45 @@ pub enum MempoolError {
     /// Already in the mempool or the chain.
     #[error("transaction {0} is already known")]
     AlreadyKnown(Hash256),
-    /// Spends an outpoint a mempool transaction already spends.
-    #[error("conflicts with mempool transaction {with}: both spend {}:{} (no replacement)", .outpoint.txid, .outpoint.vout)]
-    Conflict {
-        /// The contested outpoint.
+    /// Spends an outpoint a mempool transaction already spends, and does
+    /// not pay enough to replace it (full replace-by-fee, as Bitcoin Core 28).
+    #[error("replacement of {with} (it spends {}:{}) refused: {why}; it must pay at least {required} (pays {fee})", .outpoint.txid, .outpoint.vout)]
+    ReplacementTooCheap {
+        /// A contested outpoint.
         outpoint: OutPoint,
-        /// The transaction already spending it.
+        /// A transaction already spending it.
         with: Hash256,
+        /// Which rule the fee breaks.
+        why: String,
+        /// Fee the newcomer pays.
+        fee: u64,
+        /// Smallest fee that would replace everything it conflicts with.
+        required: u64,
+    },
+    /// Replacing would evict more transactions than the policy allows.
+    #[error(
+        "replacement would evict {count} transactions (conflicts and their descendants), above the limit of {limit}"
+    )]
+    TooManyReplacements {
+        /// Transactions it would evict.
+        count: usize,
+        /// Limit.
+        limit: usize,
+    },
+    /// A replacement spending an output of a transaction it replaces (it
+    /// would remove its own parent).
+    #[error("replacement spends output {}:{} of transaction {} it would replace", .outpoint.txid, .outpoint.vout, .outpoint.txid)]
+    SpendsReplaced {
+        /// The outpoint.
+        outpoint: OutPoint,
+    },
+    /// A replacement with an unconfirmed input none of the replaced
+    /// transactions had (Bitcoin Core's rule 2: its mining score could fall
+    /// below theirs through a poor new parent).
+    #[error("replacement adds unconfirmed input {}:{} that none of the replaced transactions spends from", .outpoint.txid, .outpoint.vout)]
+    ReplacementAddsUnconfirmed {
+        /// The outpoint.
+        outpoint: OutPoint,
     },
     /// An input is neither unspent in the chain nor created by the mempool.
     #[error("input {index} ({}:{}) is missing or already spent", .outpoint.txid, .outpoint.vout)]
@@ -187,6 +223,10 @@ pub struct AcceptedTx {
     pub size: usize,
     /// Transactions evicted to make room (cheapest packages).
     pub evicted: Vec<Hash256>,
+    /// Transactions it replaced (conflicts and their descendants).
+    pub replaced: Vec<Hash256>,
+    /// Its unconfirmed ancestors in the pool when admitted.
+    pub ancestors: usize,
 }
 
 /// The pool.
@@ -201,6 +241,17 @@ pub struct Mempool {
     /// cost what they return, not a scan of the pool.
     by_address: HashMap<Address, BTreeSet<Hash256>>,
     bytes: usize,
+}
+
+/// What a newcomer conflicts with.
+struct Conflicts {
+    /// One contested outpoint and its spender (for messages).
+    outpoint: OutPoint,
+    with: Hash256,
+    /// Transactions spending an outpoint it spends.
+    direct: Vec<Hash256>,
+    /// Those and all their descendants: what replacing evicts.
+    all: HashSet<Hash256>,
 }
 
 /// The chain's UTXO set overlaid with the mempool's own outputs.
@@ -319,12 +370,7 @@ impl Mempool {
 
     /// Held transactions that pay or spend from `address`.
     pub fn touching(&self, address: &Address) -> Vec<&Entry> {
-        self.by_address
-            .get(address)
-            .into_iter()
-            .flatten()
-            .filter_map(|t| self.slots.get(t).map(|s| &s.entry))
-            .collect()
+        self.by_address.get(address).into_iter().flatten().filter_map(|t| self.slots.get(t).map(|s| &s.entry)).collect()
     }
 
     /// Fee and size of a held transaction with all its in-pool descendants.
@@ -357,11 +403,7 @@ impl Mempool {
         if tx.is_coinbase() {
             return Err(MempoolError::Coinbase);
         }
-        for input in &tx.inputs {
-            if let Some(with) = self.spends.get(&input.prevout) {
-                return Err(MempoolError::Conflict { outpoint: input.prevout, with: *with });
-            }
-        }
+        let conflicts = self.conflicts_of(&tx)?;
         let pool_view = PoolView { base: view, pool: self, height: next_height };
         let (fee, checks) = match check_tx_inputs(&tx, next_height, ctx, &pool_view) {
             Ok(r) => r,
@@ -375,12 +417,19 @@ impl Mempool {
         if fee.units() < required {
             return Err(MempoolError::FeeTooLow { fee: fee.units(), size, required });
         }
+        let rate = FeeRate::new(fee.units(), size);
+        if let Some(c) = &conflicts {
+            self.check_replacement(c, rate)?;
+        }
+        let doomed = conflicts.as_ref().map(|c| c.all.clone()).unwrap_or_default();
         let limit = self.policy.max_chain.saturating_sub(1);
         let ancestors = self
             .ancestors_limited(&tx, limit)
             .map_err(|n| MempoolError::ChainTooLong { length: n + 1, limit: self.policy.max_chain })?;
         for a in &ancestors {
-            let count = self.slots.get(a).map_or(0, |s| s.descendant_count) + 1;
+            // Replaced descendants of this ancestor leave before it gains one.
+            let leaving = if doomed.is_empty() { 0 } else { self.descendants(a).intersection(&doomed).count() };
+            let count = (self.slots.get(a).map_or(0, |s| s.descendant_count) + 1).saturating_sub(leaving);
             if count > self.policy.max_descendants {
                 return Err(MempoolError::TooManyDescendants {
                     ancestor: *a,
@@ -389,21 +438,120 @@ impl Mempool {
                 });
             }
         }
-        let rate = FeeRate::new(fee.units(), size);
-        let victims = self.plan_eviction(size, rate, &ancestors).ok_or(MempoolError::MempoolFull)?;
+        let victims = self.plan_eviction(size, rate, &ancestors, &doomed).ok_or(MempoolError::MempoolFull)?;
         // Only now the expensive part: a cheap refusal costs no verification.
         if let Err(i) = verify_sig_checks(&checks, Some(sig_cache)) {
             return Err(TxError::BadSignature(i).into());
         }
         sig_cache.insert_all(&checks);
+        // Every input passed check_tx_inputs against this view just now
+        // (and none spends a replaced transaction, so removing those first
+        // loses nothing it needs).
+        let spent: Vec<TxOut> =
+            tx.inputs.iter().filter_map(|i| pool_view_coin(self, view, next_height, &i.prevout)).collect();
+        let mut replaced = Vec::new();
+        for d in conflicts.map(|c| c.direct).unwrap_or_default() {
+            replaced.extend(self.remove_tree(&d));
+        }
         let mut evicted = Vec::new();
         for v in victims {
             evicted.extend(self.remove_tree(&v));
         }
-        // Every input passed check_tx_inputs against this view just now.
-        let spent = tx.inputs.iter().filter_map(|i| pool_view_coin(self, view, next_height, &i.prevout)).collect();
+        let n_ancestors = ancestors.len();
         self.link(Entry { txid, tx, fee, size, time: now, spent }, &ancestors);
-        Ok(AcceptedTx { txid, fee, size, evicted })
+        Ok(AcceptedTx { txid, fee, size, evicted, replaced, ancestors: n_ancestors })
+    }
+
+    /// The pooled transactions `tx` conflicts with, or `None`; refuses a
+    /// replacement that would evict too many or spends what it replaces.
+    fn conflicts_of(&self, tx: &Transaction) -> Result<Option<Conflicts>, MempoolError> {
+        let mut direct: Vec<(OutPoint, Hash256)> = Vec::new();
+        for input in &tx.inputs {
+            if let Some(with) = self.spends.get(&input.prevout) {
+                if !direct.iter().any(|(_, d)| d == with) {
+                    direct.push((input.prevout, *with));
+                }
+            }
+        }
+        let Some(&(outpoint, with)) = direct.first() else { return Ok(None) };
+        let limit = self.policy.max_replacement_evictions;
+        let mut all = HashSet::new();
+        for (_, d) in &direct {
+            all.insert(*d);
+            // Stop early: a huge family must not cost a full walk.
+            if all.len() > limit {
+                break;
+            }
+            all.extend(self.descendants(d));
+            if all.len() > limit {
+                break;
+            }
+        }
+        if all.len() > limit {
+            return Err(MempoolError::TooManyReplacements { count: all.len(), limit });
+        }
+        for input in &tx.inputs {
+            if all.contains(&input.prevout.txid) {
+                return Err(MempoolError::SpendsReplaced { outpoint: input.prevout });
+            }
+        }
+        // Bitcoin Core's rule 2: unconfirmed parents only where an original
+        // already had them.
+        let parents_of_originals: HashSet<Hash256> = direct
+            .iter()
+            .filter_map(|(_, d)| self.slots.get(d))
+            .flat_map(|s| s.entry.tx.inputs.iter().map(|i| i.prevout.txid))
+            .collect();
+        for input in &tx.inputs {
+            let p = input.prevout.txid;
+            if self.slots.contains_key(&p) && !parents_of_originals.contains(&p) {
+                return Err(MempoolError::ReplacementAddsUnconfirmed { outpoint: input.prevout });
+            }
+        }
+        Ok(Some(Conflicts { outpoint, with, direct: direct.into_iter().map(|(_, d)| d).collect(), all }))
+    }
+
+    /// Bitcoin Core's fee rules for a replacement: a higher fee rate than
+    /// each transaction it directly conflicts with, and a fee covering
+    /// everything it evicts plus its own relay at the incremental rate (so
+    /// a chain of replacements cannot relay for free).
+    fn check_replacement(&self, c: &Conflicts, rate: FeeRate) -> Result<(), MempoolError> {
+        let size = rate.size;
+        // Smallest fee with a strictly higher rate than each direct conflict.
+        let mut by_rate = 0u64;
+        let mut worst_rate = FeeRate::default();
+        for d in &c.direct {
+            if let Some(s) = self.slots.get(d) {
+                let r = s.entry.fee_rate();
+                let need = u64::try_from(u128::from(r.fee) * u128::from(size) / u128::from(r.size.max(1)) + 1)
+                    .unwrap_or(u64::MAX);
+                if need > by_rate {
+                    by_rate = need;
+                    worst_rate = r;
+                }
+            }
+        }
+        let evicted_fees: u64 =
+            c.all.iter().filter_map(|t| self.slots.get(t)).map(|s| s.entry.fee.units()).fold(0, u64::saturating_add);
+        let by_total = evicted_fees.saturating_add(self.policy.incremental_relay_fee.saturating_mul(size));
+        let required = by_rate.max(by_total);
+        if rate.fee >= required {
+            return Ok(());
+        }
+        let why = if rate.fee < by_rate {
+            format!(
+                "its fee rate {:.2}/byte is not above {:.2}/byte of the transaction it replaces",
+                rate.per_byte(),
+                worst_rate.per_byte()
+            )
+        } else {
+            format!(
+                "it must pay the {evicted_fees} in fees of the {} transactions it evicts plus {} per byte of its own {size} bytes",
+                c.all.len(),
+                self.policy.incremental_relay_fee
+            )
+        };
+        Err(MempoolError::ReplacementTooCheap { outpoint: c.outpoint, with: c.with, why, fee: rate.fee, required })
     }
 
     /// Drops the block's transactions and everything that now conflicts
@@ -493,13 +641,24 @@ impl Mempool {
     /// Drops transactions older than the policy's expiry (with their
     /// descendants). Returns how many were dropped.
     pub fn expire(&mut self, now: u64) -> usize {
+        self.expire_ids(now).len()
+    }
+
+    /// Same as [`Mempool::expire`], returning the dropped ids.
+    pub fn expire_ids(&mut self, now: u64) -> Vec<Hash256> {
         let old: Vec<Hash256> = self
             .slots
             .iter()
             .filter(|(_, s)| now.saturating_sub(s.entry.time) > self.policy.expiry_secs)
             .map(|(id, _)| *id)
             .collect();
-        old.iter().map(|t| self.remove_tree(t).len()).sum()
+        old.iter().flat_map(|t| self.remove_tree(t)).collect()
+    }
+
+    /// Sizes of a held transaction's in-pool ancestor and descendant
+    /// packages, itself included in both (as Bitcoin Core counts them).
+    pub fn package_counts(&self, txid: &Hash256) -> Option<(usize, usize)> {
+        self.slots.get(txid).map(|s| (s.ancestor_count, s.descendant_count))
     }
 }
 

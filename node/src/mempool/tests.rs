@@ -110,7 +110,14 @@ fn accepts_valid_and_fills_the_signature_cache() {
     let accepted = fx.accept(&mut pool, tx.clone()).unwrap();
     assert_eq!(
         accepted,
-        AcceptedTx { txid: tx.txid(), fee: Amount::from_units(1000), size: tx.encoded_size(), evicted: vec![] }
+        AcceptedTx {
+            txid: tx.txid(),
+            fee: Amount::from_units(1000),
+            size: tx.encoded_size(),
+            evicted: vec![],
+            replaced: vec![],
+            ancestors: 0
+        }
     );
     assert_eq!((pool.len(), pool.bytes()), (1, tx.encoded_size()));
     assert!(pool.contains(&tx.txid()) && pool.get(&tx.txid()) == Some(tx.clone()));
@@ -134,17 +141,115 @@ fn accepts_valid_and_fills_the_signature_cache() {
 }
 
 #[test]
-fn rejects_a_conflict_naming_the_other_transaction() {
+fn a_replacement_paying_too_little_is_refused_naming_what_it_must_pay() {
     let fx = Fx::new();
     let mut pool = Mempool::new(MempoolPolicy::default());
     let a = fx.spend(fx.coins[0], coin10(), 1000);
-    let b = fx.spend(fx.coins[0], coin10(), 2000);
+    let size = a.encoded_size() as u64;
     fx.accept(&mut pool, a.clone()).unwrap();
-    let err = fx.accept(&mut pool, b).unwrap_err();
-    assert_eq!(err, MempoolError::Conflict { outpoint: fx.coins[0], with: a.txid() });
-    assert!(err.to_string().contains(&a.txid().to_hex()), "{err}");
+    // A higher rate is not enough: the fee must also cover the original's
+    // fee plus the incremental relay fee (1/byte) for its own bytes.
+    let stingy = fx.spend(fx.coins[0], coin10(), 1001);
+    let err = fx.accept(&mut pool, stingy).unwrap_err();
+    let required = 1000 + size;
+    match &err {
+        MempoolError::ReplacementTooCheap { with, required: r, fee, outpoint, .. } => {
+            assert_eq!((*with, *r, *fee, *outpoint), (a.txid(), required, 1001, fx.coins[0]));
+        }
+        other => panic!("{other:?}"),
+    }
+    let text = err.to_string();
+    assert!(text.contains(&format!("must pay at least {required}")) && text.contains(&a.txid().to_hex()), "{text}");
     assert!(!err.is_consensus_invalid());
-    assert_eq!(pool.len(), 1);
+    let just_short = fx.spend(fx.coins[0], coin10(), required - 1);
+    assert!(matches!(fx.accept(&mut pool, just_short), Err(MempoolError::ReplacementTooCheap { .. })));
+    assert_eq!(pool.txids(), vec![a.txid()], "the original stays");
+    // Exactly enough replaces it.
+    let b = fx.spend(fx.coins[0], coin10(), required);
+    let r = fx.accept(&mut pool, b.clone()).unwrap();
+    assert_eq!((r.replaced, r.evicted), (vec![a.txid()], vec![]));
+    assert_eq!(pool.txids(), vec![b.txid()]);
+    assert_eq!(pool.spends(&fx.coins[0]), Some(b.txid()));
+}
+
+#[test]
+fn a_replacement_needs_a_higher_rate_than_each_direct_conflict() {
+    let fx = Fx::new();
+    let mut pool = Mempool::new(MempoolPolicy::default());
+    // A small, rich original; the replacement is twice its size.
+    let a = fx.spend(fx.coins[0], coin10(), 20_000);
+    fx.accept(&mut pool, a.clone()).unwrap();
+    let big = fx.tx(&[(fx.coins[0], coin10()), (fx.coins[1], coin10())], 1, 20_000 + 1000);
+    let size = big.encoded_size() as u64;
+    let err = fx.accept(&mut pool, big).unwrap_err();
+    let by_rate = 20_000 * size / a.encoded_size() as u64 + 1;
+    match &err {
+        MempoolError::ReplacementTooCheap { required, why, .. } => {
+            assert_eq!(*required, by_rate, "{err}");
+            assert!(why.contains("fee rate"), "{why}");
+        }
+        other => panic!("{other:?}"),
+    }
+    let ok = fx.tx(&[(fx.coins[0], coin10()), (fx.coins[1], coin10())], 1, by_rate);
+    assert_eq!(fx.accept(&mut pool, ok).unwrap().replaced, vec![a.txid()]);
+}
+
+#[test]
+fn replaced_transactions_leave_with_their_descendants() {
+    let fx = Fx::new();
+    let mut pool = Mempool::new(MempoolPolicy::default());
+    let a = fx.spend(fx.coins[0], coin10(), 1000);
+    let child = fx.child(&a, 0, 1000);
+    let grandchild = fx.child(&child, 0, 1000);
+    let other = fx.spend(fx.coins[1], coin10(), 1000);
+    for tx in [&a, &child, &grandchild, &other] {
+        fx.accept(&mut pool, tx.clone()).unwrap();
+    }
+    assert_eq!(pool.package_counts(&a.txid()), Some((1, 3)));
+    assert_eq!(pool.package_counts(&grandchild.txid()), Some((3, 1)));
+    let size = a.encoded_size() as u64;
+    // It must pay for all three it evicts.
+    let short = fx.spend(fx.coins[0], coin10(), 2000 + size);
+    assert!(
+        matches!(fx.accept(&mut pool, short), Err(MempoolError::ReplacementTooCheap { required, .. }) if required == 3000 + size)
+    );
+    let b = fx.spend(fx.coins[0], coin10(), 3000 + size);
+    let mut replaced = fx.accept(&mut pool, b.clone()).unwrap().replaced;
+    replaced.sort();
+    let mut expected = vec![a.txid(), child.txid(), grandchild.txid()];
+    expected.sort();
+    assert_eq!(replaced, expected);
+    let mut held = pool.txids();
+    held.sort();
+    let mut expected = vec![b.txid(), other.txid()];
+    expected.sort();
+    assert_eq!(held, expected);
+}
+
+#[test]
+fn replacements_are_bounded_may_not_spend_what_they_replace_nor_add_unconfirmed_parents() {
+    let fx = Fx::new();
+    let mut pool = Mempool::new(MempoolPolicy { max_replacement_evictions: 2, ..Default::default() });
+    let a = fx.tx(&[(fx.coins[0], coin10())], 2, 1000);
+    fx.accept(&mut pool, a.clone()).unwrap();
+    let rich = 1_000_000;
+    // Spending the original's output while replacing it.
+    let own_child =
+        fx.tx(&[(fx.coins[0], coin10()), (OutPoint { txid: a.txid(), vout: 0 }, a.outputs[0].value)], 1, rich);
+    let err = fx.accept(&mut pool, own_child).unwrap_err();
+    assert_eq!(err, MempoolError::SpendsReplaced { outpoint: OutPoint { txid: a.txid(), vout: 0 } });
+    // A new unconfirmed parent.
+    let p = fx.spend(fx.coins[1], coin10(), 1000);
+    fx.accept(&mut pool, p.clone()).unwrap();
+    let with_parent =
+        fx.tx(&[(fx.coins[0], coin10()), (OutPoint { txid: p.txid(), vout: 0 }, p.outputs[0].value)], 1, rich);
+    assert!(matches!(fx.accept(&mut pool, with_parent), Err(MempoolError::ReplacementAddsUnconfirmed { .. })));
+    // Three to evict with a limit of two.
+    fx.accept(&mut pool, fx.child(&a, 0, 1000)).unwrap();
+    fx.accept(&mut pool, fx.child(&a, 1, 1000)).unwrap();
+    let err = fx.accept(&mut pool, fx.spend(fx.coins[0], coin10(), rich)).unwrap_err();
+    assert_eq!(err, MempoolError::TooManyReplacements { count: 3, limit: 2 });
+    assert_eq!(pool.len(), 4, "nothing was evicted for refused replacements");
 }
 
 #[test]

@@ -233,11 +233,46 @@ impl Methods {
             "getmempoolinfo" => {
                 Params::new(params, 0)?;
                 let pool = self.node.mempool();
-                Ok(json!({"size": pool.len(), "bytes": pool.bytes(), "min_fee_rate": pool.policy().min_fee_rate}))
+                Ok(json!({
+                    "size": pool.len(),
+                    "bytes": pool.bytes(),
+                    "min_fee_rate": pool.policy().min_fee_rate,
+                    "incremental_relay_fee": pool.policy().incremental_relay_fee,
+                }))
             }
             "getrawmempool" => {
                 Params::new(params, 0)?;
                 Ok(json!(self.node.mempool().txids()))
+            }
+            "getmempoolentry" => {
+                let p = Params::new(params, 1)?;
+                let txid = p.hash(0, "txid")?;
+                let pool = self.node.mempool();
+                let e = pool
+                    .entry(&txid)
+                    .ok_or_else(|| RpcError::not_found(format!("transaction {txid} is not in the mempool")))?;
+                let (ancestors, descendants) = pool.package_counts(&txid).unwrap_or((1, 1));
+                Ok(json!({
+                    "fee": e.fee.units(),
+                    "size": e.size,
+                    "fee_rate": e.fee_rate().per_byte(),
+                    "time": e.time,
+                    "ancestors": ancestors,
+                    "descendants": descendants,
+                }))
+            }
+            "estimatesmartfee" => {
+                let p = Params::new(params, 2)?;
+                let target = p.u64(0, "conf_target")?;
+                if target == 0 {
+                    return Err(RpcError::invalid_params("conf_target must be at least 1"));
+                }
+                let e = self.node.estimate_fee(u32::try_from(target).unwrap_or(u32::MAX));
+                let mut v = json!({"feerate": e.feerate, "blocks": e.blocks});
+                if !e.errors.is_empty() {
+                    v["errors"] = json!(e.errors);
+                }
+                Ok(v)
             }
             "listunspent" => {
                 let p = Params::new(params, 1)?;

@@ -5,11 +5,15 @@
 //! or SIGTERM, then stops every node cleanly. Running it again on the same
 //! folder continues the same chain.
 //!
-//! Node `i` uses ports `BASE + 10 i` (RPC), `+ 1` (p2p) and `+ 2`
-//! (metrics); `--base-port` moves them (default 30000).
+//! Node `i` uses ports `BASE + 10 i` (RPC), `+ 1` (p2p), `+ 2`
+//! (metrics) and `+ 3` (block explorer); `--base-port` moves them
+//! (default 30000). `<dir>/testnet.html` shows every node at once.
 //!
 //! Exit status: 0 when every node stopped cleanly, 1 when a node could not
 //! start, exited with an error or had to be killed, 2 for bad arguments.
+
+#[path = "../testnet_view.rs"]
+mod testnet_view;
 
 use lode_core::ChainSpec;
 use lode_tests::find_bin;
@@ -192,6 +196,8 @@ fn start_node(
     let mut cmd = Command::new(node_bin);
     cmd.args(["--chain", &o.chain, "--no-mdns", "--rpc-port", &rpc_port.to_string()])
         .args(["--metrics-port", &metrics_port.to_string()])
+        // The block explorer (read-only) on the port after metrics.
+        .args(["--explorer-port", &(base + 3).to_string()])
         .arg("--data-dir")
         .arg(&dir)
         .args(["--listen", &format!("/ip4/127.0.0.1/tcp/{p2p_port}")])
@@ -347,6 +353,16 @@ fn main() {
         );
     }
     println!("Bootnode: {}", bootnode.as_deref().unwrap_or("none"));
+    let explorers: Vec<(String, String)> =
+        nodes.iter().map(|n| (format!("node{}", n.index), format!("http://127.0.0.1:{}", n.rpc_port + 3))).collect();
+    for (name, url) in &explorers {
+        println!("  {name}: block explorer {url}/");
+    }
+    let view = o.dir.join("testnet.html");
+    match testnet_view::write(&view, &explorers) {
+        Ok(()) => println!("Testnet view (every node's height, tip, peers, hash rate): file://{}", view.display()),
+        Err(e) => eprintln!("lode-testnet: cannot write {}: {e}", view.display()),
+    }
     let wallet = format!(
         "LODE_WALLET_PASSPHRASE={PASSPHRASE} {} --chain {} --data-dir {} --rpc http://127.0.0.1:{}",
         command_name("lode-wallet", &wallet_bin),

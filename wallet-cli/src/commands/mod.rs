@@ -1,6 +1,7 @@
 //! The commands. Everything that can be refused is checked before a key is
 //! used or the file written; a refused command leaves the file as it was.
 
+mod bump;
 mod query;
 mod send;
 #[cfg(test)]
@@ -74,6 +75,8 @@ pub struct Env {
     pub data_home: Option<PathBuf>,
     /// Whether standard input is a terminal.
     pub stdin_tty: bool,
+    /// `LODE_WALLET_BIP39_PASSPHRASE`, when set (for `new` and `restore`).
+    pub bip39_passphrase: Option<String>,
 }
 
 impl Env {
@@ -87,6 +90,7 @@ impl Env {
             passphrase: std::env::var("LODE_WALLET_PASSPHRASE").ok(),
             data_home,
             stdin_tty: std::io::stdin().is_terminal(),
+            bip39_passphrase: std::env::var("LODE_WALLET_BIP39_PASSPHRASE").ok(),
         }
     }
 }
@@ -192,7 +196,8 @@ impl<'a> Ctx<'a> {
                 data.chain
             )));
         }
-        let keys = Keychain::from_mnemonic(&data.mnemonic, &data.account_path)?;
+        let bip39 = data.bip39_passphrase.as_deref().unwrap_or("");
+        let keys = Keychain::from_mnemonic(&data.mnemonic, bip39, &data.account_path)?;
         Ok(Opened { _lock: lock, data, keys, pass })
     }
 
@@ -202,6 +207,47 @@ impl<'a> Ctx<'a> {
 
     fn address_text(&self, keys: &Keychain, branch: Branch, index: u32) -> Result<String, Error> {
         Ok(view::encode(&keys.address(branch, index)?, self.prefix())?)
+    }
+
+    /// The BIP-39 passphrase for `new`/`restore`: the environment's, or
+    /// asked on the terminal when `ask` (twice for a new wallet); none
+    /// otherwise.
+    fn bip39_passphrase(&self, ask: bool, confirm: bool) -> Result<Option<String>, Error> {
+        if let Some(p) = &self.env.bip39_passphrase {
+            return Ok(Some(p.clone()).filter(|p| !p.is_empty()));
+        }
+        if !ask {
+            return Ok(None);
+        }
+        let read = |prompt: &str| {
+            rpassword::prompt_password(prompt).map_err(|e| {
+                msg(format!(
+                    "cannot read the BIP-39 passphrase from the terminal ({e}); set LODE_WALLET_BIP39_PASSPHRASE"
+                ))
+            })
+        };
+        let p = read("BIP-39 passphrase (the 25th word): ")?;
+        if confirm && read("repeat the BIP-39 passphrase: ")? != p {
+            return Err(msg("the two BIP-39 passphrases differ; nothing was written"));
+        }
+        Ok(Some(p).filter(|p| !p.is_empty()))
+    }
+
+    /// Shows what a payment costs and asks to go on, only when someone can
+    /// answer: at a terminal, without LODE_WALLET_PASSPHRASE (scripts set
+    /// it and are never asked) and without `--yes`. Declining changes nothing.
+    fn confirm(&self, yes: bool, summary: &str) -> Result<(), Error> {
+        if yes || self.env.passphrase.is_some() || !self.env.stdin_tty {
+            return Ok(());
+        }
+        eprint!("{summary}\nsend it? [y/N] ");
+        let mut line = String::new();
+        std::io::stdin().read_line(&mut line).map_err(|e| msg(format!("cannot read the answer: {e}")))?;
+        if matches!(line.trim().to_ascii_lowercase().as_str(), "y" | "yes") {
+            Ok(())
+        } else {
+            Err(msg("cancelled: nothing was signed or sent"))
+        }
     }
 }
 
@@ -218,27 +264,37 @@ fn node_dir(env: &Env, spec: &ChainSpec) -> Result<PathBuf, Error> {
 pub fn run(cli: &Cli, env: &Env) -> Result<Output, Error> {
     let ctx = Ctx::new(cli, env)?;
     match &cli.command {
-        Command::New { word_count } => create(&ctx, keys::new_mnemonic(*word_count)?, true),
-        Command::Restore { words } => {
+        Command::New { word_count, bip39_passphrase } => {
+            create(&ctx, keys::new_mnemonic(*word_count)?, *bip39_passphrase, true)
+        }
+        Command::Restore { words, bip39_passphrase } => {
             let words = match words {
                 Some(w) => w.clone(),
                 None => read_words(&ctx)?,
             };
-            create(&ctx, keys::parse_mnemonic(&words)?, false)
+            create(&ctx, keys::parse_mnemonic(&words)?, *bip39_passphrase, false)
         }
         Command::Address { new } => address(&ctx, *new),
         Command::Balance => query::balance(&ctx),
-        Command::Send { to, amount, fee_rate, wait, timeout, offline } => send::send(
+        Command::Send { to, amount, fee_rate, conf_target, yes, wait, timeout, offline } => send::send(
             &ctx,
             &send::SendArgs {
                 to,
                 amount,
                 fee_rate: *fee_rate,
+                conf_target: *conf_target,
+                yes: *yes,
                 wait: *wait,
                 timeout: Duration::from_secs(*timeout),
                 offline: *offline,
             },
         ),
+        Command::Sweep { to, fee_rate, conf_target, yes } => {
+            send::sweep(&ctx, &send::FeeArgs { fee_rate: *fee_rate, conf_target: *conf_target, yes: *yes }, to)
+        }
+        Command::Bumpfee { txid, fee_rate, conf_target, yes } => {
+            bump::bumpfee(&ctx, &send::FeeArgs { fee_rate: *fee_rate, conf_target: *conf_target, yes: *yes }, txid)
+        }
         Command::History => query::history(&ctx),
         Command::Status { txid } => query::status(&ctx, txid),
         Command::Broadcast { hex } => broadcast(&ctx, hex),
@@ -265,19 +321,22 @@ fn read_words(ctx: &Ctx) -> Result<String, Error> {
     Ok(s)
 }
 
-fn create(ctx: &Ctx, mnemonic: String, fresh: bool) -> Result<Output, Error> {
+fn create(ctx: &Ctx, mnemonic: String, ask_bip39: bool, fresh: bool) -> Result<Output, Error> {
     let lock = file::lock(&ctx.wallet, LOCK_WAIT)?;
     if ctx.wallet.exists() {
         return Err(FileError::Exists(ctx.wallet.display().to_string()).into());
     }
     let pass = ctx.passphrase(true)?;
-    let data = WalletData::new(&ctx.spec.name, mnemonic.clone());
-    let keys = Keychain::from_mnemonic(&mnemonic, &data.account_path)?;
+    let bip39 = ctx.bip39_passphrase(ask_bip39, fresh)?;
+    let mut data = WalletData::new(&ctx.spec.name, mnemonic.clone());
+    data.bip39_passphrase = bip39.clone();
+    let keys = Keychain::from_mnemonic(&mnemonic, bip39.as_deref().unwrap_or(""), &data.account_path)?;
     let addr = ctx.address_text(&keys, Branch::Receive, 0)?;
     file::save(&ctx.wallet, &pass, &data, true)?;
     drop(lock);
     let path = ctx.wallet.display().to_string();
-    let mut json = json!({"wallet": path, "chain": ctx.spec.name, "address": addr});
+    let mut json =
+        json!({"wallet": path, "chain": ctx.spec.name, "address": addr, "bip39_passphrase": bip39.is_some()});
     let text = if fresh {
         json["mnemonic"] = json!(mnemonic);
         let numbered: Vec<String> =
@@ -286,11 +345,12 @@ fn create(ctx: &Ctx, mnemonic: String, fresh: bool) -> Result<Output, Error> {
         format!(
             "Wallet created: {path} ({chain})\n\n\
              Write these {n} words down, in order, and keep them offline. They are shown\n\
-             only this once, and they alone restore this wallet and its coins:\n\n{words}\n\n\
+             only this once, and they alone restore this wallet and its coins{with}:\n\n{words}\n\n\
              Receiving address: {addr}",
             chain = ctx.spec.name,
             n = numbered.len(),
             words = rows.join("\n"),
+            with = if bip39.is_some() { " (with the BIP-39 passphrase: keep it too)" } else { "" },
         )
     } else {
         format!(

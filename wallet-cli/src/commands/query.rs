@@ -2,6 +2,7 @@
 //! wallet's address counters when discovery finds used addresses.
 
 use super::{msg, Ctx, Error, Output};
+use crate::file::ReplacedTx;
 use crate::rpc::{Balance, VerboseTx};
 use crate::view;
 use lode_core::{Amount, Hash256};
@@ -51,7 +52,9 @@ pub fn history_row(tx: &VerboseTx, ours: &HashMap<String, impl Sized>) -> Value 
     let fee = if funded { tx.fee } else { 0 };
     let net = i128::from(received) - i128::from(spent);
     let amount = net + i128::from(fee);
-    let direction = if !funded {
+    let direction = if tx.coinbase {
+        "mined"
+    } else if !funded {
         "received"
     } else if amount == 0 {
         "self"
@@ -72,19 +75,50 @@ pub fn history_row(tx: &VerboseTx, ours: &HashMap<String, impl Sized>) -> Value 
     })
 }
 
+/// A row for a payment this wallet replaced with `bumpfee`.
+pub fn replaced_row(r: &ReplacedTx) -> Value {
+    json!({
+        "txid": r.txid,
+        "direction": "replaced",
+        "amount": r.amount,
+        "fee": r.fee,
+        "net": 0,
+        "confirmations": 0,
+        "height": null,
+        "in_mempool": false,
+        "coinbase": false,
+        "replaced_by": r.replaced_by,
+    })
+}
+
 /// Runs `history`: every transaction touching the wallet, oldest first,
-/// mempool ones last.
+/// mempool ones last; a payment replaced by `bumpfee` ("replaced") just
+/// before the one that replaced it.
 pub fn history(ctx: &Ctx) -> Result<Output, Error> {
     let mut w = ctx.open()?;
     let client = ctx.client()?;
     let view = view::scan(&client, &w.keys, &mut w.data, ctx.prefix())?;
     let mut rows = Vec::new();
+    // A replaced payment that was mined after all is history like any other.
+    let known: std::collections::HashSet<String> = view.history.iter().map(|e| e.txid.to_hex()).collect();
+    let mut replaced: Vec<&ReplacedTx> = w.data.replaced.iter().filter(|r| !known.contains(&r.txid)).collect();
     for e in &view.history {
         // A transaction can vanish between the two calls (reorg, eviction).
         if let Some(tx) = client.transaction(&e.txid)? {
+            let hex = tx.txid.to_hex();
+            // Chains of replacements: each one before what replaced it.
+            let mut before = Vec::new();
+            let mut by = hex.clone();
+            while let Some(i) = replaced.iter().position(|r| r.replaced_by == by) {
+                let r = replaced.remove(i);
+                by = r.txid.clone();
+                before.push(replaced_row(r));
+            }
+            rows.extend(before.into_iter().rev());
             rows.push(history_row(&tx, &view.ours));
         }
     }
+    rows.extend(replaced.into_iter().map(replaced_row));
     if view.advanced {
         ctx.save(&w)?;
     }
@@ -162,6 +196,7 @@ mod tests {
                 .map(|(i, (a, v))| VerboseOut { vout: i as u32, address: a.to_string(), amount: *v })
                 .collect(),
             fee,
+            size: 0,
         }
     }
 
@@ -187,7 +222,7 @@ mod tests {
         let mined = history_row(&tx(&[], &[("me", 5000)], 0), &ours);
         assert_eq!(
             (mined["direction"].as_str(), mined["amount"].as_i64(), mined["coinbase"].as_bool()),
-            (Some("received"), Some(5000), Some(true))
+            (Some("mined"), Some(5000), Some(true))
         );
     }
 }

@@ -1,11 +1,13 @@
-//! `send`: refuse bad input, select coins, sign, submit (or print, with
-//! `--offline`), remember the spend, optionally wait for a confirmation.
+//! `send` and `sweep`: refuse bad input, pick the fee rate (the node's
+//! estimate unless `--fee-rate`), select coins, show the fee (and ask, at a
+//! terminal), sign, submit (or print, with `--offline`), remember the spend,
+//! optionally wait for a confirmation.
 
 use super::{msg, now, Ctx, Error, Output};
 use crate::file::{outpoint_text, PendingTx};
 use crate::keys::Branch;
-use crate::rpc::{Client, MempoolInfo, RpcError, ALREADY_KNOWN};
-use crate::select::{select, SelectError, Selection};
+use crate::rpc::{Client, FeeEstimateReply, MempoolInfo, RpcError, ALREADY_KNOWN};
+use crate::select::{min_change, select_many, tx_size, Coin, SelectError, Selection, MAX_TX_SIZE};
 use crate::view::{self, Coins};
 use lode_core::address::AddressError;
 use lode_core::codec::Encode;
@@ -15,25 +17,88 @@ use rand::Rng;
 use serde_json::json;
 use std::time::{Duration, Instant};
 
-/// Fee rate used when `--fee-rate` is absent (raised to the node's minimum).
+/// Fee rate used when neither `--fee-rate` nor a node estimate is available
+/// (raised to the node's minimum).
 pub const DEFAULT_FEE_RATE: u64 = 2;
 /// Fee rates above this are refused as a likely mistake.
 pub const MAX_FEE_RATE: u64 = 100_000;
 
 /// Arguments of `send`.
 pub struct SendArgs<'a> {
-    /// Recipient text.
-    pub to: &'a str,
-    /// Amount text (coins).
-    pub amount: &'a str,
+    /// Recipient texts, paired in order with the amounts.
+    pub to: &'a [String],
+    /// Amount texts (coins).
+    pub amount: &'a [String],
     /// `--fee-rate`.
     pub fee_rate: Option<u64>,
+    /// `--conf-target`.
+    pub conf_target: u32,
+    /// `--yes`.
+    pub yes: bool,
     /// `--wait`.
     pub wait: bool,
     /// How long `--wait` waits.
     pub timeout: Duration,
     /// `--offline`.
     pub offline: bool,
+}
+
+/// Fee options shared by `send`, `sweep` and `bumpfee`.
+pub struct FeeArgs {
+    /// `--fee-rate`.
+    pub fee_rate: Option<u64>,
+    /// `--conf-target`.
+    pub conf_target: u32,
+    /// `--yes`.
+    pub yes: bool,
+}
+
+/// Largest `--conf-target` accepted (the node clamps to what it tracks).
+pub const MAX_CONF_TARGET: u32 = 1008;
+
+/// Refuses a confirmation target outside 1..=[`MAX_CONF_TARGET`].
+pub fn check_conf_target(t: u32) -> Result<u32, Error> {
+    if (1..=MAX_CONF_TARGET).contains(&t) {
+        Ok(t)
+    } else {
+        Err(msg(format!("--conf-target {t} is not between 1 and {MAX_CONF_TARGET} blocks")))
+    }
+}
+
+/// Where a fee rate came from, for the summary.
+pub fn fee_source_text(requested: bool, estimate: &Option<FeeEstimateReply>, target: u32) -> String {
+    match (requested, estimate) {
+        (true, _) => "--fee-rate".to_string(),
+        (false, Some(e)) if e.errors.is_empty() => format!("node estimate for {} blocks", e.blocks),
+        (false, Some(_)) => format!("default: the node has too little data to estimate {target} blocks"),
+        (false, None) => "default: the node gives no estimate".to_string(),
+    }
+}
+
+/// The fee rate to pay: `--fee-rate` checked against the node's minimum,
+/// or the node's `estimatesmartfee` for the target (at least the minimum);
+/// [`DEFAULT_FEE_RATE`] when the node has no estimate yet. Returns the
+/// estimate too, to say where the rate came from.
+pub fn resolve_fee_rate(
+    client: &Client,
+    requested: Option<u64>,
+    target: u32,
+    node_min: u64,
+) -> Result<(u64, Option<FeeEstimateReply>), Error> {
+    if requested.is_some() {
+        return Ok((check_fee_rate(requested, node_min)?, None));
+    }
+    let estimate = match client.typed::<FeeEstimateReply>("estimatesmartfee", json!([target])) {
+        Ok(e) => Some(e),
+        // An older node without the method: the default.
+        Err(RpcError::Node { .. }) => None,
+        Err(e) => return Err(e.into()),
+    };
+    let rate = match &estimate {
+        Some(e) if e.errors.is_empty() => e.feerate.max(node_min).min(MAX_FEE_RATE),
+        _ => check_fee_rate(None, node_min)?,
+    };
+    Ok((rate, estimate))
 }
 
 /// Parses a recipient of this network, naming what is wrong.
@@ -73,26 +138,29 @@ pub fn check_fee_rate(requested: Option<u64>, node_min: u64) -> Result<u64, Erro
     }
 }
 
-fn coins_text(units: u64) -> String {
+/// Base units as coins text.
+pub fn coins_text(units: u64) -> String {
     Amount::from_units(units).to_string()
 }
 
 /// Confirmed coins first; the wallet's own unconfirmed change only if they
 /// do not suffice.
-fn choose(coins: &Coins, amount: u64, fee_rate: u64) -> Result<Selection, Error> {
-    match select(&coins.confirmed, amount, fee_rate) {
+fn choose(coins: &Coins, amount: u64, fee_rate: u64, payments: u64) -> Result<Selection, Error> {
+    let select = |c: &[Coin]| select_many(c, amount, fee_rate, payments);
+    match select(&coins.confirmed) {
         Err(SelectError::Insufficient { .. }) if !coins.own_unconfirmed.is_empty() => {}
         Err(SelectError::Insufficient { available, needed }) => return Err(insufficient(coins, available, needed)),
         other => return Ok(other?),
     }
     let all: Vec<_> = coins.confirmed.iter().chain(&coins.own_unconfirmed).cloned().collect();
-    select(&all, amount, fee_rate).map_err(|e| match e {
+    select(&all).map_err(|e| match e {
         SelectError::Insufficient { available, needed } => insufficient(coins, available, needed),
         other => other.into(),
     })
 }
 
-fn insufficient(coins: &Coins, available: u64, needed: u64) -> Error {
+/// "Insufficient balance", naming immature and reserved coins.
+pub fn insufficient(coins: &Coins, available: u64, needed: u64) -> Error {
     let mut extra = Vec::new();
     if coins.immature > 0 {
         extra.push(format!("{} immature", coins_text(coins.immature)));
@@ -108,29 +176,11 @@ fn insufficient(coins: &Coins, available: u64, needed: u64) -> Error {
     ))
 }
 
-/// Builds and signs the payment; returns it with the change output's index
-/// (if any). The change goes at a random position.
-fn build(
-    ctx: &Ctx,
-    w: &super::Opened,
-    sel: &Selection,
-    dest: Address,
-    value: Amount,
-) -> Result<(Transaction, Option<usize>), Error> {
-    let mut outputs = vec![TxOut { value, address: dest }];
-    let mut change_pos = None;
-    if sel.change > 0 {
-        let change = TxOut {
-            value: Amount::from_units(sel.change),
-            address: w.keys.address(Branch::Change, w.data.change_next)?,
-        };
-        let pos = rand::rngs::OsRng.gen_range(0..=1);
-        outputs.insert(pos, change);
-        change_pos = Some(pos);
-    }
-    let mut inputs = Vec::with_capacity(sel.coins.len());
-    let mut keys: Vec<SecretKey> = Vec::with_capacity(sel.coins.len());
-    for c in &sel.coins {
+/// Signs a transaction spending `coins` into `outputs` with the wallet's keys.
+pub fn sign(ctx: &Ctx, w: &super::Opened, coins: &[Coin], outputs: Vec<TxOut>) -> Result<Transaction, Error> {
+    let mut inputs = Vec::with_capacity(coins.len());
+    let mut keys: Vec<SecretKey> = Vec::with_capacity(coins.len());
+    for c in coins {
         let key = w.keys.key(c.branch, c.index)?;
         inputs.push(TxIn {
             prevout: c.outpoint,
@@ -138,12 +188,35 @@ fn build(
         });
         keys.push(key);
     }
-    let values: Vec<Amount> = sel.coins.iter().map(|c| Amount::from_units(c.amount)).collect();
+    let values: Vec<Amount> = coins.iter().map(|c| Amount::from_units(c.amount)).collect();
     let mut tx = Transaction { version: 1, inputs, outputs, lock_time: 0 };
     let refs: Vec<&SecretKey> = keys.iter().collect();
     tx.sign_inputs(&ctx.spec.genesis_hash(), &refs, &values);
+    Ok(tx)
+}
+
+/// Builds and signs the payment; returns it with the change output's index
+/// (if any). The change goes at a random position.
+fn build(
+    ctx: &Ctx,
+    w: &super::Opened,
+    sel: &Selection,
+    payments: &[TxOut],
+) -> Result<(Transaction, Option<usize>), Error> {
+    let mut outputs = payments.to_vec();
+    let mut change_pos = None;
+    if sel.change > 0 {
+        let change = TxOut {
+            value: Amount::from_units(sel.change),
+            address: w.keys.address(Branch::Change, w.data.change_next)?,
+        };
+        let pos = rand::rngs::OsRng.gen_range(0..=outputs.len());
+        outputs.insert(pos, change);
+        change_pos = Some(pos);
+    }
+    let tx = sign(ctx, w, &sel.coins, outputs)?;
     // What was built is what was selected: size, fee and sums agree.
-    let in_total: u64 = values.iter().map(|v| v.units()).sum();
+    let in_total: u64 = sel.coins.iter().map(|c| c.amount).sum();
     let out_total: u64 = tx.outputs.iter().map(|o| o.value.units()).sum();
     if tx.encoded_size() as u64 != sel.size() || in_total != out_total + sel.fee {
         return Err(msg("internal error: the signed transaction does not match the selection; nothing was sent"));
@@ -154,21 +227,47 @@ fn build(
 /// Runs `send`.
 pub fn send(ctx: &Ctx, args: &SendArgs) -> Result<Output, Error> {
     // Refusals that need nothing but the arguments.
-    let dest = parse_recipient(args.to, ctx.prefix(), &ctx.spec.name)?;
-    let value = parse_amount(args.amount)?;
+    if args.to.len() != args.amount.len() {
+        return Err(msg(format!(
+            "{} --to but {} --amount: give one --amount after each --to",
+            args.to.len(),
+            args.amount.len()
+        )));
+    }
+    let mut payments = Vec::with_capacity(args.to.len());
+    let mut total = 0u64;
+    for (to, amount) in args.to.iter().zip(args.amount) {
+        let address = parse_recipient(to, ctx.prefix(), &ctx.spec.name)?;
+        let value = parse_amount(amount)?;
+        total = total.checked_add(value.units()).ok_or_else(|| msg("the amounts add up to more than exist"))?;
+        payments.push(TxOut { value, address });
+    }
     if let Some(r) = args.fee_rate {
         check_fee_rate(Some(r), 1)?;
     }
+    let target = check_conf_target(args.conf_target)?;
     let mut w = ctx.open()?;
     let client = ctx.client()?;
     let pool: MempoolInfo = client.typed("getmempoolinfo", json!([]))?;
-    let fee_rate = check_fee_rate(args.fee_rate, pool.min_fee_rate)?;
+    let (fee_rate, estimate) = resolve_fee_rate(&client, args.fee_rate, target, pool.min_fee_rate)?;
     let view = view::scan(&client, &w.keys, &mut w.data, ctx.prefix())?;
     view::prune_pending(&mut w.data.pending, &view.mempool, now());
     let coins = view::coins(&client, &view, &w.data.pending, ctx.spec.coinbase_maturity)?;
-    let sel = choose(&coins, value.units(), fee_rate)?;
+    let sel = choose(&coins, total, fee_rate, payments.len() as u64)?;
+    let source = fee_source_text(args.fee_rate.is_some(), &estimate, target);
+    let to_text: Vec<String> = args.to.iter().map(|t| t.trim().to_string()).collect();
+    ctx.confirm(
+        args.yes,
+        &format!(
+            "pay {} to {} with a fee of {} ({fee_rate}/byte, {source}, {} bytes)",
+            coins_text(total),
+            to_text.join(", "),
+            coins_text(sel.fee),
+            sel.size()
+        ),
+    )?;
 
-    let (tx, change_pos) = build(ctx, &w, &sel, dest, value)?;
+    let (tx, change_pos) = build(ctx, &w, &sel, &payments)?;
     let txid = tx.txid();
     let hex = hex::encode(tx.encode());
     if sel.change > 0 {
@@ -183,32 +282,34 @@ pub fn send(ctx: &Ctx, args: &SendArgs) -> Result<Output, Error> {
     });
     let mut json = json!({
         "txid": txid,
-        "to": args.to.trim(),
-        "amount": value.units(),
+        "to": if to_text.len() == 1 { json!(to_text[0]) } else { json!(to_text) },
+        "amount": total,
         "fee": sel.fee,
         "fee_rate": fee_rate,
+        "fee_source": source,
         "size": sel.size(),
         "change": sel.change,
         "change_vout": change_pos,
         "inputs": sel.coins.len(),
     });
+    if to_text.len() > 1 {
+        json["payments"] = json!(to_text
+            .iter()
+            .zip(&payments)
+            .map(|(t, p)| json!({"to": t, "amount": p.value.units()}))
+            .collect::<Vec<_>>());
+    }
     if args.offline {
         ctx.save(&w)?;
         json["hex"] = json!(hex);
         return Ok(Output { json, text: hex });
     }
-    match client.call("sendrawtransaction", json!([hex])) {
-        Ok(_) | Err(RpcError::Node { code: ALREADY_KNOWN, .. }) => {}
-        Err(RpcError::Node { message, .. }) => {
-            return Err(msg(format!("the node refused the payment (nothing was sent): {message}")))
-        }
-        Err(e) => return Err(msg(format!("submitting {txid} failed, it may or may not have reached the node: {e}"))),
-    }
+    submit(&client, &txid, &hex)?;
     ctx.save(&w).map_err(|e| msg(format!("sent {txid}, but the wallet file was not updated: {e}")))?;
     let mut text = format!(
-        "sent {} to {} (fee {}): {txid}",
-        Amount::from_units(value.units()),
-        args.to.trim(),
+        "sent {} to {} (fee {}, {fee_rate}/byte): {txid}",
+        coins_text(total),
+        to_text.join(", "),
         coins_text(sel.fee)
     );
     if args.wait {
@@ -217,6 +318,90 @@ pub fn send(ctx: &Ctx, args: &SendArgs) -> Result<Output, Error> {
         json["confirmations"] = json!(1);
         text.push_str(&format!("\nconfirmed at height {height}"));
     }
+    Ok(Output { json, text })
+}
+
+/// Submits a signed transaction; a node refusal means nothing was sent.
+pub fn submit(client: &Client, txid: &Hash256, hex: &str) -> Result<(), Error> {
+    match client.call("sendrawtransaction", json!([hex])) {
+        Ok(_) | Err(RpcError::Node { code: ALREADY_KNOWN, .. }) => Ok(()),
+        Err(RpcError::Node { message, .. }) => {
+            Err(msg(format!("the node refused the transaction (nothing was sent): {message}")))
+        }
+        Err(e) => Err(msg(format!("submitting {txid} failed, it may or may not have reached the node: {e}"))),
+    }
+}
+
+/// Runs `sweep --to ADDR`: every spendable coin (confirmed and mature, plus
+/// the wallet's own unconfirmed change) into one output, minus the fee.
+pub fn sweep(ctx: &Ctx, fees: &FeeArgs, to: &str) -> Result<Output, Error> {
+    let dest = parse_recipient(to, ctx.prefix(), &ctx.spec.name)?;
+    if let Some(r) = fees.fee_rate {
+        check_fee_rate(Some(r), 1)?;
+    }
+    let target = check_conf_target(fees.conf_target)?;
+    let mut w = ctx.open()?;
+    let client = ctx.client()?;
+    let pool: MempoolInfo = client.typed("getmempoolinfo", json!([]))?;
+    let (fee_rate, estimate) = resolve_fee_rate(&client, fees.fee_rate, target, pool.min_fee_rate)?;
+    let view = view::scan(&client, &w.keys, &mut w.data, ctx.prefix())?;
+    view::prune_pending(&mut w.data.pending, &view.mempool, now());
+    let coins = view::coins(&client, &view, &w.data.pending, ctx.spec.coinbase_maturity)?;
+    let all: Vec<Coin> = coins.confirmed.iter().chain(&coins.own_unconfirmed).cloned().collect();
+    if all.is_empty() {
+        return Err(insufficient(&coins, 0, 0));
+    }
+    let total: u64 = all.iter().map(|c| c.amount).sum();
+    let size = tx_size(all.len() as u64, 1);
+    if size > MAX_TX_SIZE {
+        return Err(SelectError::TooLarge { inputs: all.len() as u64, size, max: MAX_TX_SIZE }.into());
+    }
+    let fee = fee_rate.saturating_mul(size);
+    // Below this an output costs about as much to spend as it is worth.
+    let dust = min_change(fee_rate);
+    let value = total.saturating_sub(fee);
+    if value < dust.max(1) {
+        return Err(msg(format!(
+            "amount too small after the fee: sweeping {} costs {} in fees, leaving {} (at least {} needed)",
+            coins_text(total),
+            coins_text(fee),
+            coins_text(value),
+            coins_text(dust.max(1))
+        )));
+    }
+    let source = fee_source_text(fees.fee_rate.is_some(), &estimate, target);
+    ctx.confirm(
+        fees.yes,
+        &format!(
+            "sweep {} from {} coins to {}: {} arrives, fee {} ({fee_rate}/byte, {source})",
+            coins_text(total),
+            all.len(),
+            to.trim(),
+            coins_text(value),
+            coins_text(fee)
+        ),
+    )?;
+    let tx = sign(ctx, &w, &all, vec![TxOut { value: Amount::from_units(value), address: dest }])?;
+    if tx.encoded_size() as u64 != size {
+        return Err(msg("internal error: the signed sweep does not have the expected size; nothing was sent"));
+    }
+    let txid = tx.txid();
+    let hex = hex::encode(tx.encode());
+    w.data.pending.push(PendingTx {
+        txid: txid.to_hex(),
+        spends: all.iter().map(|c| outpoint_text(&c.outpoint)).collect(),
+        hex: hex.clone(),
+        created: now(),
+        broadcast: true,
+    });
+    submit(&client, &txid, &hex)?;
+    ctx.save(&w).map_err(|e| msg(format!("sent {txid}, but the wallet file was not updated: {e}")))?;
+    let json = json!({
+        "txid": txid, "to": to.trim(), "amount": value, "fee": fee, "fee_rate": fee_rate, "fee_source": source,
+        "size": size, "inputs": all.len(),
+    });
+    let text =
+        format!("swept {} to {} (fee {}, {fee_rate}/byte): {txid}", coins_text(value), to.trim(), coins_text(fee));
     Ok(Output { json, text })
 }
 

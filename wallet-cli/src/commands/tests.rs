@@ -4,7 +4,7 @@
 use super::*;
 use crate::fake::FakeNode;
 use clap::Parser;
-use lode_core::Hash256;
+use lode_core::{Amount, Hash256};
 use std::path::Path;
 
 const PASS: &str = "correct horse battery staple";
@@ -29,6 +29,11 @@ impl Rig {
     }
 
     fn run_with(&self, wallet: &str, pass: &str, args: &[&str]) -> Result<Output, Error> {
+        let env = Env { passphrase: Some(pass.into()), data_home: None, stdin_tty: false, bip39_passphrase: None };
+        self.run_env(wallet, &env, args)
+    }
+
+    fn run_env(&self, wallet: &str, env: &Env, args: &[&str]) -> Result<Output, Error> {
         let path = self.path(wallet);
         let mut full = vec!["lode-wallet", "--chain", "regtest", "--json"];
         full.extend_from_slice(&["--wallet", path.to_str().unwrap()]);
@@ -36,8 +41,7 @@ impl Rig {
         full.extend_from_slice(&["--rpc", &url, "--cookie", self.cookie.to_str().unwrap()]);
         full.extend_from_slice(args);
         let cli = Cli::try_parse_from(&full).unwrap();
-        let env = Env { passphrase: Some(pass.into()), data_home: None, stdin_tty: false };
-        run(&cli, &env)
+        run(&cli, env)
     }
 
     fn ok(&self, wallet: &str, args: &[&str]) -> Value {
@@ -158,7 +162,7 @@ fn coinbase_matures_then_pays_with_exact_fee_and_change() {
     let ha = r.ok("a.wallet", &["history"]);
     let rows = ha.as_array().unwrap();
     assert_eq!(rows.len(), 2, "{ha}");
-    assert_eq!((rows[0]["direction"].as_str(), rows[0]["coinbase"].as_bool()), (Some("received"), Some(true)));
+    assert_eq!((rows[0]["direction"].as_str(), rows[0]["coinbase"].as_bool()), (Some("mined"), Some(true)));
     assert_eq!(rows[1]["direction"], "sent");
     assert_eq!(rows[1]["amount"], -(amount as i64));
     assert_eq!(rows[1]["fee"], fee);
@@ -343,7 +347,7 @@ fn wait_returns_once_mined_and_node_problems_are_one_line() {
         ])
         .unwrap()
     };
-    let env = Env { passphrase: Some(PASS.into()), data_home: None, stdin_tty: false };
+    let env = Env { passphrase: Some(PASS.into()), data_home: None, stdin_tty: false, bip39_passphrase: None };
     let e = run(&cli("devnet", &url, &cookie), &env).unwrap_err().to_string();
     assert!(e.starts_with("chain mismatch"), "{e}");
     // A wrong cookie.
@@ -374,7 +378,12 @@ fn wait_returns_once_mined_and_node_problems_are_one_line() {
 #[test]
 fn default_paths_follow_the_data_home() {
     let home = tempfile::tempdir().unwrap();
-    let env = Env { passphrase: Some(PASS.into()), data_home: Some(home.path().to_path_buf()), stdin_tty: false };
+    let env = Env {
+        passphrase: Some(PASS.into()),
+        data_home: Some(home.path().to_path_buf()),
+        stdin_tty: false,
+        bip39_passphrase: None,
+    };
     let cli = Cli::try_parse_from(["lode-wallet", "--chain", "regtest", "new"]).unwrap();
     let out = run(&cli, &env).unwrap();
     let expected = home.path().join("lode/regtest/wallet.json");
@@ -407,4 +416,219 @@ fn default_paths_follow_the_data_home() {
     ])
     .unwrap();
     assert!(run(&cli, &env).unwrap_err().to_string().contains("empty passphrase"));
+}
+
+/// The decoded transaction the fake node holds under `txid` (JSON text).
+fn fake_tx(r: &Rig, txid: &Value) -> lode_core::Transaction {
+    let id = Hash256::from_hex(txid.as_str().unwrap()).unwrap();
+    r.node.state.lock().unwrap().tx(&id).unwrap()
+}
+
+fn decode_addr(text: &str) -> lode_core::Address {
+    lode_core::Address::decode(text, "lrt").unwrap()
+}
+
+#[test]
+fn send_pays_several_recipients_in_one_transaction() {
+    let r = Rig::new();
+    r.funded("a.wallet");
+    r.ok("b.wallet", &["new"]);
+    r.ok("c.wallet", &["new"]);
+    let (b, c) = (r.address("b.wallet"), r.address("c.wallet"));
+    let before = bytes(&r.path("a.wallet"));
+    let e = r.err("a.wallet", &["send", "--to", &b, "--amount", "1", "--to", &c]);
+    assert!(e.contains("2 --to but 1 --amount"), "{e}");
+    let e = r.err("a.wallet", &["send", "--to", &b, "--amount", "1", "--to", &c, "--amount", "0"]);
+    assert!(e.contains("zero"), "{e}");
+    assert_eq!(bytes(&r.path("a.wallet")), before, "refusals leave the file as it was");
+    let sent =
+        r.ok("a.wallet", &["send", "--to", &b, "--amount", "1", "--to", &c, "--amount", "2.5", "--fee-rate", "2"]);
+    assert_eq!(sent["amount"], 350_000_000u64);
+    assert_eq!(sent["fee"], 2 * crate::select::tx_size(1, 3));
+    assert_eq!(sent["payments"], json!([{"to": b, "amount": 100_000_000u64}, {"to": c, "amount": 250_000_000u64}]));
+    let tx = fake_tx(&r, &sent["txid"]);
+    assert_eq!(tx.outputs.len(), 3, "two payments and the change");
+    let pay = |a: &str| tx.outputs.iter().filter(|o| o.address == decode_addr(a)).map(|o| o.value.units()).sum::<u64>();
+    assert_eq!((pay(&b), pay(&c)), (100_000_000, 250_000_000));
+    r.node.mine(1);
+    assert_eq!(r.balance("b.wallet").0, 100_000_000);
+    assert_eq!(r.balance("c.wallet").0, 250_000_000);
+    let subsidy = r.spec.initial_subsidy.units();
+    assert_eq!(r.balance("a.wallet").0, subsidy - 350_000_000 - sent["fee"].as_u64().unwrap());
+}
+
+#[test]
+fn send_pays_the_node_estimate_for_its_target_unless_a_rate_is_given() {
+    let r = Rig::new();
+    r.funded("a.wallet");
+    let b = r.address("a.wallet");
+    // No data yet: the default rate, saying why.
+    let s = r.ok("a.wallet", &["send", "--to", &b, "--amount", "1"]);
+    assert_eq!(s["fee_rate"], send::DEFAULT_FEE_RATE);
+    assert!(s["fee_source"].as_str().unwrap().contains("too little data"), "{s}");
+    r.node.state.lock().unwrap().set_fee_estimate(Some(7));
+    let s = r.ok("a.wallet", &["send", "--to", &b, "--amount", "1", "--conf-target", "2", "--yes"]);
+    assert_eq!((s["fee_rate"].as_u64(), s["fee_source"].as_str()), (Some(7), Some("node estimate for 2 blocks")));
+    assert_eq!(s["fee"], 7 * s["size"].as_u64().unwrap());
+    let s = r.ok("a.wallet", &["send", "--to", &b, "--amount", "1", "--fee-rate", "3"]);
+    assert_eq!(s["fee_rate"], 3);
+    let before = bytes(&r.path("a.wallet"));
+    assert!(r.err("a.wallet", &["send", "--to", &b, "--amount", "1", "--conf-target", "0"]).contains("conf-target"));
+    assert_eq!(bytes(&r.path("a.wallet")), before);
+}
+
+#[test]
+fn sweep_sends_everything_spendable_minus_the_fee() {
+    let r = Rig::new();
+    let a = r.funded("a.wallet");
+    r.node.mine_to(1, &a);
+    r.node.mine(r.spec.coinbase_maturity);
+    r.ok("b.wallet", &["new"]);
+    let b = r.address("b.wallet");
+    let subsidy = r.spec.initial_subsidy.units();
+    let s = r.ok("a.wallet", &["sweep", "--to", &b, "--fee-rate", "3"]);
+    let fee = 3 * crate::select::tx_size(2, 1);
+    assert_eq!(
+        (s["amount"].as_u64(), s["fee"].as_u64(), s["inputs"].as_u64()),
+        (Some(2 * subsidy - fee), Some(fee), Some(2))
+    );
+    let tx = fake_tx(&r, &s["txid"]);
+    assert_eq!(tx.outputs.len(), 1, "no change");
+    assert_eq!(tx.outputs[0].address, decode_addr(&b));
+    r.node.mine(1);
+    assert_eq!(r.balance("a.wallet"), (0, 0, 0));
+    assert_eq!(r.balance("b.wallet").0, 2 * subsidy - fee);
+    // Nothing left to sweep.
+    assert!(r.err("a.wallet", &["sweep", "--to", &b]).contains("insufficient"));
+    // A coin worth less than its fee and the dust limit is refused, file untouched.
+    r.ok("c.wallet", &["new"]);
+    let c = r.address("c.wallet");
+    r.ok("b.wallet", &["send", "--to", &c, "--amount", "0.00000300", "--fee-rate", "1"]);
+    r.node.mine(1);
+    let before = bytes(&r.path("c.wallet"));
+    let e = r.err("c.wallet", &["sweep", "--to", &b, "--fee-rate", "1"]);
+    assert!(e.contains("amount too small after the fee"), "{e}");
+    assert_eq!(bytes(&r.path("c.wallet")), before);
+    assert!(r.err("c.wallet", &["sweep", "--to", "nonsense"]).contains("mistyped"));
+}
+
+#[test]
+fn bumpfee_replaces_a_stuck_payment_and_history_says_replaced() {
+    let r = Rig::new();
+    r.funded("a.wallet");
+    r.ok("b.wallet", &["new"]);
+    let b = r.address("b.wallet");
+    let stuck = r.ok("a.wallet", &["send", "--to", &b, "--amount", "1", "--fee-rate", "1"]);
+    let old = fake_tx(&r, &stuck["txid"]);
+    let old_id = stuck["txid"].as_str().unwrap().to_string();
+
+    // Refused before signing, the file untouched.
+    let before = bytes(&r.path("a.wallet"));
+    for (args, why) in [
+        (vec!["bumpfee", "xyz"], "not a transaction id"),
+        (vec!["bumpfee", &"ab".repeat(32)], "unknown transaction"),
+        (vec!["bumpfee", &old_id, "--fee-rate", "1"], "not higher"),
+        (vec!["bumpfee", &old_id, "--fee-rate", "0"], "at least 1"),
+    ] {
+        let e = r.err("a.wallet", &args);
+        assert!(e.contains(why), "{args:?}: {e}");
+        assert_eq!(bytes(&r.path("a.wallet")), before, "{args:?} changed the wallet file");
+    }
+    let e = r.err("b.wallet", &["bumpfee", &old_id]);
+    assert!(e.contains("not a payment of this wallet"), "{e}");
+    assert_eq!(r.node.state.lock().unwrap().mempool().len(), 1);
+
+    let bumped = r.ok("a.wallet", &["bumpfee", &old_id, "--fee-rate", "5", "--yes"]);
+    assert_eq!(bumped["replaces"], json!(old_id));
+    let new = fake_tx(&r, &bumped["txid"]);
+    let size = new.encoded_size() as u64;
+    assert_eq!((bumped["fee"].as_u64(), bumped["size"].as_u64()), (Some(5 * size), Some(size)));
+    assert_eq!(new.inputs.iter().map(|i| i.prevout).collect::<Vec<_>>(), vec![old.inputs[0].prevout], "same input");
+    let payment = |t: &lode_core::Transaction| t.outputs.iter().find(|o| o.address == decode_addr(&b)).map(|o| o.value);
+    assert_eq!(payment(&new), payment(&old), "the payment is unchanged");
+    let change =
+        |t: &lode_core::Transaction| t.outputs.iter().find(|o| o.address != decode_addr(&b)).unwrap().value.units();
+    assert_eq!(
+        change(&old) - change(&new),
+        5 * size - stuck["fee"].as_u64().unwrap(),
+        "the change pays the difference"
+    );
+    assert_eq!(r.node.state.lock().unwrap().mempool(), vec![new.txid()], "the original is gone");
+
+    let h = r.ok("a.wallet", &["history"]);
+    let rows = h.as_array().unwrap();
+    let dirs: Vec<&str> = rows.iter().map(|r| r["direction"].as_str().unwrap()).collect();
+    assert_eq!(dirs, vec!["mined", "replaced", "sent"], "{h}");
+    assert_eq!(
+        (rows[1]["txid"].as_str(), rows[1]["replaced_by"].as_str()),
+        (Some(old_id.as_str()), bumped["txid"].as_str())
+    );
+    assert_eq!(rows[1]["amount"], -100_000_000i64);
+    r.node.mine(1);
+    assert_eq!(r.balance("b.wallet").0, 100_000_000);
+    let e = r.err("a.wallet", &["bumpfee", bumped["txid"].as_str().unwrap()]);
+    assert!(e.contains("already confirmed"), "{e}");
+    let h = r.ok("a.wallet", &["history"]);
+    assert_eq!(h.as_array().unwrap().iter().filter(|r| r["direction"] == "replaced").count(), 1);
+}
+
+#[test]
+fn bumpfee_adds_a_confirmed_coin_when_the_payment_had_no_change() {
+    let r = Rig::new();
+    let a = r.funded("a.wallet");
+    r.node.mine_to(1, &a);
+    r.node.mine(r.spec.coinbase_maturity);
+    r.ok("b.wallet", &["new"]);
+    let b = r.address("b.wallet");
+    // Exactly one coin minus its one-output fee: no change output.
+    let amount = r.spec.initial_subsidy.units() - crate::select::tx_size(1, 1);
+    let text = Amount::from_units(amount).to_string();
+    let sent = r.ok("a.wallet", &["send", "--to", &b, "--amount", &text, "--fee-rate", "1"]);
+    assert_eq!(sent["change"], 0);
+    let old = fake_tx(&r, &sent["txid"]);
+    // Without --fee-rate: the estimate (none yet) raised to what a
+    // replacement must pay.
+    let bumped = r.ok("a.wallet", &["bumpfee", sent["txid"].as_str().unwrap()]);
+    let new = fake_tx(&r, &bumped["txid"]);
+    assert_eq!(new.inputs.len(), 2, "a second coin joined");
+    assert!(new.inputs.iter().any(|i| i.prevout == old.inputs[0].prevout));
+    assert_eq!(new.outputs.len(), 2, "payment and new change");
+    r.node.mine(1);
+    assert_eq!(r.balance("b.wallet").0, amount);
+}
+
+#[test]
+fn bip39_passphrase_vectors_restore_and_later_commands_keep_it() {
+    let r = Rig::new();
+    let env = |bip39: Option<&str>| Env {
+        passphrase: Some(PASS.into()),
+        data_home: None,
+        stdin_tty: false,
+        bip39_passphrase: bip39.map(str::to_string),
+    };
+    for (i, (words, seed)) in crate::keys::TREZOR_VECTORS.iter().enumerate() {
+        let name = format!("v{i}.wallet");
+        let out = r.run_env(&name, &env(Some("TREZOR")), &["restore", "--words", words]).unwrap().json;
+        let seed: [u8; 64] = hex::decode(seed).unwrap().try_into().unwrap();
+        let keys = crate::keys::Keychain::from_seed(&seed, crate::keys::DEFAULT_ACCOUNT_PATH).unwrap();
+        let expected = keys.address(Branch::Receive, 0).unwrap().encode("lrt").unwrap();
+        assert_eq!(out["address"], json!(expected), "{words}");
+        assert_eq!(out["bip39_passphrase"], true);
+        // Later commands derive the same keys without the variable.
+        assert_eq!(r.ok(&name, &["address"])["address"], json!(expected));
+        // The same words without the passphrase are another wallet.
+        let plain = r.ok(&format!("p{i}.wallet"), &["restore", "--words", words]);
+        assert_ne!(plain["address"], json!(expected));
+        assert_eq!(plain["bip39_passphrase"], false);
+    }
+    // Coins at a passphrase wallet are found by its restore, not by the plain one.
+    let created = r.run_env("n.wallet", &env(Some("hunter2")), &["new", "--word-count", "12"]).unwrap().json;
+    let words = created["mnemonic"].as_str().unwrap().to_string();
+    r.node.mine_to(1, created["address"].as_str().unwrap());
+    r.node.mine(r.spec.coinbase_maturity);
+    let subsidy = r.spec.initial_subsidy.units();
+    r.run_env("n2.wallet", &env(Some("hunter2")), &["restore", "--words", &words]).unwrap();
+    assert_eq!(r.balance("n2.wallet").0, subsidy);
+    r.ok("n3.wallet", &["restore", "--words", &words]);
+    assert_eq!(r.balance("n3.wallet").0, 0);
 }
