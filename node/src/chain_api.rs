@@ -5,6 +5,7 @@
 use lode_core::block::{Block, BlockHeader};
 use lode_core::pow::Work;
 use lode_core::{ChainSpec, Hash256, Height, Transaction};
+use std::collections::HashSet;
 use std::sync::Arc;
 
 pub use crate::chain::BlockSource;
@@ -18,6 +19,8 @@ pub struct TipInfo {
     pub height: Height,
     /// Cumulative work up to and including the block.
     pub chainwork: Work,
+    /// The block header's timestamp (unix seconds): how recent the chain is.
+    pub time: u64,
 }
 
 /// Result of offering a block.
@@ -68,6 +71,9 @@ pub enum HeadersOutcome {
     },
     /// The first header's parent is unknown.
     Unconnected,
+    /// Valid, but the chain they end has too little work to be stored yet
+    /// (below the anti-DoS threshold): offer them again with the next batch.
+    LowWork,
     /// A header breaks a rule (bad proof of work, bits, time).
     Invalid(String),
 }
@@ -106,6 +112,14 @@ pub trait NetworkChain: Send + Sync + 'static {
     fn missing_blocks(&self, max: usize) -> Vec<Hash256>;
     /// A stored block.
     fn block(&self, hash: &Hash256) -> Option<Block>;
+    /// Blocks for a peer's `GetBlocks`, in the order asked: only those on
+    /// the active chain or in `announced` (a peer cannot have learned of
+    /// other side branches from us), stopping before the block that would
+    /// take the total encoded size past `max_bytes` (at least one block).
+    /// Implementations read the batch under one lock, not one per block.
+    fn serve_blocks(&self, hashes: &[Hash256], announced: &HashSet<Hash256>, max_bytes: usize) -> Vec<Block>;
+    /// Cumulative work of a known header (`None` if unknown).
+    fn header_work(&self, hash: &Hash256) -> Option<Work>;
     /// Whether the block is stored (or known invalid).
     fn has_block(&self, hash: &Hash256) -> bool;
     /// Validates and stores a block, moving the tip if it wins. An

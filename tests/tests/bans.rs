@@ -106,7 +106,11 @@ impl request_response::Codec for FrameCodec {
     type Request = Vec<u8>;
     type Response = Vec<u8>;
 
-    async fn read_request<T: AsyncRead + Unpin + Send>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<Vec<u8>> {
+    async fn read_request<T: AsyncRead + Unpin + Send>(
+        &mut self,
+        _: &StreamProtocol,
+        io: &mut T,
+    ) -> io::Result<Vec<u8>> {
         read_frame(io).await
     }
 
@@ -225,9 +229,8 @@ fn peer<'a>(peers: &'a Value, id: &PeerId) -> Option<&'a Value> {
 fn connect(rt: &tokio::runtime::Runtime, node: &TestNode, local: &str) -> Client {
     let c = Client::dial(rt, local, &node.p2p_addr());
     assert_eq!(c.next(), Ev::Connected, "a fresh key from {local} is let in");
-    let info = wait_for("the node lists the client", DEADLINE, || {
-        peer(&node.rpc("getpeerinfo", json!([])), &c.id).cloned()
-    });
+    let info =
+        wait_for("the node lists the client", DEADLINE, || peer(&node.rpc("getpeerinfo", json!([])), &c.id).cloned());
     let address = info["address"].as_str().unwrap_or_default();
     assert!(address.starts_with(&format!("/ip4/{local}/tcp/")), "the client leaves from {local}: {info}");
     assert_eq!(info["address_group"], json!(format!("local {local}")));

@@ -5,6 +5,7 @@
 //! with each other; identify tells us early when a peer is on another
 //! chain and the service drops it.
 
+use super::addresses::AddressGuard;
 use super::codec::SyncCodec;
 use super::{P2pConfig, P2pError};
 use libp2p::gossipsub::{self, IdentTopic, MessageAuthenticity, MessageId, ValidationMode};
@@ -17,9 +18,6 @@ use libp2p::{
 };
 use lode_core::ChainSpec;
 use std::time::Duration;
-
-/// Gossip size margin above the block size for protobuf framing.
-const GOSSIP_MARGIN: usize = 64 * 1024;
 
 /// Protocol ids and topics of one chain.
 #[derive(Clone, Debug)]
@@ -55,13 +53,15 @@ impl Names {
     }
 }
 
-/// All behaviours of a Lode node. Order matters: the block list and the
-/// connection limits come first so they veto connections before the
-/// others see them.
+/// All behaviours of a Lode node. Order matters: the block list, the
+/// address guard and the connection limits come first so they veto
+/// connections before the others see them.
 #[derive(NetworkBehaviour)]
 pub struct Behaviour {
     /// Banned peers, refused in both directions.
     pub blocked: allow_block_list::Behaviour<allow_block_list::BlockedPeers>,
+    /// Banned addresses (both directions) and the per-address inbound cap.
+    pub guard: AddressGuard,
     /// Total, inbound and per-peer connection caps.
     pub limits: connection_limits::Behaviour,
     /// Learns peers' listen addresses and protocols.
@@ -78,6 +78,11 @@ pub struct Behaviour {
     pub sync: request_response::Behaviour<SyncCodec>,
 }
 
+/// Inbound peers the node keeps: never the slots its own dials need.
+pub fn inbound_slots(config: &P2pConfig) -> usize {
+    config.max_inbound.min(config.max_peers.saturating_sub(config.target_outbound).max(1))
+}
+
 /// Bytes of blocks in one `GetBlocks` reply: several blocks, at least one
 /// maximal block.
 pub fn block_reply_budget(spec: &ChainSpec) -> usize {
@@ -85,7 +90,7 @@ pub fn block_reply_budget(spec: &ChainSpec) -> usize {
 }
 
 fn gossip_config(spec: &ChainSpec, names: &Names) -> Result<gossipsub::Config, P2pError> {
-    let block_limit = spec.max_block_size.saturating_add(GOSSIP_MARGIN);
+    let limits = super::codec::gossip_limits(spec.max_block_size);
     gossipsub::ConfigBuilder::default()
         // Forward only what the chain accepted.
         .validate_messages()
@@ -95,9 +100,9 @@ fn gossip_config(spec: &ChainSpec, names: &Names) -> Result<gossipsub::Config, P
         // Blocks and transactions prove themselves; author signatures
         // would only cost time and reveal who mined.
         .validation_mode(ValidationMode::Anonymous)
-        .max_transmit_size(block_limit)
-        .max_transmit_size_for_topic(block_limit, names.blocks.hash())
-        .max_transmit_size_for_topic(spec.max_block_size.max(1024), names.txs.hash())
+        .max_transmit_size(limits.frame)
+        .max_transmit_size_for_topic(limits.block, names.blocks.hash())
+        .max_transmit_size_for_topic(limits.tx, names.txs.hash())
         // Form the mesh soon after start; the default waits five seconds.
         .heartbeat_initial_delay(Duration::from_millis(100))
         .heartbeat_interval(Duration::from_secs(1))
@@ -141,10 +146,11 @@ pub fn build_swarm(
         None
     };
 
-    let total = u32::try_from(config.max_peers).unwrap_or(u32::MAX);
-    // Inbound peers never take the slots our own dials need.
-    let inbound_cap = config.max_inbound.min(config.max_peers.saturating_sub(config.target_outbound).max(1));
-    let inbound = u32::try_from(inbound_cap).unwrap_or(u32::MAX);
+    // One connection above the caps: a newcomer to full inbound slots is
+    // let in so the service can evict a less useful peer for it (or drop
+    // it when every inbound peer is protected).
+    let total = u32::try_from(config.max_peers.saturating_add(1)).unwrap_or(u32::MAX);
+    let inbound = u32::try_from(inbound_slots(config).saturating_add(1)).unwrap_or(u32::MAX);
     let limits = connection_limits::ConnectionLimits::default()
         .with_max_established(Some(total))
         .with_max_established_incoming(Some(inbound))
@@ -163,6 +169,7 @@ pub fn build_swarm(
 
     let behaviour = Behaviour {
         blocked: allow_block_list::Behaviour::default(),
+        guard: AddressGuard::new(config.exempt_loopback, config.max_inbound_per_ip),
         limits: connection_limits::Behaviour::new(limits),
         identify: identify::Behaviour::new(
             identify::Config::new(names.prefix.clone(), key.public())

@@ -25,6 +25,53 @@ pub const MAX_BLOCKS_PER_REQUEST: usize = 128;
 /// Largest request frame: a full locator or block list fits with room.
 pub const REQUEST_LIMIT: usize = 16 * 1024;
 
+/// Bytes of blocks we put in one `GetBlocks` reply (at least one block):
+/// a peer asking for 128 large blocks gets the first few MB and asks again
+/// for the rest, so one request never pins more than this in our memory.
+pub const BLOCK_REPLY_BUDGET: usize = 4 * 1024 * 1024;
+/// Room for gossipsub's protobuf framing (field tags, lengths, the topic
+/// name) around a payload.
+const GOSSIP_FRAMING: usize = 1024;
+/// How far above the largest topic limit a gossip frame may be and still
+/// be read, so that gossipsub sees the oversized message, reports it and
+/// its sender is scored. Larger frames are cut off by gossipsub's codec
+/// before they are read, and no event tells us who sent them.
+const GOSSIP_OVERSIZE_WINDOW: usize = 1024 * 1024;
+
+/// Bytes of blocks we serve in one `GetBlocks` reply for a chain whose
+/// blocks are at most `max_block_size`.
+pub fn block_reply_budget(max_block_size: usize) -> usize {
+    BLOCK_REPLY_BUDGET.max(max_block_size)
+}
+
+/// The largest transaction relayed: the mempool policy's limit (every
+/// node runs the default policy; a larger one could not be relayed).
+pub fn max_tx_size() -> usize {
+    crate::mempool::MempoolPolicy::default().max_tx_size
+}
+
+/// Gossipsub size limits of one chain, in bytes of a protobuf message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GossipLimits {
+    /// Largest frame gossipsub reads at all.
+    pub frame: usize,
+    /// Largest message on the block topic.
+    pub block: usize,
+    /// Largest message on the transaction topic.
+    pub tx: usize,
+}
+
+/// Limits for a chain with `max_block_size` blocks. Each topic admits its
+/// payload limit plus framing; the frame limit sits well above both so
+/// that an oversized message is decoded by gossipsub and reported as
+/// invalid (which peer scoring charges to its sender) rather than dropped
+/// unseen with the stream.
+pub fn gossip_limits(max_block_size: usize) -> GossipLimits {
+    let block = max_block_size.saturating_add(GOSSIP_FRAMING);
+    let tx = max_tx_size().min(max_block_size).saturating_add(GOSSIP_FRAMING);
+    GossipLimits { frame: block.max(tx).saturating_add(GOSSIP_OVERSIZE_WINDOW), block, tx }
+}
+
 const TAG_STATUS: u8 = 0;
 const TAG_GET_HEADERS: u8 = 1;
 const TAG_GET_BLOCKS: u8 = 2;

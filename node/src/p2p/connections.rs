@@ -1,7 +1,10 @@
 //! Connections and peers: handle commands, dialing and the outbound
-//! target, bans and misbehaviour, swarm and discovery events.
+//! target (spread over address groups), bans of peers and their addresses,
+//! misbehaviour, inbound eviction, swarm and discovery events.
 
-use super::behaviour::BehaviourEvent;
+use super::addresses::{ip_of, pick_diverse, AddrGroup};
+use super::behaviour::{inbound_slots, BehaviourEvent};
+use super::eviction::{select_to_evict, Candidate};
 use super::peers::{unix_now, Direction, Peer, BAN_THRESHOLD};
 use super::service::{peer_of, Command, Service, ADD_PEER_TIMEOUT, KAD_MIN_INTERVAL, WRONG_CHAIN_BACKOFF};
 use super::{BannedPeer, P2pError, PeerInfo};
@@ -10,6 +13,8 @@ use libp2p::multiaddr::Protocol;
 use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
 use libp2p::swarm::SwarmEvent;
 use libp2p::{identify, kad, mdns, Multiaddr, PeerId};
+use std::collections::HashSet;
+use std::net::IpAddr;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 use tokio::sync::oneshot;
@@ -32,6 +37,9 @@ impl Service {
                         best_hash: p.status.as_ref().map(|s| s.best_hash.to_hex()).unwrap_or_default(),
                         score: p.score,
                         commitment_mismatch: p.commitment_mismatch,
+                        address_group: p.group.map(|g| g.to_string()).unwrap_or_default(),
+                        connected_secs: p.connected_at.elapsed().as_secs(),
+                        min_ping_ms: p.min_ping.map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
                     })
                     .collect();
                 v.sort_by(|a, b| a.peer_id.cmp(&b.peer_id));
@@ -54,6 +62,8 @@ impl Service {
             Command::Unban(peer, reply) => {
                 let r = if self.store.unban(&peer) {
                     self.swarm.behaviour_mut().blocked.unblock_peer(peer);
+                    self.sync_address_bans();
+                    let _ = self.store.save();
                     tracing::info!(%peer, "peer unbanned");
                     Ok(())
                 } else {
@@ -64,9 +74,13 @@ impl Service {
             Command::Banned(reply) => {
                 let v = self
                     .store
-                    .bans()
+                    .ban_list()
                     .into_iter()
-                    .map(|(p, until)| BannedPeer { peer_id: p.to_string(), until })
+                    .map(|(p, b)| BannedPeer {
+                        peer_id: p.to_string(),
+                        until: b.until,
+                        addresses: b.addrs.iter().map(|a| a.to_string()).collect(),
+                    })
                     .collect();
                 let _ = reply.send(v);
             }
@@ -86,6 +100,10 @@ impl Service {
     }
 
     fn add_peer(&mut self, addr: Multiaddr, reply: oneshot::Sender<Result<(), P2pError>>) {
+        if ip_of(&addr).is_some_and(|ip| self.swarm.behaviour().guard.is_banned(ip)) {
+            let _ = reply.send(Err(P2pError::Banned(addr.to_string())));
+            return;
+        }
         let peer = peer_of(&addr);
         if let Some(p) = peer {
             if self.store.is_banned(&p) {
@@ -122,6 +140,12 @@ impl Service {
         {
             return;
         }
+        let guard = &self.swarm.behaviour().guard;
+        let addrs: Vec<Multiaddr> =
+            addrs.into_iter().filter(|a| ip_of(a).is_none_or(|ip| !guard.is_banned(ip))).collect();
+        if addrs.is_empty() {
+            return;
+        }
         let opts = DialOpts::peer_id(peer).addresses(addrs).condition(PeerCondition::DisconnectedAndNotDialing).build();
         match self.swarm.dial(opts) {
             Ok(()) => {
@@ -144,10 +168,31 @@ impl Service {
         }
     }
 
-    /// Keeps `target_outbound` outbound peers: peer store first (known
-    /// good), then the Kademlia table, then bootnodes when alone.
+    /// Outbound peers counted once per address group (every loopback
+    /// peer counts: a local testnet shares one address), and the
+    /// non-loopback groups they and the dials in flight occupy.
+    pub(super) fn outbound_groups(&self) -> (usize, HashSet<AddrGroup>) {
+        let mut groups = HashSet::new();
+        let mut local = 0;
+        for p in self.peers.values().filter(|p| p.direction == Direction::Outbound) {
+            match p.group {
+                Some(g) if !g.is_loopback() => {
+                    groups.insert(g);
+                }
+                _ => local += 1,
+            }
+        }
+        let distinct = groups.len() + local;
+        groups.extend(self.swarm.behaviour().guard.pending_outbound_groups().filter(|g| !g.is_loopback()));
+        (distinct, groups)
+    }
+
+    /// Keeps `target_outbound` outbound peers in as many address groups
+    /// (one peer per group, so an attacker with one network cannot take
+    /// every slot): peer store first (tried and new in turn), then the
+    /// Kademlia table, then bootnodes when alone.
     pub(super) fn top_up(&mut self) {
-        let outbound = self.peers.values().filter(|p| p.direction == Direction::Outbound).count();
+        let (outbound, mut taken) = self.outbound_groups();
         let want = self.config.target_outbound.saturating_sub(outbound + self.dialing.len());
         if want == 0 || self.peers.len() >= self.config.max_peers {
             return;
@@ -160,7 +205,7 @@ impl Service {
                 || self.dialing.contains(p)
                 || self.wrong_chain.contains_key(p)
         };
-        let mut picks = self.store.candidates(now, want, skip);
+        let mut picks = pick_diverse(self.store.candidates(now, skip), &mut taken, want);
         if picks.len() < want {
             let mut from_kad = Vec::new();
             for bucket in self.swarm.behaviour_mut().kad.kbuckets() {
@@ -168,18 +213,11 @@ impl Service {
                     from_kad.push((*e.node.key.preimage(), e.node.value.iter().cloned().collect::<Vec<_>>()));
                 }
             }
-            for (p, addrs) in from_kad {
-                if picks.len() >= want {
-                    break;
-                }
-                if !skip(&p)
-                    && !self.store.is_banned(&p)
-                    && !self.store.contains(&p)
-                    && !picks.iter().any(|(q, _)| *q == p)
-                {
-                    picks.push((p, addrs));
-                }
-            }
+            from_kad.retain(|(p, _)| {
+                !skip(p) && !self.store.is_banned(p) && !self.store.contains(p) && !picks.iter().any(|(q, _)| q == p)
+            });
+            let more = pick_diverse(from_kad, &mut taken, want - picks.len());
+            picks.extend(more);
         }
         for (p, addrs) in picks {
             self.dial(p, addrs);
@@ -193,7 +231,7 @@ impl Service {
     /// peers closest to us) while we want more outbound peers; at most
     /// every half second, the rest is deferred to the tick.
     pub(super) fn discover(&mut self) {
-        let outbound = self.peers.values().filter(|p| p.direction == Direction::Outbound).count();
+        let (outbound, _) = self.outbound_groups();
         if outbound >= self.config.target_outbound {
             return;
         }
@@ -222,16 +260,106 @@ impl Service {
         }
     }
 
+    /// Bans the peer id and the addresses it connected from: a new key
+    /// is free, a new address is not.
     fn ban(&mut self, peer: PeerId, secs: u64, reason: &str) {
         if peer == self.local_id {
             return;
         }
         let until = unix_now().saturating_add(secs);
-        tracing::warn!(%peer, secs, reason, "banning peer");
-        self.store.ban(peer, until);
+        // Only addresses we saw it use (its connection, or one we dialed
+        // ourselves): what a peer merely claims could be anyone's, and
+        // banning that would let a liar cut us off from honest nodes.
+        let mut ips: Vec<IpAddr> = match self.peers.get(&peer) {
+            Some(p) => ip_of(&p.address).into_iter().collect(),
+            None => self.store.tried_ips(&peer),
+        };
+        let guard = &self.swarm.behaviour().guard;
+        ips.retain(|ip| !guard.exempt(*ip));
+        ips.sort();
+        ips.dedup();
+        tracing::warn!(%peer, secs, reason, addresses = ?ips, "banning peer");
+        for dropped in self.store.ban(peer, until, ips.clone()) {
+            self.swarm.behaviour_mut().blocked.unblock_peer(dropped);
+        }
         // Closes its connections and refuses new ones in both directions.
         self.swarm.behaviour_mut().blocked.block_peer(peer);
+        self.sync_address_bans();
+        // Other identities on a banned address go too.
+        let same_host: Vec<PeerId> = self
+            .peers
+            .iter()
+            .filter(|(id, p)| **id != peer && ip_of(&p.address).is_some_and(|ip| ips.contains(&ip)))
+            .map(|(id, _)| *id)
+            .collect();
+        for other in same_host {
+            tracing::info!(peer = %other, banned = %peer, "disconnecting a peer on a banned address");
+            let _ = self.swarm.disconnect_peer_id(other);
+        }
+        // In the background and debounced: a burst of bans must not stall
+        // this task on disk writes.
         let _ = self.store.save();
+    }
+
+    /// Hands the store's banned addresses to the connection guard.
+    fn sync_address_bans(&mut self) {
+        let bans = self.store.banned_ips();
+        self.swarm.behaviour_mut().guard.set_bans(bans);
+    }
+
+    /// When a newcomer overfills the inbound slots, disconnects the least
+    /// useful inbound peer (Bitcoin Core's eviction), or the newcomer when
+    /// every other inbound peer is protected. False if the newcomer goes.
+    fn make_room_for(&mut self, newcomer: PeerId) -> bool {
+        let inbound = self.peers.values().filter(|p| p.direction == Direction::Inbound).count();
+        if inbound <= inbound_slots(&self.config) {
+            return true;
+        }
+        let guard = &self.swarm.behaviour().guard;
+        let candidates: Vec<Candidate> = self
+            .peers
+            .iter()
+            .filter(|(id, p)| p.direction == Direction::Inbound && **id != newcomer)
+            .map(|(id, p)| {
+                let group = p.group.unwrap_or(AddrGroup::Local(IpAddr::from([0, 0, 0, 0])));
+                Candidate {
+                    peer: *id,
+                    connected_at: p.connected_at,
+                    min_ping: p.min_ping,
+                    last_block: p.last_block,
+                    last_tx: p.last_tx,
+                    group,
+                    keyed_group: guard.keyed_group(&group),
+                }
+            })
+            .collect();
+        match select_to_evict(candidates) {
+            Some(victim) => {
+                tracing::info!(peer = %victim, %newcomer, "inbound slots full: evicting the least useful inbound peer");
+                let _ = self.swarm.disconnect_peer_id(victim);
+                true
+            }
+            None => {
+                tracing::info!(peer = %newcomer, "inbound slots full and every inbound peer protected: refusing");
+                let _ = self.swarm.disconnect_peer_id(newcomer);
+                false
+            }
+        }
+    }
+
+    /// The peer gave us a block we did not have and accepted: inbound
+    /// eviction protects recent sources of novel blocks.
+    pub(super) fn note_novel_block(&mut self, peer: PeerId) {
+        if let Some(p) = self.peers.get_mut(&peer) {
+            p.last_block = Some(Instant::now());
+        }
+    }
+
+    /// The peer gave us a transaction we did not have and accepted.
+    pub(super) fn note_novel_tx(&mut self, peer: PeerId) {
+        if let Some(p) = self.peers.get_mut(&peer) {
+            p.last_tx = Some(Instant::now());
+        }
     }
 
     /// A peer on another chain: drop it and do not dial it again soon.
@@ -272,7 +400,9 @@ impl Service {
                     let dir = if endpoint.is_dialer() { Direction::Outbound } else { Direction::Inbound };
                     tracing::info!(peer = %peer_id, %addr, direction = dir.as_str(), "peer connected");
                     self.peers.insert(peer_id, Peer::new(addr, dir, self.config.request_rate));
-                    self.request_status(peer_id);
+                    if dir == Direction::Outbound || self.make_room_for(peer_id) {
+                        self.request_status(peer_id);
+                    }
                 } else if let Some(p) = self.peers.get_mut(&peer_id) {
                     p.connections += 1;
                 }
@@ -327,9 +457,11 @@ impl Service {
                     }
                     tracing::debug!(%peer, %addr, "found a peer by mDNS");
                     self.swarm.behaviour_mut().kad.add_address(&peer, addr.clone());
-                    let outbound = self.peers.values().filter(|p| p.direction == Direction::Outbound).count();
+                    let (outbound, mut taken) = self.outbound_groups();
                     if outbound < self.config.target_outbound {
-                        self.dial(peer, vec![addr]);
+                        for (p, addrs) in pick_diverse([(peer, vec![addr])], &mut taken, 1) {
+                            self.dial(p, addrs);
+                        }
                     }
                 }
             }
@@ -340,11 +472,14 @@ impl Service {
             BehaviourEvent::Kad(kad::Event::RoutingUpdated { peer, .. }) => {
                 tracing::trace!(%peer, "kademlia routing updated")
             }
-            BehaviourEvent::Ping(ev) => {
-                if let Err(e) = ev.result {
-                    tracing::debug!(peer = %ev.peer, %e, "ping failed");
+            BehaviourEvent::Ping(ev) => match ev.result {
+                Ok(rtt) => {
+                    if let Some(p) = self.peers.get_mut(&ev.peer) {
+                        p.min_ping = Some(p.min_ping.map_or(rtt, |m| m.min(rtt)));
+                    }
                 }
-            }
+                Err(e) => tracing::debug!(peer = %ev.peer, %e, "ping failed"),
+            },
             _ => {}
         }
     }
@@ -369,7 +504,10 @@ impl Service {
             // bootnode must not depend on it for long.
             self.discover();
         }
-        self.store.add_addrs(peer, &addrs);
+        // Unverified until we connect to them ourselves: the new table,
+        // charged to the group of the connection that told us.
+        let source = self.peers.get(&peer).and_then(|p| p.group);
+        self.store.add_addrs(peer, &addrs, source);
         if let Some(p) = self.peers.get_mut(&peer) {
             p.listen_addrs = addrs;
         }

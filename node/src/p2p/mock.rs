@@ -41,10 +41,20 @@ pub struct MockChain {
     pub corrupt_commitment: AtomicBool,
     /// Stop announcing accepted blocks (to test orphan handling).
     pub quiet: AtomicBool,
-    /// Blocks served through `block()`.
+    /// Blocks served to peers (`serve_blocks`) or read through `block()`.
     pub served: AtomicUsize,
+    /// Calls of `block()` (one chain lock each).
+    pub block_reads: AtomicUsize,
+    /// Calls of `serve_blocks` (one chain lock per batch).
+    pub batch_reads: AtomicUsize,
     /// Milliseconds each `submit_block` takes (a slow validator).
     pub submit_delay_ms: std::sync::atomic::AtomicU64,
+    /// Milliseconds each `submit_tx` takes (a slow mempool).
+    pub tx_delay_ms: std::sync::atomic::AtomicU64,
+    /// Milliseconds each `serve_blocks` takes (a slow disk).
+    pub serve_delay_ms: std::sync::atomic::AtomicU64,
+    /// Calls of `submit_tx`.
+    pub tx_submits: AtomicUsize,
 }
 
 fn work_of(h: &BlockHeader) -> Work {
@@ -68,7 +78,12 @@ impl MockChain {
             corrupt_commitment: AtomicBool::new(false),
             quiet: AtomicBool::new(false),
             served: AtomicUsize::new(0),
+            block_reads: AtomicUsize::new(0),
+            batch_reads: AtomicUsize::new(0),
             submit_delay_ms: std::sync::atomic::AtomicU64::new(0),
+            tx_delay_ms: std::sync::atomic::AtomicU64::new(0),
+            serve_delay_ms: std::sync::atomic::AtomicU64::new(0),
+            tx_submits: AtomicUsize::new(0),
         })
     }
 
@@ -158,13 +173,13 @@ impl NetworkChain for MockChain {
     fn tip(&self) -> TipInfo {
         let st = self.lock();
         let e = &st.headers[&st.tip];
-        TipInfo { hash: st.tip, height: Height(e.height), chainwork: e.work }
+        TipInfo { hash: st.tip, height: Height(e.height), chainwork: e.work, time: e.header.time }
     }
 
     fn best_header(&self) -> TipInfo {
         let st = self.lock();
         let e = &st.headers[&st.best_header];
-        TipInfo { hash: st.best_header, height: Height(e.height), chainwork: e.work }
+        TipInfo { hash: st.best_header, height: Height(e.height), chainwork: e.work, time: e.header.time }
     }
 
     fn utxo_commitment(&self) -> Hash256 {
@@ -223,11 +238,42 @@ impl NetworkChain for MockChain {
     }
 
     fn block(&self, hash: &Hash256) -> Option<Block> {
+        self.block_reads.fetch_add(1, Ordering::Relaxed);
         let b = self.lock().bodies.get(hash).cloned();
         if b.is_some() {
             self.served.fetch_add(1, Ordering::Relaxed);
         }
         b
+    }
+
+    fn serve_blocks(&self, hashes: &[Hash256], announced: &HashSet<Hash256>, max_bytes: usize) -> Vec<Block> {
+        self.batch_reads.fetch_add(1, Ordering::Relaxed);
+        let delay = self.serve_delay_ms.load(Ordering::Relaxed);
+        if delay > 0 {
+            std::thread::sleep(std::time::Duration::from_millis(delay));
+        }
+        let st = self.lock();
+        let active: HashSet<Hash256> = Self::active_chain(&st).into_iter().collect();
+        let mut out = Vec::new();
+        let mut bytes = 0usize;
+        for h in hashes {
+            if !active.contains(h) && !announced.contains(h) {
+                continue;
+            }
+            let Some(b) = st.bodies.get(h) else { continue };
+            let size = b.encoded_size();
+            if !out.is_empty() && bytes.saturating_add(size) > max_bytes {
+                break;
+            }
+            bytes += size;
+            out.push(b.clone());
+        }
+        self.served.fetch_add(out.len(), Ordering::Relaxed);
+        out
+    }
+
+    fn header_work(&self, hash: &Hash256) -> Option<Work> {
+        self.lock().headers.get(hash).map(|e| e.work)
     }
 
     fn has_block(&self, hash: &Hash256) -> bool {
@@ -287,6 +333,11 @@ impl NetworkChain for MockChain {
     }
 
     fn submit_tx(&self, tx: Transaction) -> TxOutcome {
+        self.tx_submits.fetch_add(1, Ordering::Relaxed);
+        let delay = self.tx_delay_ms.load(Ordering::Relaxed);
+        if delay > 0 {
+            std::thread::sleep(std::time::Duration::from_millis(delay));
+        }
         if tx.inputs.is_empty() {
             return TxOutcome::Invalid("no inputs".into());
         }

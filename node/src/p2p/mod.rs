@@ -20,45 +20,76 @@
 //!   (genesis, tip hash, height, chainwork, UTXO commitment; the reply is
 //!   the responder's status), `GetHeaders{locator ≤ 128}` → ≤ 2,000 headers
 //!   of the responder's active chain after the first locator hash it knows,
-//!   `GetBlocks{hashes ≤ 128}` → the blocks it has, in order, stopping
-//!   before one that would take the reply past 8 MiB (at least one block).
-//!   Requests are capped at 16 KiB; each block in a reply at the spec's
-//!   `max_block_size`.
+//!   `GetBlocks{hashes ≤ 128}` → the blocks it has on its active chain
+//!   (or announced lately), each once, in order, stopping before one that
+//!   would take the reply past 4 MiB (at least one block; replies of up to
+//!   8 MiB are read). Requests are capped at 16 KiB; each block in a reply
+//!   at the spec's `max_block_size`; a peer has at most 8 requests served
+//!   at once.
 //! - `<prefix>/blocks/1`, `<prefix>/tx/1`: gossipsub topics carrying the
 //!   consensus encoding; message id = SHA-256 of the payload; anonymous
 //!   (no author signatures); every message is validated by the chain
-//!   before it is forwarded (accept), dropped (ignore: known, orphan,
-//!   deferred, policy) or penalised (reject: invalid).
+//!   before it is forwarded (accept) or dropped (ignore); what the node
+//!   finds invalid costs the sender score. A message above its topic's
+//!   size limit (block size or the 100,000-byte relay policy, plus 1 KiB)
+//!   is refused by gossipsub itself, whose peer scoring counts only such
+//!   refusals; the node turns them into the same penalty as undecodable
+//!   gossip.
 //! - `<prefix>/kad/1`: Kademlia.
 //!
 //! # Sync
 //!
 //! Peers exchange status on connect and every `status_interval`. Headers
-//! come from the peer with the most work (one request at a time, 2,000 per
-//! round); the chain checks their proof of work before any body is asked
-//! for. Bodies of the best header chain are fetched from every peer that
-//! is ahead (or served the headers), up to `download_window` scheduled and
-//! four requests of `blocks_per_request` per peer; failed or timed-out
-//! requests go back to the queue for any peer; blocks are handed to the
-//! chain in chain order. A gossiped block whose parent is unknown makes
-//! the node ask its sender for headers. "Initial sync" is being more than
-//! 12 blocks behind the best header (or a peer that served headers); while
-//! in it the node does not announce what it connects and ignores gossiped
-//! transactions.
+//! come from one peer at a time (2,000 per round), chosen by the work its
+//! headers proved, its claimed work only breaking ties; a peer whose
+//! header request times out (5 s), whose headers do not connect, or stop
+//! short of the work it claims is skipped for a while (5 s doubling). The
+//! chain checks their proof of work before any body is asked for. Bodies
+//! of the best header chain are fetched from every peer that is ahead (or
+//! served the headers), up to `download_window` scheduled, 16 requests in
+//! flight and four of `blocks_per_request` per peer; a request holding up
+//! the lowest missing block for the stall timeout (2 s, doubling to 16 s)
+//! is reassigned and its peer held to one request at a time; failed or
+//! timed-out requests go back to the queue for any peer; blocks are
+//! handed to the chain in chain order. A gossiped block whose parent is
+//! unknown makes the node ask its sender for headers. "Initial sync" is
+//! the node's own judgement, never a peer's claim: its best stored header
+//! is more than 12 blocks ahead of its tip and the tip is over 24 hours
+//! old. While in it the node ignores gossiped transactions and does not
+//! announce blocks its sync downloaded; what it mines or is handed over
+//! RPC, blocks and transactions, is always announced.
 //!
 //! # Misbehaviour
 //!
 //! Scores start at 0; a peer at -100 is disconnected and banned for
-//! `ban_duration` (bans persist in `peers.json` and are enforced on both
-//! inbound and outbound connections). Penalties: invalid block or headers,
-//! undecodable or oversized message: 100; invalid transaction: 50;
-//! unsolicited or non-connecting reply: 20; each request above
-//! `request_rate`: 5; a timed-out request: 2. Scores recover one point a
+//! `ban_duration`, its peer id and the IP address it connected from (a
+//! fresh key from the same address is refused before the handshake;
+//! `127.0.0.1` and `::1` are exempt while `exempt_loopback` is set). Bans
+//! persist in `peers.json` (at most 10,000, written in the background)
+//! and are enforced on both inbound and outbound connections. Penalties:
+//! invalid block or headers, undecodable or oversized message: 100;
+//! invalid transaction: 50; unsolicited or non-connecting reply: 20;
+//! each request above
+//! `request_rate`, a duplicate hash in `GetBlocks` or a request beyond the
+//! 8 a peer may have served at once: 5. A timed-out request costs nothing
+//! (the work goes to another peer). Scores recover one point a
 //! minute.
+//!
+//! # Eclipse resistance
+//!
+//! One address holds at most `max_inbound_per_ip` inbound connections.
+//! Addresses enter the peer store's "tried" table only once this node has
+//! connected to them; what peers announce stays in "new", bounded per
+//! source group. Outbound peers are kept in distinct address groups (/16
+//! IPv4, /32 IPv6; loopback exempt). When the inbound slots are full a
+//! newcomer evicts the least useful inbound peer if one is unprotected
+//! (`eviction.rs`), and is refused otherwise.
 
+mod addresses;
 mod behaviour;
 mod codec;
 mod connections;
+mod eviction;
 mod identity;
 #[cfg(test)]
 mod mock;
@@ -70,6 +101,8 @@ mod service;
 mod sync;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_peers;
 mod workers;
 
 use crate::chain_api::NetworkChain;
@@ -107,6 +140,11 @@ pub struct P2pConfig {
     pub target_outbound: usize,
     /// Most connections to one peer.
     pub max_connections_per_peer: u32,
+    /// Most inbound connections (pending or established) from one IP address.
+    pub max_inbound_per_ip: usize,
+    /// `127.0.0.1` and `::1` are exempt from address bans and the
+    /// per-address limit (a local testnet runs every node there).
+    pub exempt_loopback: bool,
     /// How long a misbehaving peer stays banned.
     pub ban_duration: Duration,
     /// How often each peer's status (tip, work, UTXO commitment) is asked for.
@@ -138,6 +176,8 @@ impl Default for P2pConfig {
             max_inbound: 40,
             target_outbound: 8,
             max_connections_per_peer: 2,
+            max_inbound_per_ip: 4,
+            exempt_loopback: true,
             ban_duration: Duration::from_secs(24 * 60 * 60),
             status_interval: Duration::from_secs(5),
             request_timeout: Duration::from_secs(20),
@@ -167,6 +207,12 @@ pub struct PeerInfo {
     pub score: i32,
     /// It reported our tip with a different UTXO commitment.
     pub commitment_mismatch: bool,
+    /// Address group of `address` (/16 IPv4, /32 IPv6, or `local <ip>`).
+    pub address_group: String,
+    /// Seconds since it connected.
+    pub connected_secs: u64,
+    /// Its lowest ping round trip in milliseconds, once measured.
+    pub min_ping_ms: Option<u64>,
 }
 
 /// A banned peer as `listbanned` shows it.
@@ -176,6 +222,8 @@ pub struct BannedPeer {
     pub peer_id: String,
     /// When the ban ends (unix seconds).
     pub until: u64,
+    /// IP addresses banned with it (those it connected from).
+    pub addresses: Vec<String>,
 }
 
 /// Network failures.
@@ -293,14 +341,15 @@ impl P2pHandle {
         self.ask(|tx| service::Command::Disconnect(p, tx)).await?
     }
 
-    /// Disconnects the peer and refuses it both ways for `secs` seconds
-    /// (0: the configured ban duration).
+    /// Disconnects the peer and refuses it, and the IP address it
+    /// connected from, both ways for `secs` seconds (0: the configured ban
+    /// duration).
     pub async fn ban(&self, peer_id: &str, secs: u64) -> Result<(), P2pError> {
         let p = parse_peer(peer_id)?;
         self.ask(|tx| service::Command::Ban(p, secs, tx)).await?
     }
 
-    /// Lifts a ban.
+    /// Lifts a ban, with the address bans that came with it.
     pub async fn unban(&self, peer_id: &str) -> Result<(), P2pError> {
         let p = parse_peer(peer_id)?;
         self.ask(|tx| service::Command::Unban(p, tx)).await?

@@ -4,17 +4,29 @@
 
 use super::codec::{Request, Response, Status, MAX_HEADERS, MAX_LOCATOR};
 use super::peers::penalty;
-use super::service::{Internal, Origin, Service};
-use super::workers::BlockJob;
+use super::service::{
+    Internal, Origin, Service, HEADERS_TIMEOUT, MAX_GOSSIP_BACKLOG, MAX_GOSSIP_BACKLOG_BYTES, MAX_SERVING_BYTES,
+    MAX_SERVING_PER_PEER, MAX_TX_BACKLOG, MAX_TX_BACKLOG_BYTES, MAX_TX_BACKLOG_PEER_BYTES,
+};
+use super::workers::{BlockJob, TxJob};
 use crate::chain_api::{BlockOutcome, HeadersOutcome, TxOutcome};
 use libp2p::gossipsub::{self, MessageAcceptance, MessageId};
-use libp2p::request_response::{self, OutboundFailure, OutboundRequestId, ResponseChannel};
+use libp2p::request_response::{self, InboundRequestId, OutboundFailure, OutboundRequestId, ResponseChannel};
 use libp2p::PeerId;
-use lode_core::block::{Block, BlockHeader};
+use lode_core::block::{Block, BlockHeader, HEADER_SIZE};
 use lode_core::codec::Decode;
+use lode_core::pow::Work;
 use lode_core::{Hash256, Transaction};
+use std::collections::HashSet;
 use std::sync::atomic::Ordering;
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+/// First wait before asking a peer for headers again after it failed us
+/// (timed out, did not connect, or proved nothing it claimed); it doubles
+/// with each failure in a row.
+const HEADERS_RETRY_BASE: Duration = Duration::from_secs(5);
+/// Longest such wait.
+const HEADERS_RETRY_MAX: Duration = Duration::from_secs(600);
 
 impl Service {
     pub(super) fn on_internal(&mut self, msg: Internal) {
@@ -29,39 +41,101 @@ impl Service {
                 }
                 self.update_sync_state();
             }
-            Internal::Respond { channel, response } => {
-                // The peer may have gone; nothing to do then.
-                let _ = self.swarm.behaviour_mut().sync.send_response(channel, response);
+            Internal::Respond { id, channel, response } => {
+                // Hold what the reply really takes until it is sent.
+                let bytes = response_size(&response);
+                if let Some((_, held)) = self.serving.get_mut(&id) {
+                    self.serving_bytes = self.serving_bytes.saturating_sub(*held).saturating_add(bytes);
+                    *held = bytes;
+                }
+                if self.swarm.behaviour_mut().sync.send_response(channel, response).is_err() {
+                    // The peer has gone; nothing will report this one.
+                    self.done_serving(&id);
+                }
             }
             Internal::Locator { peer, mut locator } => {
                 if !self.peers.contains_key(&peer) {
                     self.headers_pending = None;
                     return;
                 }
+                // Continue a light chain we are still checking from its end.
+                if let Some((p, held)) = &self.presync {
+                    if *p == peer {
+                        if let Some(last) = held.last() {
+                            locator.insert(0, last.hash());
+                        }
+                    }
+                }
                 locator.truncate(MAX_LOCATOR);
                 let id = self.swarm.behaviour_mut().sync.send_request(&peer, Request::GetHeaders { locator });
                 self.headers_pending = Some((peer, Some(id)));
+                self.headers_sent = Some(Instant::now());
             }
-            Internal::HeadersDone { peer, count, outcome } => self.on_headers_done(peer, count, outcome),
+            Internal::HeadersDone { peer, count, outcome, checked, proven } => {
+                if let Some(work) = proven {
+                    let src = self.header_sources.entry(peer).or_default();
+                    src.proven = src.proven.max(work);
+                }
+                self.on_headers_done(peer, count, outcome, checked)
+            }
             Internal::Missing(hashes) => {
                 self.downloader.refilling = false;
                 self.downloader.add(hashes);
                 self.schedule_downloads();
             }
             Internal::BlockDone { hash, origin, outcome } => self.on_block_done(hash, origin, outcome),
-            Internal::TxDone { msg, source, outcome } => {
+            Internal::TxDone { job, outcome } => {
+                let TxJob { msg, source, bytes } = job;
                 self.tx_backlog = self.tx_backlog.saturating_sub(1);
+                self.tx_backlog_bytes = self.tx_backlog_bytes.saturating_sub(bytes);
+                if let Some(held) = self.tx_backlog_peer.get_mut(&source) {
+                    *held = held.saturating_sub(bytes);
+                    if *held == 0 {
+                        self.tx_backlog_peer.remove(&source);
+                    }
+                }
+                if matches!(outcome, TxOutcome::Accepted) {
+                    self.note_novel_tx(source);
+                }
                 let acceptance = match outcome {
                     TxOutcome::Accepted => MessageAcceptance::Accept,
                     TxOutcome::AlreadyHave | TxOutcome::Rejected(_) => MessageAcceptance::Ignore,
                     TxOutcome::Invalid(reason) => {
                         self.misbehave(source, penalty::INVALID_TX, &format!("invalid transaction: {reason}"));
-                        MessageAcceptance::Reject
+                        // Our verdict is charged by our score alone (see
+                        // `gossip_scoring`); gossipsub only drops it.
+                        MessageAcceptance::Ignore
                     }
                 };
                 self.swarm.behaviour_mut().gossipsub.report_message_validation_result(&msg, &source, acceptance);
             }
         }
+    }
+
+    /// A reply has been sent or given up on: its bytes are free.
+    fn done_serving(&mut self, id: &InboundRequestId) {
+        if let Some((_, bytes)) = self.serving.remove(id) {
+            self.serving_bytes = self.serving_bytes.saturating_sub(bytes);
+        }
+    }
+
+    /// Takes a serving slot for a request of `peer` holding up to `bytes`;
+    /// false (refuse the request) when the peer has too many open or our
+    /// budget is spent.
+    fn start_serving(&mut self, id: InboundRequestId, peer: PeerId, bytes: usize) -> bool {
+        let open = self.serving.values().filter(|(p, _)| *p == peer).count();
+        if open >= MAX_SERVING_PER_PEER {
+            self.misbehave(peer, penalty::FLOOD, "too many requests open at once");
+            return false;
+        }
+        if self.serving_bytes.saturating_add(bytes) > MAX_SERVING_BYTES {
+            // Busy, not the peer's fault: it asks someone else.
+            tracing::debug!(%peer, serving = self.serving_bytes, "serving budget spent; refusing a request");
+            return false;
+        }
+        self.serving_bytes += bytes;
+        self.serving.insert(id, (peer, bytes));
+        true
     }
 
     fn report(&mut self, msg: &MessageId, source: &PeerId, acceptance: MessageAcceptance) {
@@ -71,10 +145,12 @@ impl Service {
     pub(super) fn on_gossip(&mut self, source: PeerId, msg: MessageId, message: gossipsub::Message) {
         self.seen.insert(super::workers::gossip_id(&message.data));
         if message.topic == self.names.blocks.hash() {
+            // Our own verdicts are reported as "ignore" and charged by
+            // our score (see `gossip_scoring`), never twice.
             let block = match Block::decode_all(&message.data, self.max_block_size) {
                 Ok(b) => b,
                 Err(e) => {
-                    self.report(&msg, &source, MessageAcceptance::Reject);
+                    self.report(&msg, &source, MessageAcceptance::Ignore);
                     self.misbehave(source, penalty::MALFORMED, &format!("undecodable gossip block: {e}"));
                     return;
                 }
@@ -82,32 +158,49 @@ impl Service {
             // Proof of work before the queue: a block that costs its sender
             // nothing costs us nothing either.
             if let Err(e) = lode_core::validation::check_header(&block.header, self.chain.spec()) {
-                self.report(&msg, &source, MessageAcceptance::Reject);
+                self.report(&msg, &source, MessageAcceptance::Ignore);
                 self.misbehave(source, penalty::INVALID_BLOCK, &format!("gossip block fails proof of work: {e}"));
                 return;
             }
-            if self.gossip_backlog >= super::service::MAX_GOSSIP_BACKLOG {
+            let bytes = message.data.len();
+            if self.gossip_backlog >= MAX_GOSSIP_BACKLOG
+                || self.gossip_backlog_bytes.saturating_add(bytes) > MAX_GOSSIP_BACKLOG_BYTES
+            {
                 self.report(&msg, &source, MessageAcceptance::Ignore);
                 return;
             }
             self.gossip_backlog += 1;
-            let _ = self.block_jobs.send(BlockJob { block, origin: Origin::Gossip { msg, source } });
+            self.gossip_backlog_bytes += bytes;
+            let _ = self.block_jobs.send(BlockJob { block, origin: Origin::Gossip { msg, source, bytes } });
         } else if message.topic == self.names.txs.hash() {
-            let tx = match Transaction::decode_all(&message.data, self.max_block_size) {
+            // Held to the relay policy's size, not the block size: nothing
+            // larger can enter a mempool, so nobody honest relays it.
+            let tx = match Transaction::decode_all(&message.data, super::codec::max_tx_size()) {
                 Ok(t) => t,
                 Err(e) => {
-                    self.report(&msg, &source, MessageAcceptance::Reject);
+                    self.report(&msg, &source, MessageAcceptance::Ignore);
                     self.misbehave(source, penalty::MALFORMED, &format!("undecodable gossip transaction: {e}"));
                     return;
                 }
             };
-            // Far behind, the mempool cannot judge transactions yet.
-            if self.shared.initial_sync.load(Ordering::Relaxed) || self.tx_backlog >= super::service::MAX_TX_BACKLOG {
+            let bytes = message.data.len();
+            let held = self.tx_backlog_peer.get(&source).copied().unwrap_or(0);
+            // Far behind, the mempool cannot judge transactions yet. The
+            // backlog is bounded in count, in bytes, and in bytes per
+            // sender, so one flooder neither exhausts memory nor crowds
+            // out everyone else's transactions.
+            if self.shared.initial_sync.load(Ordering::Relaxed)
+                || self.tx_backlog >= MAX_TX_BACKLOG
+                || self.tx_backlog_bytes.saturating_add(bytes) > MAX_TX_BACKLOG_BYTES
+                || held.saturating_add(bytes) > MAX_TX_BACKLOG_PEER_BYTES
+            {
                 self.report(&msg, &source, MessageAcceptance::Ignore);
                 return;
             }
             self.tx_backlog += 1;
-            let _ = self.tx_jobs.send((tx, msg, source));
+            self.tx_backlog_bytes += bytes;
+            *self.tx_backlog_peer.entry(source).or_insert(0) += bytes;
+            let _ = self.tx_jobs.send((tx, TxJob { msg, source, bytes }));
         } else {
             self.report(&msg, &source, MessageAcceptance::Ignore);
         }
@@ -115,8 +208,12 @@ impl Service {
 
     fn on_block_done(&mut self, hash: Hash256, origin: Origin, outcome: BlockOutcome) {
         match origin {
-            Origin::Gossip { msg, source } => {
+            Origin::Gossip { msg, source, bytes } => {
                 self.gossip_backlog = self.gossip_backlog.saturating_sub(1);
+                self.gossip_backlog_bytes = self.gossip_backlog_bytes.saturating_sub(bytes);
+                if matches!(outcome, BlockOutcome::Accepted { new_tip: true }) {
+                    self.note_novel_block(source);
+                }
                 let acceptance = match outcome {
                     // Relayed only once it is on our active chain: a side
                     // branch is stored but not forwarded.
@@ -132,13 +229,16 @@ impl Service {
                     }
                     BlockOutcome::Invalid(reason) => {
                         self.misbehave(source, penalty::INVALID_BLOCK, &format!("invalid block {hash}: {reason}"));
-                        MessageAcceptance::Reject
+                        MessageAcceptance::Ignore
                     }
                 };
                 self.report(&msg, &source, acceptance);
             }
             Origin::Sync { peer } => {
                 self.downloader.submitted(&hash);
+                if matches!(outcome, BlockOutcome::Accepted { .. }) {
+                    self.note_novel_block(peer);
+                }
                 match outcome {
                     BlockOutcome::Invalid(reason) => {
                         self.misbehave(peer, penalty::INVALID_BLOCK, &format!("served invalid block {hash}: {reason}"))
@@ -160,7 +260,9 @@ impl Service {
     pub(super) fn on_sync_event(&mut self, ev: request_response::Event<Request, Response>) {
         match ev {
             request_response::Event::Message { peer, message, .. } => match message {
-                request_response::Message::Request { request, channel, .. } => self.on_request(peer, request, channel),
+                request_response::Message::Request { request_id, request, channel } => {
+                    self.on_request(peer, request_id, request, channel)
+                }
                 request_response::Message::Response { request_id, response } => {
                     self.on_response(peer, request_id, response)
                 }
@@ -168,17 +270,26 @@ impl Service {
             request_response::Event::OutboundFailure { peer, request_id, error, .. } => {
                 self.on_outbound_failure(peer, request_id, error)
             }
-            request_response::Event::InboundFailure { peer, error, .. } => match error {
-                request_response::InboundFailure::Io(e) if e.kind() == std::io::ErrorKind::InvalidData => {
-                    self.misbehave(peer, penalty::MALFORMED, &format!("malformed request: {e}"));
+            request_response::Event::InboundFailure { peer, request_id, error, .. } => {
+                self.done_serving(&request_id);
+                match error {
+                    request_response::InboundFailure::Io(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+                        self.misbehave(peer, penalty::MALFORMED, &format!("malformed request: {e}"));
+                    }
+                    e => tracing::debug!(%peer, %e, "inbound request failed"),
                 }
-                e => tracing::debug!(%peer, %e, "inbound request failed"),
-            },
-            request_response::Event::ResponseSent { .. } => {}
+            }
+            request_response::Event::ResponseSent { request_id, .. } => self.done_serving(&request_id),
         }
     }
 
-    fn on_request(&mut self, peer: PeerId, request: Request, channel: ResponseChannel<Response>) {
+    fn on_request(
+        &mut self,
+        peer: PeerId,
+        request_id: InboundRequestId,
+        request: Request,
+        channel: ResponseChannel<Response>,
+    ) {
         let allowed = self.peers.get_mut(&peer).is_none_or(|p| p.requests.take(Instant::now()));
         if !allowed {
             // Dropping the channel refuses the request.
@@ -197,31 +308,42 @@ impl Service {
                 self.on_peer_status(peer, status);
             }
             Request::GetHeaders { locator } => {
+                if !self.start_serving(request_id, peer, MAX_HEADERS * HEADER_SIZE) {
+                    return;
+                }
                 let chain = self.chain.clone();
                 let tx = self.internal_tx.clone();
                 tokio::task::spawn_blocking(move || {
                     let headers = chain.headers_after(&locator, MAX_HEADERS);
-                    let _ = tx.send(Internal::Respond { channel, response: Response::Headers(headers) });
+                    let _ =
+                        tx.send(Internal::Respond { id: request_id, channel, response: Response::Headers(headers) });
                 });
             }
             Request::GetBlocks { hashes } => {
+                // The same block twice in one request only multiplies our
+                // work and the reply: serve it once and charge a little.
+                let mut unique = HashSet::with_capacity(hashes.len());
+                let asked = hashes.len();
+                let hashes: Vec<Hash256> = hashes.into_iter().filter(|h| unique.insert(*h)).collect();
+                if hashes.len() < asked {
+                    self.misbehave(peer, penalty::FLOOD, "duplicate hashes in a block request");
+                }
+                let budget = super::codec::block_reply_budget(self.max_block_size);
+                // A reply holds at most the budget (which is at least one
+                // maximal block): hold that until it is read and sent.
+                if !self.start_serving(request_id, peer, budget) {
+                    return;
+                }
+                // Side branches we announced stay servable; others a peer
+                // cannot have learned from us (only the active chain's
+                // headers are served), so they are not read at all.
+                let announced: HashSet<Hash256> =
+                    hashes.iter().filter(|h| self.announced.contains(&h.0)).copied().collect();
                 let chain = self.chain.clone();
                 let tx = self.internal_tx.clone();
-                let budget = super::behaviour::block_reply_budget(chain.spec());
                 tokio::task::spawn_blocking(move || {
-                    let mut blocks = Vec::new();
-                    let mut bytes = 0usize;
-                    for h in hashes {
-                        let Some(b) = chain.block(&h) else { continue };
-                        let size = b.encoded_size();
-                        // Always at least one block, then stay within budget.
-                        if !blocks.is_empty() && bytes + size > budget {
-                            break;
-                        }
-                        bytes += size;
-                        blocks.push(b);
-                    }
-                    let _ = tx.send(Internal::Respond { channel, response: Response::Blocks(blocks) });
+                    let blocks = chain.serve_blocks(&hashes, &announced, budget);
+                    let _ = tx.send(Internal::Respond { id: request_id, channel, response: Response::Blocks(blocks) });
                 });
             }
         }
@@ -237,6 +359,8 @@ impl Service {
                 _ => self.misbehave(peer, penalty::UNSOLICITED, "wrong reply to a status request"),
             }
         } else if self.headers_pending.as_ref().is_some_and(|(_, r)| *r == Some(id)) {
+            // Answered: how long the chain takes with it is not the peer's doing.
+            self.headers_sent = None;
             match response {
                 Response::Headers(h) => self.on_headers(peer, h),
                 _ => {
@@ -264,7 +388,7 @@ impl Service {
             // budget: only a reply with room for one more block proves the
             // left-out blocks are really missing there.
             let total: usize = sized.iter().map(|(_, s)| s).sum();
-            let budget = super::behaviour::block_reply_budget(self.chain.spec());
+            let budget = super::codec::block_reply_budget(self.max_block_size);
             let complete = total.saturating_add(self.max_block_size) <= budget;
             if let Some((_, delivery)) = self.downloader.on_blocks(&id, sized, complete) {
                 if delivery.unsolicited > 0 {
@@ -282,8 +406,11 @@ impl Service {
                 p.status_pending = false;
             }
         }
-        if self.headers_pending.as_ref().is_some_and(|(_, r)| *r == Some(id)) {
+        let was_headers = self.headers_pending.as_ref().is_some_and(|(_, r)| *r == Some(id));
+        if was_headers {
             self.headers_pending = None;
+            self.headers_sent = None;
+            self.header_strike(peer, "header request failed");
         }
         self.downloader.on_failure(&id);
         match error {
@@ -294,8 +421,13 @@ impl Service {
             OutboundFailure::Io(e) if e.kind() == std::io::ErrorKind::InvalidData => {
                 self.misbehave(peer, penalty::MALFORMED, &format!("malformed reply: {e}"));
             }
-            OutboundFailure::Timeout => self.misbehave(peer, penalty::TIMEOUT, "request timed out"),
+            // A slow peer is not a hostile one: its work goes elsewhere
+            // (stall detection, header retry backoff), its score is kept.
+            OutboundFailure::Timeout => tracing::debug!(%peer, "request timed out"),
             e => tracing::debug!(%peer, %e, "request failed"),
+        }
+        if was_headers {
+            self.maybe_request_headers(None);
         }
         self.schedule_downloads();
     }
@@ -315,6 +447,9 @@ impl Service {
             if status.best_hash == l.tip.hash {
                 let mismatch = status.utxo_commitment != l.commitment;
                 p.commitment_mismatch = mismatch;
+                // Only the current tip's counts matter: older ones would
+                // pile up for as long as the peer stays.
+                self.counted_mismatches.retain(|(_, tip)| *tip == l.tip.hash);
                 if mismatch && self.counted_mismatches.insert((peer, l.tip.hash)) {
                     self.shared.mismatches.fetch_add(1, Ordering::Relaxed);
                     tracing::error!(
@@ -344,13 +479,19 @@ impl Service {
             return;
         }
         let Some(local) = self.local else { return };
-        let peer = preferred.filter(|p| self.peers.contains_key(p)).or_else(|| {
+        let now = Instant::now();
+        let sources = &self.header_sources;
+        let resting = |id: &PeerId| sources.get(id).and_then(|s| s.retry_at).is_some_and(|t| t > now);
+        let proven = |id: &PeerId| sources.get(id).map(|s| s.proven).unwrap_or(Work::ZERO);
+        let peer = preferred.filter(|p| self.peers.contains_key(p) && !resting(p)).or_else(|| {
             self.peers
                 .iter()
-                .filter(|(_, p)| p.status.as_ref().map(|s| s.chainwork) != p.headers_exhausted_at)
+                .filter(|(id, p)| !resting(id) && p.status.as_ref().map(|s| s.chainwork) != p.headers_exhausted_at)
                 .filter_map(|(id, p)| p.status.as_ref().map(|s| (id, s.chainwork)))
                 .filter(|(_, work)| *work > local.best_header.chainwork)
-                .max_by_key(|(_, work)| *work)
+                // What a peer's headers proved comes first, what it claims
+                // only breaks ties: a claim costs nothing to make.
+                .max_by_key(|(id, work)| (proven(id), *work))
                 .map(|(id, _)| *id)
         });
         let Some(peer) = peer else { return };
@@ -365,6 +506,9 @@ impl Service {
     fn on_headers(&mut self, peer: PeerId, headers: Vec<BlockHeader>) {
         if headers.is_empty() {
             self.headers_pending = None;
+            if self.claims_unproven(&peer) {
+                self.header_strike(peer, "no headers for the work it claims");
+            }
             self.headers_exhausted(&peer);
             if let Some(next) = self.headers_next.take() {
                 self.maybe_request_headers(Some(next));
@@ -375,21 +519,56 @@ impl Service {
         // and a break is the sender's fault.
         if headers.windows(2).any(|w| w[1].prev_hash != w[0].hash()) {
             self.headers_pending = None;
+            self.header_strike(peer, "headers do not form a chain");
             self.misbehave(peer, penalty::INVALID_HEADERS, "headers do not form a chain");
             return;
         }
+        let count = headers.len();
+        // A continuation of a light chain being checked is offered whole.
+        let headers = match self.presync.take() {
+            Some((p, mut held)) if p == peer && held.last().map(BlockHeader::hash) == Some(headers[0].prev_hash) => {
+                held.extend(headers);
+                held
+            }
+            _ => headers,
+        };
         let chain = self.chain.clone();
         let tx = self.internal_tx.clone();
-        let count = headers.len();
         tokio::task::spawn_blocking(move || {
             let outcome = chain.accept_headers(&headers);
-            let _ = tx.send(Internal::HeadersDone { peer, count, outcome });
+            // What the peer's headers proved: the work of the last one,
+            // now that it is ours.
+            let proven = match outcome {
+                HeadersOutcome::Accepted { .. } => headers.last().and_then(|h| chain.header_work(&h.hash())),
+                _ => None,
+            };
+            let checked = (outcome == HeadersOutcome::LowWork).then_some(headers);
+            let _ = tx.send(Internal::HeadersDone { peer, count, outcome, checked, proven });
         });
     }
 
-    fn on_headers_done(&mut self, peer: PeerId, count: usize, outcome: HeadersOutcome) {
+    fn on_headers_done(
+        &mut self,
+        peer: PeerId,
+        count: usize,
+        outcome: HeadersOutcome,
+        checked: Option<Vec<BlockHeader>>,
+    ) {
         self.headers_pending = None;
         match outcome {
+            HeadersOutcome::LowWork => {
+                let held = checked.unwrap_or_default();
+                if count >= MAX_HEADERS && held.len() + MAX_HEADERS <= super::service::MAX_PRESYNC_HEADERS {
+                    tracing::debug!(%peer, held = held.len(), "header chain below the work threshold so far; fetching more");
+                    self.header_success(&peer);
+                    self.presync = Some((peer, held));
+                    self.maybe_request_headers(Some(peer));
+                    return;
+                }
+                // No penalty: an honest peer on a light branch sends this too.
+                tracing::info!(%peer, headers = held.len(), "peer's header chain has too little work to store; ignoring it");
+                self.headers_exhausted(&peer);
+            }
             HeadersOutcome::Accepted { new } => {
                 tracing::debug!(%peer, count, new, "headers accepted");
                 self.header_peers.insert(peer);
@@ -399,21 +578,77 @@ impl Service {
                     // A full reply that taught us something: the peer has
                     // more. (A full reply of known headers, say ones the
                     // chain deferred, would only repeat itself.)
+                    self.header_success(&peer);
                     self.maybe_request_headers(Some(peer));
                     return;
+                }
+                if self.claims_unproven(&peer) {
+                    // Known headers in reply to a claim of more work: a
+                    // peer does not keep us waiting on a chain it lacks.
+                    self.header_strike(peer, "its headers stop short of the work it claims");
+                } else {
+                    self.header_success(&peer);
                 }
                 self.headers_exhausted(&peer);
             }
             HeadersOutcome::Unconnected => {
+                self.header_strike(peer, "headers do not connect");
                 self.misbehave(peer, penalty::UNSOLICITED, "headers do not connect to our chain")
             }
             HeadersOutcome::Invalid(reason) => {
+                self.header_strike(peer, "invalid headers");
                 self.misbehave(peer, penalty::INVALID_HEADERS, &format!("invalid headers: {reason}"))
             }
         }
         if let Some(next) = self.headers_next.take() {
             self.maybe_request_headers(Some(next));
         }
+    }
+
+    /// Whether the peer claims more work than its headers proved.
+    fn claims_unproven(&self, peer: &PeerId) -> bool {
+        let claimed = self.peers.get(peer).and_then(|p| p.status.as_ref()).map(|s| s.chainwork);
+        let proven = self.header_sources.get(peer).map(|s| s.proven).unwrap_or(Work::ZERO);
+        claimed.is_some_and(|c| c > proven)
+    }
+
+    /// The peer failed a header request (timed out, sent headers that do
+    /// not connect, or fewer than it claims): move on to another peer and
+    /// ask this one again only after a wait that doubles with each failure
+    /// in a row. No penalty by itself: an honest peer can be slow.
+    pub(super) fn header_strike(&mut self, peer: PeerId, why: &str) {
+        let src = self.header_sources.entry(peer).or_default();
+        src.strikes = src.strikes.saturating_add(1);
+        let wait =
+            HEADERS_RETRY_BASE.saturating_mul(1u32 << src.strikes.saturating_sub(1).min(8)).min(HEADERS_RETRY_MAX);
+        src.retry_at = Some(Instant::now() + wait);
+        tracing::debug!(%peer, why, strikes = src.strikes, ?wait, "not asking this peer for headers for a while");
+        if self.presync.as_ref().is_some_and(|(p, _)| *p == peer) {
+            self.presync = None;
+        }
+    }
+
+    /// The peer's headers served us well: its failures are forgotten.
+    fn header_success(&mut self, peer: &PeerId) {
+        if let Some(src) = self.header_sources.get_mut(peer) {
+            src.strikes = 0;
+            src.retry_at = None;
+        }
+    }
+
+    /// Abandons a header request unanswered for [`HEADERS_TIMEOUT`] and
+    /// asks the next peer (a late reply is then ignored).
+    pub(super) fn check_header_timeout(&mut self, now: Instant) {
+        let Some((peer, Some(_))) = self.headers_pending else { return };
+        if self.headers_sent.is_none_or(|t| now.saturating_duration_since(t) < HEADERS_TIMEOUT) {
+            return;
+        }
+        tracing::info!(%peer, "header request unanswered; asking another peer");
+        self.headers_pending = None;
+        self.headers_sent = None;
+        self.header_strike(peer, "header request timed out");
+        let next = self.headers_next.take();
+        self.maybe_request_headers(next);
     }
 
     /// The peer has sent all the headers it will: remember at which claim.
@@ -456,7 +691,17 @@ impl Service {
             self.downloader.drop_unavailable(&eligible);
         }
         for (block, peer) in self.downloader.take_ready() {
+            self.fetched.insert(block.hash().0);
             let _ = self.block_jobs.send(BlockJob { block, origin: Origin::Sync { peer } });
         }
+    }
+}
+
+/// Bytes a reply takes in memory until sent (its encoded size, roughly).
+fn response_size(response: &Response) -> usize {
+    match response {
+        Response::Status(_) => 256,
+        Response::Headers(h) => h.len() * HEADER_SIZE,
+        Response::Blocks(b) => b.iter().map(Block::encoded_size).sum(),
     }
 }

@@ -26,8 +26,28 @@ pub struct Limits {
     pub per_request: usize,
     /// Most outstanding requests per peer.
     pub per_peer: usize,
-    /// Stop requesting while this many downloaded bytes wait for submission.
+    /// Most outstanding requests in all (replies are bounded in bytes, so
+    /// this bounds the bytes in flight).
+    pub max_requests: usize,
+    /// Stop requesting while this many downloaded bytes wait for
+    /// submission or are being validated.
     pub max_ready_bytes: usize,
+    /// First stall timeout: the request holding the lowest missing block
+    /// is reassigned once it is this old and the download waits on it.
+    pub stall_min: Duration,
+    /// The stall timeout doubles on each stall up to this.
+    pub stall_max: Duration,
+}
+
+/// An outstanding block request.
+#[derive(Debug)]
+struct InFlight {
+    peer: PeerId,
+    hashes: Vec<Hash256>,
+    sent: Instant,
+    /// Given up on (stalled): its blocks went back to the queue, but a
+    /// late reply is still used for whatever is not yet downloaded.
+    stale: bool,
 }
 
 /// What a block reply did to the schedule.
@@ -45,11 +65,19 @@ pub struct Downloader {
     limits: Limits,
     order: VecDeque<Hash256>,
     slots: HashMap<Hash256, Slot>,
-    requests: HashMap<OutboundRequestId, (PeerId, Vec<Hash256>)>,
+    requests: HashMap<OutboundRequestId, InFlight>,
     peer_requests: HashMap<PeerId, usize>,
     lacks: HashMap<PeerId, HashSet<Hash256>>,
-    submitting: HashSet<Hash256>,
+    /// Blocks handed to the chain and not yet processed, with their size.
+    submitting: HashMap<Hash256, usize>,
+    /// Bytes of downloaded blocks held: waiting for their turn or being
+    /// validated.
     ready_bytes: usize,
+    /// Current stall timeout (see [`Limits::stall_min`]).
+    stall_timeout: Duration,
+    /// Peers that stalled the download: one request at a time until they
+    /// answer one in time.
+    slow: HashSet<PeerId>,
     /// A `missing_blocks` query is running.
     pub refilling: bool,
 }
@@ -64,8 +92,10 @@ impl Downloader {
             requests: HashMap::new(),
             peer_requests: HashMap::new(),
             lacks: HashMap::new(),
-            submitting: HashSet::new(),
+            submitting: HashMap::new(),
             ready_bytes: 0,
+            stall_timeout: limits.stall_min,
+            slow: HashSet::new(),
             refilling: false,
         }
     }
@@ -87,7 +117,7 @@ impl Downloader {
             if self.order.len() + self.submitting.len() >= self.limits.window {
                 break;
             }
-            if self.slots.contains_key(&h) || self.submitting.contains(&h) {
+            if self.slots.contains_key(&h) || self.submitting.contains_key(&h) {
                 continue;
             }
             self.slots.insert(h, Slot::Queued);
@@ -100,7 +130,9 @@ impl Downloader {
     /// The next hashes to ask `peer` for, or `None` when it is busy, has
     /// nothing we need, or too many downloaded bodies are waiting.
     pub fn next_batch(&mut self, peer: &PeerId) -> Option<Vec<Hash256>> {
-        if self.peer_requests.get(peer).copied().unwrap_or(0) >= self.limits.per_peer
+        let allowance = if self.slow.contains(peer) { 1 } else { self.limits.per_peer };
+        if self.peer_requests.get(peer).copied().unwrap_or(0) >= allowance
+            || self.requests.len() >= self.limits.max_requests
             || self.ready_bytes >= self.limits.max_ready_bytes
         {
             return None;
@@ -124,19 +156,59 @@ impl Downloader {
 
     /// Records the request that carries a batch from [`Self::next_batch`].
     pub fn register(&mut self, id: OutboundRequestId, peer: PeerId, hashes: Vec<Hash256>) {
-        *self.peer_requests.entry(peer).or_insert(0) += 1;
-        self.requests.insert(id, (peer, hashes));
+        self.register_at(id, peer, hashes, Instant::now());
     }
 
-    fn finish_request(&mut self, id: &OutboundRequestId) -> Option<(PeerId, Vec<Hash256>)> {
-        let (peer, hashes) = self.requests.remove(id)?;
-        if let Some(n) = self.peer_requests.get_mut(&peer) {
+    fn register_at(&mut self, id: OutboundRequestId, peer: PeerId, hashes: Vec<Hash256>, sent: Instant) {
+        *self.peer_requests.entry(peer).or_insert(0) += 1;
+        self.requests.insert(id, InFlight { peer, hashes, sent, stale: false });
+    }
+
+    fn finish_request(&mut self, id: &OutboundRequestId) -> Option<InFlight> {
+        let req = self.requests.remove(id)?;
+        if let Some(n) = self.peer_requests.get_mut(&req.peer) {
             *n = n.saturating_sub(1);
             if *n == 0 {
-                self.peer_requests.remove(&peer);
+                self.peer_requests.remove(&req.peer);
             }
         }
-        Some((peer, hashes))
+        Some(req)
+    }
+
+    /// The current stall timeout.
+    pub fn stall_timeout(&self) -> Duration {
+        self.stall_timeout
+    }
+
+    /// Bitcoin Core's block stalling detection: when the lowest block not
+    /// yet downloaded holds the download up (blocks wait behind it, or
+    /// nothing is left for other peers to fetch) and its request is older
+    /// than the stall timeout, that request's blocks go back to the queue
+    /// for other peers, the peer is held to one request at a time, and the
+    /// timeout doubles (up to the cap) so a slow network is not mistaken
+    /// for a stalling peer again and again. Returns the stalling peer.
+    pub fn check_stall(&mut self, now: Instant) -> Option<PeerId> {
+        let front = self.order.iter().find(|h| !matches!(self.slots.get(*h), Some(Slot::Ready(..))))?;
+        if !matches!(self.slots.get(front), Some(Slot::InFlight)) {
+            return None;
+        }
+        let waiting_behind = self.ready_bytes > self.submitting.values().sum::<usize>();
+        let nothing_queued = !self.slots.values().any(|s| matches!(s, Slot::Queued));
+        if !waiting_behind && !nothing_queued {
+            return None;
+        }
+        let (id, peer) =
+            self.requests.iter().find(|(_, r)| !r.stale && r.hashes.contains(front)).map(|(id, r)| (*id, r.peer))?;
+        let req = self.requests.get_mut(&id)?;
+        if now.saturating_duration_since(req.sent) < self.stall_timeout {
+            return None;
+        }
+        req.stale = true;
+        let hashes = req.hashes.clone();
+        self.requeue(&hashes);
+        self.slow.insert(peer);
+        self.stall_timeout = (self.stall_timeout * 2).min(self.limits.stall_max);
+        Some(peer)
     }
 
     fn requeue(&mut self, hashes: &[Hash256]) {
@@ -162,7 +234,7 @@ impl Downloader {
         blocks: Vec<(Block, usize)>,
         complete: bool,
     ) -> Option<(PeerId, Delivery)> {
-        let (peer, hashes) = self.finish_request(id)?;
+        let InFlight { peer, hashes, stale, .. } = self.finish_request(id)?;
         let mut asked: HashSet<Hash256> = hashes.iter().copied().collect();
         let mut delivery = Delivery::default();
         for (block, size) in blocks {
@@ -171,12 +243,25 @@ impl Downloader {
                 delivery.unsolicited += 1;
                 continue;
             }
-            if let Some(slot @ Slot::InFlight) = self.slots.get_mut(&h) {
+            // A late reply to a stalled request still fills blocks that
+            // went back to the queue or to another peer.
+            if let Some(slot @ (Slot::InFlight | Slot::Queued)) = self.slots.get_mut(&h) {
                 *slot = Slot::Ready(Box::new(block), peer, size);
                 self.ready_bytes += size;
             }
         }
         delivery.missing = asked.len();
+        if stale {
+            // Its blocks were reassigned when it stalled: what it left out
+            // is someone else's now.
+            return Some((peer, delivery));
+        }
+        if asked.len() < hashes.len() {
+            // Served in time: no longer held back, and the network is
+            // faster than the stall timeout assumed (Core decays it too).
+            self.slow.remove(&peer);
+            self.stall_timeout = self.stall_timeout.mul_f64(0.85).max(self.limits.stall_min);
+        }
         if !asked.is_empty() {
             let left: Vec<Hash256> = asked.into_iter().collect();
             if complete {
@@ -190,19 +275,22 @@ impl Downloader {
     /// A failed or timed-out request: its hashes go back to the queue for
     /// any peer (the next batch may well go elsewhere).
     pub fn on_failure(&mut self, id: &OutboundRequestId) -> Option<PeerId> {
-        let (peer, hashes) = self.finish_request(id)?;
-        self.requeue(&hashes);
-        Some(peer)
+        let req = self.finish_request(id)?;
+        if !req.stale {
+            self.requeue(&req.hashes);
+        }
+        Some(req.peer)
     }
 
     /// A disconnected peer: its requests are reassigned.
     pub fn peer_gone(&mut self, peer: &PeerId) {
         let ids: Vec<OutboundRequestId> =
-            self.requests.iter().filter(|(_, (p, _))| p == peer).map(|(id, _)| *id).collect();
+            self.requests.iter().filter(|(_, r)| r.peer == *peer).map(|(id, _)| *id).collect();
         for id in ids {
             self.on_failure(&id);
         }
         self.lacks.remove(peer);
+        self.slow.remove(peer);
     }
 
     /// The peer reported a new status: it may have blocks it lacked before.
@@ -245,8 +333,8 @@ impl Downloader {
             }
             self.order.pop_front();
             if let Some(Slot::Ready(block, peer, size)) = self.slots.remove(&h) {
-                self.ready_bytes = self.ready_bytes.saturating_sub(size);
-                self.submitting.insert(h);
+                // Its bytes stay counted until the chain is done with it.
+                self.submitting.insert(h, size);
                 out.push((*block, peer));
             }
         }
@@ -255,7 +343,9 @@ impl Downloader {
 
     /// The chain has processed a submitted block.
     pub fn submitted(&mut self, hash: &Hash256) {
-        self.submitting.remove(hash);
+        if let Some(size) = self.submitting.remove(hash) {
+            self.ready_bytes = self.ready_bytes.saturating_sub(size);
+        }
     }
 
     /// Bodies scheduled and not yet processed by the chain.
@@ -312,7 +402,15 @@ mod tests {
     use lode_core::ChainSpec;
 
     fn limits() -> Limits {
-        Limits { window: 8, per_request: 2, per_peer: 2, max_ready_bytes: 1 << 20 }
+        Limits {
+            window: 8,
+            per_request: 2,
+            per_peer: 2,
+            max_requests: 16,
+            max_ready_bytes: 1 << 20,
+            stall_min: Duration::from_secs(2),
+            stall_max: Duration::from_secs(16),
+        }
     }
 
     fn blocks(n: usize) -> Vec<Block> {
@@ -379,6 +477,34 @@ mod tests {
             d.submitted(h);
         }
         assert_eq!(d.pending(), 0);
+    }
+
+    #[test]
+    fn a_stalled_request_is_reassigned_and_the_timeout_doubles() {
+        let chain = blocks(4);
+        let hashes: Vec<Hash256> = chain.iter().map(Block::hash).collect();
+        let mut d = Downloader::new(limits());
+        d.add(hashes.clone());
+        let (a, b) = (PeerId::random(), PeerId::random());
+        let t0 = Instant::now();
+        let first = d.next_batch(&a).unwrap();
+        d.register_at(id(10), a, first, t0);
+        let second = d.next_batch(&b).unwrap();
+        d.register_at(id(11), b, second, t0);
+        // b delivers; a sits on blocks 0 and 1, which everything waits for.
+        d.on_blocks(&id(11), vec![(chain[2].clone(), 10), (chain[3].clone(), 10)], true).unwrap();
+        assert!(d.check_stall(t0 + Duration::from_secs(1)).is_none(), "within the stall timeout");
+        assert_eq!(d.check_stall(t0 + Duration::from_secs(2)), Some(a));
+        assert_eq!(d.stall_timeout(), Duration::from_secs(4), "doubled");
+        assert!(d.next_batch(&a).is_none(), "a staller gets one request at a time");
+        let retry = d.next_batch(&b).unwrap();
+        assert_eq!(retry, hashes[0..2], "a's blocks go to b");
+        d.register_at(id(12), b, retry, t0 + Duration::from_secs(2));
+        // a's late reply still counts; b's copy of block 0 is then ignored.
+        let (_, del) = d.on_blocks(&id(10), vec![(chain[0].clone(), 10)], true).unwrap();
+        assert_eq!(del.unsolicited, 0);
+        d.on_blocks(&id(12), vec![(chain[0].clone(), 10), (chain[1].clone(), 10)], true).unwrap();
+        assert_eq!(d.take_ready().len(), 4);
     }
 
     #[test]

@@ -60,17 +60,26 @@ pub(super) async fn block_worker(
     }
 }
 
+/// A gossiped transaction's message, its sender and its size (its share
+/// of the backlog, released when the mempool has judged it).
+#[derive(Debug)]
+pub(crate) struct TxJob {
+    pub msg: MessageId,
+    pub source: PeerId,
+    pub bytes: usize,
+}
+
 /// Submits gossiped transactions off the network loop.
 pub(super) async fn tx_worker(
     chain: Arc<dyn NetworkChain>,
-    mut rx: mpsc::UnboundedReceiver<(Transaction, MessageId, PeerId)>,
+    mut rx: mpsc::UnboundedReceiver<(Transaction, TxJob)>,
     out: mpsc::UnboundedSender<Internal>,
 ) {
-    while let Some((tx, msg, source)) = rx.recv().await {
+    while let Some((tx, job)) = rx.recv().await {
         let chain = chain.clone();
         match tokio::task::spawn_blocking(move || chain.submit_tx(tx)).await {
             Ok(outcome) => {
-                let _ = out.send(Internal::TxDone { msg, source, outcome });
+                let _ = out.send(Internal::TxDone { job, outcome });
             }
             Err(e) => tracing::error!(%e, "transaction validation task failed"),
         }
@@ -83,15 +92,27 @@ pub(super) fn gossip_id(data: &[u8]) -> [u8; 32] {
     lode_core::hash::sha256(data)
 }
 
-/// A bounded set of recent message ids, oldest evicted first.
-#[derive(Default)]
+/// A bounded set of recent ids (message ids, block hashes), oldest
+/// evicted first.
 pub(crate) struct SeenIds {
     set: HashSet<[u8; 32]>,
     order: VecDeque<[u8; 32]>,
+    capacity: usize,
 }
 
 impl SeenIds {
-    const CAPACITY: usize = 20_000;
+    /// Gossip message ids remembered.
+    pub(crate) const GOSSIP_CAPACITY: usize = 20_000;
+
+    /// An empty set keeping at most `capacity` ids.
+    pub(crate) fn with_capacity(capacity: usize) -> SeenIds {
+        SeenIds { set: HashSet::new(), order: VecDeque::new(), capacity: capacity.max(1) }
+    }
+
+    /// Whether `id` is there.
+    pub(crate) fn contains(&self, id: &[u8; 32]) -> bool {
+        self.set.contains(id)
+    }
 
     /// Records `id`; false when it was already there.
     pub(crate) fn insert(&mut self, id: [u8; 32]) -> bool {
@@ -99,7 +120,7 @@ impl SeenIds {
             return false;
         }
         self.order.push_back(id);
-        if self.order.len() > Self::CAPACITY {
+        if self.order.len() > self.capacity {
             if let Some(old) = self.order.pop_front() {
                 self.set.remove(&old);
             }
