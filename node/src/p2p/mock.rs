@@ -43,6 +43,8 @@ pub struct MockChain {
     pub quiet: AtomicBool,
     /// Blocks served to peers (`serve_blocks`) or read through `block()`.
     pub served: AtomicUsize,
+    /// Blocks offered to `submit_block`.
+    pub submitted: AtomicUsize,
     /// Calls of `block()` (one chain lock each).
     pub block_reads: AtomicUsize,
     /// Calls of `serve_blocks` (one chain lock per batch).
@@ -78,6 +80,7 @@ impl MockChain {
             corrupt_commitment: AtomicBool::new(false),
             quiet: AtomicBool::new(false),
             served: AtomicUsize::new(0),
+            submitted: AtomicUsize::new(0),
             block_reads: AtomicUsize::new(0),
             batch_reads: AtomicUsize::new(0),
             submit_delay_ms: std::sync::atomic::AtomicU64::new(0),
@@ -282,6 +285,7 @@ impl NetworkChain for MockChain {
     }
 
     fn submit_block(&self, block: Block, _source: crate::chain_api::BlockSource) -> BlockOutcome {
+        self.submitted.fetch_add(1, Ordering::Relaxed);
         let delay = self.submit_delay_ms.load(Ordering::Relaxed);
         if delay > 0 {
             std::thread::sleep(std::time::Duration::from_millis(delay));

@@ -147,10 +147,13 @@ fn some_tx(n: u8) -> Transaction {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nodes_meet_through_a_bootnode_and_gossip_blocks_and_transactions() {
-    let a = node(regtest(), &[]).await;
+    // Status is exchanged on connect only (the chains are empty then): every
+    // block and transaction below can arrive by gossip alone.
+    let slow = |cfg: &mut P2pConfig| cfg.status_interval = Duration::from_secs(600);
+    let a = node_with(regtest(), slow, &[]).await;
     let boot = a.addr().await;
-    let b = node(regtest(), std::slice::from_ref(&boot)).await;
-    let c = node(regtest(), &[boot]).await;
+    let b = node_with(regtest(), slow, std::slice::from_ref(&boot)).await;
+    let c = node_with(regtest(), slow, &[boot]).await;
     wait_for("both nodes connected to the bootnode", || async {
         (connected(&a, &b).await && connected(&a, &c).await).then_some(())
     })
@@ -278,6 +281,35 @@ async fn a_peer_relaying_an_invalid_block_is_banned_and_stays_out() {
         .await;
     let evil_addr = evil.addr().await;
     assert!(matches!(a.handle.add_peer(&evil_addr).await, Err(P2pError::Banned(_))));
+    for n in [&a, &evil] {
+        n.handle.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gossip_blocks_without_proof_of_work_never_reach_the_chain() {
+    let a = node(regtest(), &[]).await;
+    let evil = node(regtest(), &[a.addr().await]).await;
+    let evil_id = evil.handle.local_peer_id();
+    wait_for("connected", || async { connected(&a, &evil).await.then_some(()) }).await;
+    let mut builder = ChainBuilder::new(ChainSpec::regtest());
+    let honest = builder.next_block(0);
+    let mut salt = 0u64;
+    wait_for("the evil peer banned", || {
+        salt += 1;
+        // Everything right but the proof of work.
+        let mut b = honest.clone();
+        b.header.time += salt;
+        while check_header(&b.header, &ChainSpec::regtest()).is_ok() {
+            b.header.nonce += 1;
+        }
+        evil.chain.announce(ChainEvent::Block(Arc::new(b)));
+        let (a, evil_id) = (&a, evil_id.clone());
+        async move { a.handle.banned().await.iter().any(|x| x.peer_id == evil_id).then_some(()) }
+    })
+    .await;
+    // Checked on arrival: not one reached the validation queue.
+    assert_eq!(a.chain.submitted.load(Ordering::Relaxed), 0);
     for n in [&a, &evil] {
         n.handle.shutdown().await;
     }
