@@ -79,7 +79,6 @@ struct Args {
     max_peers: usize,
 }
 
-
 /// How often the mempool drops transactions past their expiry.
 const MEMPOOL_EXPIRY_INTERVAL: Duration = Duration::from_secs(60);
 

@@ -11,8 +11,8 @@ use lode_core::pow::difficulty;
 use lode_core::tx::{OutPoint, TxOut};
 use lode_core::{Address, Block, Hash256, Height, Transaction};
 use serde_json::{json, Value};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 /// Most blocks one `generatetoaddress` call may mine.
