@@ -3,6 +3,9 @@
 //! driven over JSON-RPC. Every wait has a deadline; every process started is
 //! killed when its handle drops.
 
+pub mod raw_client;
+pub mod wallet_cli;
+
 use base64::Engine;
 use lode_core::block::{merkle_root, Block, BlockHeader, BLOCK_VERSION};
 use lode_core::pow::CompactTarget;
@@ -220,6 +223,17 @@ impl TestNode {
         let mut n = TestNode::start_in(&dir, opts, free_port(), free_port());
         n._tmp = Some(tmp);
         n
+    }
+
+    /// Starts three nodes, the second and third bootstrapping from the
+    /// first: the smallest network where what one node relays can be seen
+    /// to reach a node it was not sent to.
+    pub fn start_three() -> [TestNode; 3] {
+        let n0 = TestNode::start(NodeOptions::default());
+        let boot = n0.p2p_addr();
+        let n1 = TestNode::start(NodeOptions { bootnodes: vec![boot.clone()], ..Default::default() });
+        let n2 = TestNode::start(NodeOptions { bootnodes: vec![boot], ..Default::default() });
+        [n0, n1, n2]
     }
 
     /// Starts a node on an existing data directory, trying these ports first.

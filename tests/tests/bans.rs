@@ -9,137 +9,21 @@
 //! each status request as the reply, so the node keeps them as peers at its
 //! own tip.
 
-use futures::future::BoxFuture;
-use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, FutureExt, StreamExt};
-use libp2p::core::transport::{DialOpts, ListenerId, TransportError, TransportEvent};
+use futures::StreamExt;
 use libp2p::core::upgrade::Version;
 use libp2p::core::Transport;
-use libp2p::multiaddr::Protocol;
 use libp2p::request_response::{self, ProtocolSupport};
 use libp2p::swarm::SwarmEvent;
-use libp2p::{noise, yamux, Multiaddr, PeerId, StreamProtocol};
+use libp2p::{noise, yamux, Multiaddr, PeerId};
 use lode_core::ChainSpec;
+use lode_tests::raw_client::{protocol_prefix, sync_protocol, BoundTcp, SyncCodec};
 use lode_tests::{wait_for, NodeOptions, TestNode};
 use serde_json::{json, Value};
-use std::io;
-use std::net::{IpAddr, SocketAddr};
-use std::pin::Pin;
+use std::net::IpAddr;
 use std::sync::mpsc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 const DEADLINE: Duration = Duration::from_secs(60);
-
-/// TCP whose dials leave from a chosen local address.
-struct BoundTcp(IpAddr);
-
-impl Transport for BoundTcp {
-    type Output = libp2p::tcp::tokio::TcpStream;
-    type Error = io::Error;
-    type ListenerUpgrade = futures::future::Pending<Result<Self::Output, Self::Error>>;
-    type Dial = BoxFuture<'static, Result<Self::Output, Self::Error>>;
-
-    fn listen_on(&mut self, _: ListenerId, addr: Multiaddr) -> Result<(), TransportError<Self::Error>> {
-        Err(TransportError::MultiaddrNotSupported(addr))
-    }
-
-    fn remove_listener(&mut self, _: ListenerId) -> bool {
-        false
-    }
-
-    fn dial(&mut self, addr: Multiaddr, _: DialOpts) -> Result<Self::Dial, TransportError<Self::Error>> {
-        let (mut ip, mut port) = (None, None);
-        for p in addr.iter() {
-            match p {
-                Protocol::Ip4(a) => ip = Some(IpAddr::V4(a)),
-                Protocol::Ip6(a) => ip = Some(IpAddr::V6(a)),
-                Protocol::Tcp(p) => port = Some(p),
-                _ => {}
-            }
-        }
-        let (Some(ip), Some(port)) = (ip, port) else {
-            return Err(TransportError::MultiaddrNotSupported(addr));
-        };
-        let local = self.0;
-        Ok(async move {
-            let socket =
-                if local.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
-            socket.bind(SocketAddr::new(local, 0))?;
-            let stream = socket.connect(SocketAddr::new(ip, port)).await?;
-            stream.set_nodelay(true)?;
-            Ok(libp2p::tcp::tokio::TcpStream(stream))
-        }
-        .boxed())
-    }
-
-    fn poll(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<TransportEvent<Self::ListenerUpgrade, Self::Error>> {
-        Poll::Pending
-    }
-}
-
-/// Frames of the sync protocol as raw bytes: a little-endian `u32` length
-/// and a body (the status request and reply share their encoding).
-#[derive(Clone, Default)]
-struct FrameCodec;
-
-async fn read_frame<T: AsyncRead + Unpin + Send>(io: &mut T) -> io::Result<Vec<u8>> {
-    let mut len = [0u8; 4];
-    io.read_exact(&mut len).await?;
-    let len = u32::from_le_bytes(len) as usize;
-    if len > 1 << 20 {
-        return Err(io::Error::new(io::ErrorKind::InvalidData, "frame too large"));
-    }
-    let mut body = vec![0u8; len];
-    io.read_exact(&mut body).await?;
-    Ok(body)
-}
-
-async fn write_frame<T: AsyncWrite + Unpin + Send>(io: &mut T, body: &[u8]) -> io::Result<()> {
-    let len = u32::try_from(body.len()).map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "frame too large"))?;
-    io.write_all(&len.to_le_bytes()).await?;
-    io.write_all(body).await?;
-    io.close().await
-}
-
-impl request_response::Codec for FrameCodec {
-    type Protocol = StreamProtocol;
-    type Request = Vec<u8>;
-    type Response = Vec<u8>;
-
-    async fn read_request<T: AsyncRead + Unpin + Send>(
-        &mut self,
-        _: &StreamProtocol,
-        io: &mut T,
-    ) -> io::Result<Vec<u8>> {
-        read_frame(io).await
-    }
-
-    async fn read_response<T: AsyncRead + Unpin + Send>(
-        &mut self,
-        _: &StreamProtocol,
-        io: &mut T,
-    ) -> io::Result<Vec<u8>> {
-        read_frame(io).await
-    }
-
-    async fn write_request<T: AsyncWrite + Unpin + Send>(
-        &mut self,
-        _: &StreamProtocol,
-        io: &mut T,
-        req: Vec<u8>,
-    ) -> io::Result<()> {
-        write_frame(io, &req).await
-    }
-
-    async fn write_response<T: AsyncWrite + Unpin + Send>(
-        &mut self,
-        _: &StreamProtocol,
-        io: &mut T,
-        res: Vec<u8>,
-    ) -> io::Result<()> {
-        write_frame(io, &res).await
-    }
-}
 
 #[derive(Debug, PartialEq, Eq)]
 enum Ev {
@@ -164,9 +48,7 @@ impl Client {
     fn dial(rt: &tokio::runtime::Runtime, local: &str, target: &str) -> Client {
         let _entered = rt.enter();
         let spec = ChainSpec::regtest();
-        let genesis = spec.genesis_hash().to_hex();
-        let sync = StreamProtocol::try_from_owned(format!("/lode/{}/{}/sync/1", spec.network_id, &genesis[..16]))
-            .expect("protocol name");
+        let sync = sync_protocol(&protocol_prefix(&spec)).expect("protocol name");
         let local: IpAddr = local.parse().expect("local address");
         let mut swarm = libp2p::SwarmBuilder::with_new_identity()
             .with_tokio()
@@ -180,8 +62,10 @@ impl Client {
             })
             .expect("transport")
             .with_behaviour(|_| {
+                // Framed bodies of at most 1 MiB: the status request and
+                // reply share their encoding, so a request can be echoed.
                 request_response::Behaviour::with_codec(
-                    FrameCodec,
+                    SyncCodec::Framed { limit: 1 << 20 },
                     [(sync, ProtocolSupport::Full)],
                     request_response::Config::default(),
                 )

@@ -7,54 +7,26 @@
 //! learnt across a restart and ignores a damaged file.
 
 use lode_core::ChainSpec;
-use lode_tests::{burn_address, wait_for, wallet, NodeOptions, TestKey, TestNode};
-use serde_json::{json, Value};
-use std::path::Path;
+use lode_tests::wallet_cli::{wallet_address, wallet_err, wallet_json};
+use lode_tests::{burn_address, wait_for, NodeOptions, TestKey, TestNode};
+use serde_json::json;
 use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(60);
-
-fn ok_json(node: &TestNode, file: &Path, args: &[&str]) -> Value {
-    let mut full = vec!["--json"];
-    full.extend_from_slice(args);
-    let out = wallet(node, file, &full);
-    assert!(
-        out.status.success(),
-        "lode-wallet {args:?} failed: {}\n{}",
-        String::from_utf8_lossy(&out.stderr),
-        String::from_utf8_lossy(&out.stdout)
-    );
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!("lode-wallet {args:?} printed no JSON ({e}): {}", String::from_utf8_lossy(&out.stdout))
-    })
-}
-
-fn err_text(node: &TestNode, file: &Path, args: &[&str]) -> String {
-    let out = wallet(node, file, args);
-    assert!(!out.status.success(), "lode-wallet {args:?} should have failed: {}", String::from_utf8_lossy(&out.stdout));
-    String::from_utf8_lossy(&out.stderr).to_string()
-}
 
 fn in_mempool(node: &TestNode, txid: &str) -> bool {
     node.rpc("getrawmempool", json!([])).as_array().unwrap().iter().any(|t| t == txid)
 }
 
-fn address(node: &TestNode, file: &Path) -> String {
-    ok_json(node, file, &["address"])["address"].as_str().unwrap().to_string()
-}
-
 #[test]
 fn a_stuck_payment_is_bumped_relayed_and_mined_and_the_original_leaves_every_mempool() {
-    let n0 = TestNode::start(NodeOptions::default());
-    let boot = n0.p2p_addr();
-    let n1 = TestNode::start(NodeOptions { bootnodes: vec![boot.clone()], ..Default::default() });
-    let n2 = TestNode::start(NodeOptions { bootnodes: vec![boot], ..Default::default() });
+    let [n0, n1, n2] = TestNode::start_three();
     let nodes = [&n0, &n1, &n2];
     let dir = tempfile::tempdir().unwrap();
     let (a, b) = (dir.path().join("a.wallet"), dir.path().join("b.wallet"));
-    ok_json(&n0, &a, &["new"]);
-    ok_json(&n0, &b, &["new"]);
-    let (addr_a, addr_b) = (address(&n0, &a), address(&n0, &b));
+    wallet_json(&n0, &a, &["new"]);
+    wallet_json(&n0, &b, &["new"]);
+    let (addr_a, addr_b) = (wallet_address(&n0, &a), wallet_address(&n0, &b));
     let maturity = u64::from(ChainSpec::regtest().coinbase_maturity);
     n1.rpc("generatetoaddress", json!([1, addr_a]));
     n1.rpc("generatetoaddress", json!([maturity, burn_address(&n1)]));
@@ -69,7 +41,7 @@ fn a_stuck_payment_is_bumped_relayed_and_mined_and_the_original_leaves_every_mem
     assert!(est["errors"][0].as_str().unwrap().starts_with("insufficient data"), "{est}");
 
     // Stuck at the minimum rate, on every node.
-    let stuck = ok_json(&n0, &a, &["send", "--to", &addr_b, "--amount", "1", "--fee-rate", "1", "--yes"]);
+    let stuck = wallet_json(&n0, &a, &["send", "--to", &addr_b, "--amount", "1", "--fee-rate", "1", "--yes"]);
     let old = stuck["txid"].as_str().unwrap().to_string();
     for n in nodes {
         wait_for("the payment reaches every mempool", WAIT, || in_mempool(n, &old).then_some(()));
@@ -80,11 +52,11 @@ fn a_stuck_payment_is_bumped_relayed_and_mined_and_the_original_leaves_every_mem
 
     // Not higher: refused by the wallet before signing, file unchanged.
     let before = std::fs::read(&a).unwrap();
-    let e = err_text(&n0, &a, &["bumpfee", &old, "--fee-rate", "1", "--yes"]);
+    let e = wallet_err(&n0, &a, &["bumpfee", &old, "--fee-rate", "1", "--yes"]);
     assert!(e.contains("not higher"), "{e}");
     assert_eq!(std::fs::read(&a).unwrap(), before);
 
-    let bumped = ok_json(&n0, &a, &["bumpfee", &old, "--fee-rate", "4", "--yes"]);
+    let bumped = wallet_json(&n0, &a, &["bumpfee", &old, "--fee-rate", "4", "--yes"]);
     let new = bumped["txid"].as_str().unwrap().to_string();
     assert_eq!(bumped["replaces"], json!(old));
     for n in nodes {
@@ -105,8 +77,8 @@ fn a_stuck_payment_is_bumped_relayed_and_mined_and_the_original_leaves_every_mem
         assert_eq!(n.call("getrawtransaction", json!([old])).unwrap_err().code, -5, "the original is gone");
         assert_eq!(n.rpc("getmempoolinfo", json!([]))["size"], 0);
     }
-    assert_eq!(ok_json(&n0, &b, &["balance"])["confirmed"], 100_000_000);
-    let history = ok_json(&n0, &a, &["history"]);
+    assert_eq!(wallet_json(&n0, &b, &["balance"])["confirmed"], 100_000_000);
+    let history = wallet_json(&n0, &a, &["history"]);
     let dirs: Vec<&str> = history.as_array().unwrap().iter().map(|r| r["direction"].as_str().unwrap()).collect();
     assert_eq!(dirs, vec!["mined", "replaced", "sent"], "{history}");
 }
@@ -143,14 +115,14 @@ fn send_to_several_and_sweep_make_the_expected_outputs() {
     let dir = tempfile::tempdir().unwrap();
     let [a, b, c] = ["a", "b", "c"].map(|n| dir.path().join(format!("{n}.wallet")));
     for w in [&a, &b, &c] {
-        ok_json(&node, w, &["new"]);
+        wallet_json(&node, w, &["new"]);
     }
-    let (addr_a, addr_b, addr_c) = (address(&node, &a), address(&node, &b), address(&node, &c));
+    let (addr_a, addr_b, addr_c) = (wallet_address(&node, &a), wallet_address(&node, &b), wallet_address(&node, &c));
     let spec = ChainSpec::regtest();
     node.rpc("generatetoaddress", json!([2, addr_a]));
     node.rpc("generatetoaddress", json!([spec.coinbase_maturity, burn_address(&node)]));
     let sent =
-        ok_json(&node, &a, &["send", "--to", &addr_b, "--amount", "1", "--to", &addr_c, "--amount", "2", "--yes"]);
+        wallet_json(&node, &a, &["send", "--to", &addr_b, "--amount", "1", "--to", &addr_c, "--amount", "2", "--yes"]);
     let tx = node.rpc("getrawtransaction", json!([sent["txid"], true]));
     let paid = |addr: &str| -> u64 {
         tx["outputs"]
@@ -165,8 +137,8 @@ fn send_to_several_and_sweep_make_the_expected_outputs() {
     assert_eq!(tx["outputs"].as_array().unwrap().len(), 3, "two payments and change: {tx}");
     assert_eq!(tx["fee"], sent["fee"]);
     node.rpc("generatetoaddress", json!([1, burn_address(&node)]));
-    let left = ok_json(&node, &a, &["balance"])["confirmed"].as_u64().unwrap();
-    let swept = ok_json(&node, &a, &["sweep", "--to", &addr_c, "--fee-rate", "2", "--yes"]);
+    let left = wallet_json(&node, &a, &["balance"])["confirmed"].as_u64().unwrap();
+    let swept = wallet_json(&node, &a, &["sweep", "--to", &addr_c, "--fee-rate", "2", "--yes"]);
     let tx = node.rpc("getrawtransaction", json!([swept["txid"], true]));
     let outputs = tx["outputs"].as_array().unwrap();
     assert_eq!(outputs.len(), 1, "{tx}");
@@ -174,8 +146,8 @@ fn send_to_several_and_sweep_make_the_expected_outputs() {
     assert_eq!(outputs[0]["amount"].as_u64().unwrap() + tx["fee"].as_u64().unwrap(), left);
     assert_eq!(tx["fee"].as_u64().unwrap(), 2 * tx["size"].as_u64().unwrap());
     node.rpc("generatetoaddress", json!([1, burn_address(&node)]));
-    assert_eq!(ok_json(&node, &a, &["balance"]), json!({"confirmed": 0, "unconfirmed": 0, "immature": 0}));
-    assert!(err_text(&node, &a, &["sweep", "--to", &addr_c]).contains("insufficient"));
+    assert_eq!(wallet_json(&node, &a, &["balance"]), json!({"confirmed": 0, "unconfirmed": 0, "immature": 0}));
+    assert!(wallet_err(&node, &a, &["sweep", "--to", &addr_c]).contains("insufficient"));
 }
 
 #[test]

@@ -1,8 +1,11 @@
 use super::*;
+use lode_core::crypto::SigCache;
 use lode_core::crypto::{SecretKey, Signature};
 use lode_core::tx::{TxIn, Unlock};
 use lode_core::validation::connect_block;
+use lode_core::validation::{ConnectContext, TxError};
 use lode_core::ChainSpec;
+use lode_core::{Amount, Block};
 use std::collections::HashSet;
 
 /// A key, an in-memory UTXO set of ten 10-coin outputs, and a signature cache.

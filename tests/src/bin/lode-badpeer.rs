@@ -19,75 +19,17 @@
 //! 1 if that did not happen within 60 s, 2 for bad arguments.
 
 use futures::StreamExt;
-use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use libp2p::gossipsub::{self, IdentTopic, MessageAuthenticity, ValidationMode};
-use libp2p::request_response::{self, ProtocolSupport};
-use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
-use libp2p::{identify, noise, tcp, yamux, Multiaddr, StreamProtocol};
+use libp2p::request_response;
+use libp2p::swarm::SwarmEvent;
 use lode_core::codec::Encode;
 use lode_core::pow::CompactTarget;
 use lode_core::validation::{check_block, check_header, BlockError};
 use lode_core::{Address, Block, ChainSpec, Hash256};
-use std::io;
+use lode_tests::raw_client::{
+    blocks_topic, exit_with, gossip_config, join, protocol_prefix, raw_swarm, target_and_chain, Failure, RawPeerConfig,
+    RawPeerEvent, SyncCodec,
+};
 use std::time::{Duration, Instant};
-
-#[derive(NetworkBehaviour)]
-struct Bad {
-    identify: identify::Behaviour,
-    gossipsub: gossipsub::Behaviour,
-    sync: request_response::Behaviour<RawCodec>,
-}
-
-/// Speaks the sync protocol's name with arbitrary bytes (so the node does
-/// not drop us as a stranger before it sees what we send).
-#[derive(Clone, Default)]
-struct RawCodec;
-
-impl request_response::Codec for RawCodec {
-    type Protocol = StreamProtocol;
-    type Request = Vec<u8>;
-    type Response = Vec<u8>;
-
-    async fn read_request<T: AsyncRead + Unpin + Send>(
-        &mut self,
-        _: &StreamProtocol,
-        io: &mut T,
-    ) -> io::Result<Vec<u8>> {
-        let mut v = Vec::new();
-        io.take(1 << 20).read_to_end(&mut v).await?;
-        Ok(v)
-    }
-
-    async fn read_response<T: AsyncRead + Unpin + Send>(
-        &mut self,
-        _: &StreamProtocol,
-        io: &mut T,
-    ) -> io::Result<Vec<u8>> {
-        let mut v = Vec::new();
-        io.take(1 << 20).read_to_end(&mut v).await?;
-        Ok(v)
-    }
-
-    async fn write_request<T: AsyncWrite + Unpin + Send>(
-        &mut self,
-        _: &StreamProtocol,
-        io: &mut T,
-        req: Vec<u8>,
-    ) -> io::Result<()> {
-        io.write_all(&req).await?;
-        io.close().await
-    }
-
-    async fn write_response<T: AsyncWrite + Unpin + Send>(
-        &mut self,
-        _: &StreamProtocol,
-        io: &mut T,
-        res: Vec<u8>,
-    ) -> io::Result<()> {
-        io.write_all(&res).await?;
-        io.close().await
-    }
-}
 
 const USAGE: &str =
     "usage: lode-badpeer MULTIADDR CHAIN sync|garbage|toolarge|oversized|badpow PARENT HEIGHT TIME BITS";
@@ -113,35 +55,13 @@ fn bad_pow_block(spec: &ChainSpec, args: &mut impl Iterator<Item = String>) -> R
 
 #[tokio::main]
 async fn main() {
-    match run().await {
-        Ok(()) => {}
-        Err(Failure::Usage(e)) => {
-            eprintln!("lode-badpeer: {e}");
-            std::process::exit(2);
-        }
-        Err(Failure::Other(e)) => {
-            eprintln!("lode-badpeer: {e}");
-            std::process::exit(1);
-        }
-    }
-}
-
-enum Failure {
-    Usage(String),
-    Other(String),
-}
-
-impl<E: std::fmt::Display> From<E> for Failure {
-    fn from(e: E) -> Failure {
-        Failure::Other(e.to_string())
-    }
+    exit_with("lode-badpeer", run().await);
 }
 
 async fn run() -> Result<(), Failure> {
     let mut args = std::env::args().skip(1);
     let usage = || Failure::Usage(USAGE.to_string());
-    let target: Multiaddr = args.next().ok_or_else(usage)?.parse().map_err(|e| Failure::Usage(format!("{e}")))?;
-    let spec = ChainSpec::builtin(&args.next().ok_or_else(usage)?).map_err(|e| Failure::Usage(e.to_string()))?;
+    let (target, spec) = target_and_chain(&mut args, USAGE)?;
     let mode = args.next().ok_or_else(usage)?;
     // What to gossip, per mode ("sync" only misbehaves on the sync protocol).
     let payloads: Vec<Vec<u8>> = match mode.as_str() {
@@ -152,36 +72,24 @@ async fn run() -> Result<(), Failure> {
         "sync" => vec![],
         _ => return Err(usage()),
     };
-    let genesis = spec.genesis_hash().to_hex();
-    let prefix = format!("/lode/{}/{}", spec.network_id, &genesis[..16]);
-    let blocks = IdentTopic::new(format!("{prefix}/blocks/1"));
-    let config = gossipsub::ConfigBuilder::default()
-        .validation_mode(ValidationMode::Anonymous)
-        .max_transmit_size(spec.max_block_size * 4)
-        .heartbeat_interval(Duration::from_millis(200))
-        .build()?;
-    let mut swarm = libp2p::SwarmBuilder::with_new_identity()
-        .with_tokio()
-        .with_tcp(tcp::Config::default(), noise::Config::new, yamux::Config::default)?
-        .with_behaviour(|key| {
-            Ok(Bad {
-                identify: identify::Behaviour::new(identify::Config::new(prefix.clone(), key.public())),
-                gossipsub: gossipsub::Behaviour::new(MessageAuthenticity::Anonymous, config.clone())?,
-                sync: request_response::Behaviour::with_codec(
-                    RawCodec,
-                    [(StreamProtocol::try_from_owned(format!("{prefix}/sync/1"))?, ProtocolSupport::Full)],
-                    request_response::Config::default(),
-                ),
-            })
-        })?
-        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
-        .build();
-    println!("{}", swarm.local_peer_id());
+    let prefix = protocol_prefix(&spec);
+    let blocks = blocks_topic(&prefix);
+    let mut swarm = raw_swarm(RawPeerConfig {
+        prefix,
+        gossip: gossip_config(spec.max_block_size * 4).build()?,
+        // Unframed bytes under the sync protocol's name, so the node does
+        // not drop us as a stranger before it sees what we send.
+        codec: SyncCodec::Unframed,
+        sync: request_response::Config::default(),
+        identify: true,
+        idle_timeout: Duration::from_secs(60),
+    })?;
+    join(&mut swarm, &blocks, target)?;
+    // The block's hex second (the dial completes only as the swarm is
+    // polled below, so nothing happens in between).
     if mode == "badpow" {
         println!("{}", hex::encode(&payloads[0]));
     }
-    swarm.behaviour_mut().gossipsub.subscribe(&blocks)?;
-    swarm.dial(target)?;
     let mut sent = 0;
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut tick = tokio::time::interval(Duration::from_millis(300));
@@ -192,7 +100,7 @@ async fn run() -> Result<(), Failure> {
                     eprintln!("disconnected by the node after {sent} bad messages");
                     return Ok(());
                 }
-                SwarmEvent::Behaviour(BadEvent::Sync(request_response::Event::Message {
+                SwarmEvent::Behaviour(RawPeerEvent::Sync(request_response::Event::Message {
                     peer,
                     message: request_response::Message::Request { channel, .. },
                     ..

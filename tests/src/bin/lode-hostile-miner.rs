@@ -29,11 +29,9 @@
 //! other failures.
 
 use futures::StreamExt;
-use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use libp2p::gossipsub::{self, IdentTopic, MessageAuthenticity, MessageId, PublishError, ValidationMode};
-use libp2p::request_response::{self, ProtocolSupport};
-use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
-use libp2p::{identify, noise, tcp, yamux, Multiaddr, StreamProtocol};
+use libp2p::gossipsub::PublishError;
+use libp2p::request_response;
+use libp2p::swarm::SwarmEvent;
 use lode_core::block::{merkle_root, BlockHeader, BLOCK_VERSION};
 use lode_core::codec::Encode;
 use lode_core::crypto::{SecretKey, Signature};
@@ -41,6 +39,10 @@ use lode_core::pow::CompactTarget;
 use lode_core::subsidy::block_subsidy;
 use lode_core::validation::{check_block, check_header, BlockError};
 use lode_core::{Address, Amount, Block, ChainSpec, Hash256, Height, OutPoint, Transaction, TxIn, TxOut, Unlock};
+use lode_tests::raw_client::{
+    blocks_topic, exit_with, gossip_config, join, protocol_prefix, raw_swarm, target_and_chain, Failure, RawPeerConfig,
+    SyncCodec,
+};
 use std::collections::VecDeque;
 use std::io::{self, BufRead};
 use std::time::{Duration, Instant};
@@ -55,66 +57,6 @@ const PUBLISH_DEADLINE: Duration = Duration::from_secs(30);
 
 /// Most nonces tried before giving up (a non-regtest target).
 const MAX_NONCES: u64 = 1 << 24;
-
-#[derive(NetworkBehaviour)]
-struct Hostile {
-    identify: identify::Behaviour,
-    gossipsub: gossipsub::Behaviour,
-    sync: request_response::Behaviour<SilentCodec>,
-}
-
-/// Claims the sync protocol (a node drops peers that do not speak it) and
-/// never answers: requests are read, then dropped.
-#[derive(Clone, Default)]
-struct SilentCodec;
-
-async fn read_capped<T: AsyncRead + Unpin + Send>(io: &mut T) -> io::Result<Vec<u8>> {
-    let mut v = Vec::new();
-    io.take(1 << 20).read_to_end(&mut v).await?;
-    Ok(v)
-}
-
-impl request_response::Codec for SilentCodec {
-    type Protocol = StreamProtocol;
-    type Request = Vec<u8>;
-    type Response = Vec<u8>;
-
-    async fn read_request<T: AsyncRead + Unpin + Send>(
-        &mut self,
-        _: &StreamProtocol,
-        io: &mut T,
-    ) -> io::Result<Vec<u8>> {
-        read_capped(io).await
-    }
-
-    async fn read_response<T: AsyncRead + Unpin + Send>(
-        &mut self,
-        _: &StreamProtocol,
-        io: &mut T,
-    ) -> io::Result<Vec<u8>> {
-        read_capped(io).await
-    }
-
-    async fn write_request<T: AsyncWrite + Unpin + Send>(
-        &mut self,
-        _: &StreamProtocol,
-        io: &mut T,
-        req: Vec<u8>,
-    ) -> io::Result<()> {
-        io.write_all(&req).await?;
-        io.close().await
-    }
-
-    async fn write_response<T: AsyncWrite + Unpin + Send>(
-        &mut self,
-        _: &StreamProtocol,
-        io: &mut T,
-        res: Vec<u8>,
-    ) -> io::Result<()> {
-        io.write_all(&res).await?;
-        io.close().await
-    }
-}
 
 /// What is wrong with a block, if anything.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -211,28 +153,13 @@ fn mine(spec: &ChainSpec, order: &Order) -> Result<Block, String> {
 
 #[tokio::main]
 async fn main() {
-    match run().await {
-        Ok(()) => {}
-        Err(Failure::Usage(e)) => {
-            eprintln!("lode-hostile-miner: {e}\n{USAGE}");
-            std::process::exit(2);
-        }
-        Err(Failure::Other(e)) => {
-            eprintln!("lode-hostile-miner: {e}");
-            std::process::exit(1);
-        }
-    }
-}
-
-enum Failure {
-    Usage(String),
-    Other(String),
-}
-
-impl<E: std::fmt::Display> From<E> for Failure {
-    fn from(e: E) -> Failure {
-        Failure::Other(e.to_string())
-    }
+    // Usage failures also print the usage (the missing-argument message
+    // alone does not say what is expected).
+    let outcome = run().await.map_err(|f| match f {
+        Failure::Usage(e) => Failure::Usage(format!("{e}\n{USAGE}")),
+        other => other,
+    });
+    exit_with("lode-hostile-miner", outcome);
 }
 
 /// A block waiting to be handed to gossip.
@@ -244,40 +171,24 @@ struct Pending {
 
 async fn run() -> Result<(), Failure> {
     let mut args = std::env::args().skip(1);
-    let usage = || Failure::Usage("missing arguments".to_string());
-    let target: Multiaddr = args.next().ok_or_else(usage)?.parse().map_err(|e| Failure::Usage(format!("{e}")))?;
-    let spec = ChainSpec::builtin(&args.next().ok_or_else(usage)?).map_err(|e| Failure::Usage(e.to_string()))?;
-    let genesis = spec.genesis_hash().to_hex();
-    let prefix = format!("/lode/{}/{}", spec.network_id, &genesis[..16]);
-    let blocks = IdentTopic::new(format!("{prefix}/blocks/1"));
-    let config = gossipsub::ConfigBuilder::default()
-        // As the nodes: anonymous, content-addressed messages (so two
-        // blocks never share an id and a block is never sent twice).
-        .validation_mode(ValidationMode::Anonymous)
-        .message_id_fn(|m: &gossipsub::Message| MessageId::from(lode_core::hash::sha256(&m.data).to_vec()))
-        .max_transmit_size(spec.max_block_size * 2)
-        .heartbeat_initial_delay(Duration::from_millis(100))
-        .heartbeat_interval(Duration::from_millis(200))
-        .build()?;
-    let mut swarm = libp2p::SwarmBuilder::with_new_identity()
-        .with_tokio()
-        .with_tcp(tcp::Config::default(), noise::Config::new, yamux::Config::default)?
-        .with_behaviour(|key| {
-            Ok(Hostile {
-                identify: identify::Behaviour::new(identify::Config::new(prefix.clone(), key.public())),
-                gossipsub: gossipsub::Behaviour::new(MessageAuthenticity::Anonymous, config.clone())?,
-                sync: request_response::Behaviour::with_codec(
-                    SilentCodec,
-                    [(StreamProtocol::try_from_owned(format!("{prefix}/sync/1"))?, ProtocolSupport::Full)],
-                    request_response::Config::default(),
-                ),
-            })
-        })?
-        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(300)))
-        .build();
-    println!("{}", swarm.local_peer_id());
-    swarm.behaviour_mut().gossipsub.subscribe(&blocks)?;
-    swarm.dial(target)?;
+    let (target, spec) = target_and_chain(&mut args, "missing arguments")?;
+    let prefix = protocol_prefix(&spec);
+    let blocks = blocks_topic(&prefix);
+    let mut gossip = gossip_config(spec.max_block_size * 2);
+    // The first heartbeat soon, so the mesh (and the first publish) does
+    // not wait the default five seconds.
+    gossip.heartbeat_initial_delay(Duration::from_millis(100));
+    let mut swarm = raw_swarm(RawPeerConfig {
+        prefix,
+        gossip: gossip.build()?,
+        // Claims the sync protocol (a node drops peers that do not speak
+        // it) and never answers: requests are read, then dropped.
+        codec: SyncCodec::Unframed,
+        sync: request_response::Config::default(),
+        identify: true,
+        idle_timeout: Duration::from_secs(300),
+    })?;
+    join(&mut swarm, &blocks, target)?;
 
     // Stdin on a thread of its own; its end closes the channel.
     let (lines_tx, mut lines) = tokio::sync::mpsc::unbounded_channel::<String>();

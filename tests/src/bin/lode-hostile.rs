@@ -18,16 +18,18 @@
 //!
 //! Exit status 0 when the mode ran, 1 on a failure, 2 for bad arguments.
 
-use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, StreamExt};
-use libp2p::gossipsub::{self, IdentTopic, MessageAuthenticity, MessageId, ValidationMode};
-use libp2p::request_response::{self, ProtocolSupport, ResponseChannel};
-use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
-use libp2p::{noise, tcp, yamux, Multiaddr, StreamProtocol};
+use futures::StreamExt;
+use libp2p::gossipsub;
+use libp2p::request_response::{self, ResponseChannel};
+use libp2p::swarm::SwarmEvent;
 use lode_core::codec::{put_len, put_u32, Decode, Encode, Reader};
 use lode_core::crypto::{SecretKey, Signature};
 use lode_core::tx::{OutPoint, TxIn, TxOut, Unlock};
 use lode_core::{Address, Amount, Block, ChainSpec, Hash256, Transaction};
-use std::io;
+use lode_tests::raw_client::{
+    exit_with, gossip_config, join, protocol_prefix, raw_swarm, target_and_chain, tx_topic, Failure, RawPeerConfig,
+    RawPeerEvent, SyncCodec,
+};
 use std::time::{Duration, Instant};
 
 /// Largest frame read from the node (a block reply is at most a few MB).
@@ -36,76 +38,6 @@ const READ_LIMIT: usize = 64 << 20;
 const TAG_STATUS: u8 = 0;
 const TAG_GET_HEADERS: u8 = 1;
 const TAG_GET_BLOCKS: u8 = 2;
-
-#[derive(NetworkBehaviour)]
-struct Hostile {
-    gossipsub: gossipsub::Behaviour,
-    sync: request_response::Behaviour<FrameCodec>,
-}
-
-/// The sync protocol's framing (a `u32` little-endian length, then the
-/// body) with the bodies left as bytes.
-#[derive(Clone, Default)]
-struct FrameCodec;
-
-async fn read_frame<T: AsyncRead + Unpin + Send>(io: &mut T) -> io::Result<Vec<u8>> {
-    let mut len = [0u8; 4];
-    io.read_exact(&mut len).await?;
-    let len = u32::from_le_bytes(len) as usize;
-    if len > READ_LIMIT {
-        return Err(io::Error::new(io::ErrorKind::InvalidData, format!("frame of {len} bytes")));
-    }
-    let mut buf = vec![0u8; len];
-    io.read_exact(&mut buf).await?;
-    Ok(buf)
-}
-
-async fn write_frame<T: AsyncWrite + Unpin + Send>(io: &mut T, body: &[u8]) -> io::Result<()> {
-    let len = u32::try_from(body.len()).map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "too large"))?;
-    io.write_all(&len.to_le_bytes()).await?;
-    io.write_all(body).await?;
-    io.flush().await
-}
-
-impl request_response::Codec for FrameCodec {
-    type Protocol = StreamProtocol;
-    type Request = Vec<u8>;
-    type Response = Vec<u8>;
-
-    async fn read_request<T: AsyncRead + Unpin + Send>(
-        &mut self,
-        _: &StreamProtocol,
-        io: &mut T,
-    ) -> io::Result<Vec<u8>> {
-        read_frame(io).await
-    }
-
-    async fn read_response<T: AsyncRead + Unpin + Send>(
-        &mut self,
-        _: &StreamProtocol,
-        io: &mut T,
-    ) -> io::Result<Vec<u8>> {
-        read_frame(io).await
-    }
-
-    async fn write_request<T: AsyncWrite + Unpin + Send>(
-        &mut self,
-        _: &StreamProtocol,
-        io: &mut T,
-        req: Vec<u8>,
-    ) -> io::Result<()> {
-        write_frame(io, &req).await
-    }
-
-    async fn write_response<T: AsyncWrite + Unpin + Send>(
-        &mut self,
-        _: &StreamProtocol,
-        io: &mut T,
-        res: Vec<u8>,
-    ) -> io::Result<()> {
-        write_frame(io, &res).await
-    }
-}
 
 /// A status body: genesis, tip hash, height, chainwork (big-endian),
 /// UTXO commitment.
@@ -164,35 +96,12 @@ fn junk_tx(tag: u64, size: usize, key: &SecretKey) -> Transaction {
     tx
 }
 
-/// What went wrong.
-#[derive(Debug)]
-enum Failure {
-    Usage(String),
-    Other(String),
-}
-
-impl<E: std::fmt::Display> From<E> for Failure {
-    fn from(e: E) -> Failure {
-        Failure::Other(e.to_string())
-    }
-}
-
 const USAGE: &str =
     "usage: lode-hostile MULTIADDR CHAIN liar BLOCK_HEX | dupblocks HASH COUNT PARALLEL | txflood SECS SIZE RATE";
 
 #[tokio::main]
 async fn main() {
-    match run().await {
-        Ok(()) => {}
-        Err(Failure::Usage(e)) => {
-            eprintln!("lode-hostile: {e}");
-            std::process::exit(2);
-        }
-        Err(Failure::Other(e)) => {
-            eprintln!("lode-hostile: {e}");
-            std::process::exit(1);
-        }
-    }
+    exit_with("lode-hostile", run().await);
 }
 
 enum Mode {
@@ -228,9 +137,7 @@ fn parse_mode(args: &mut impl Iterator<Item = String>, spec: &ChainSpec) -> Resu
 
 async fn run() -> Result<(), Failure> {
     let mut args = std::env::args().skip(1);
-    let usage = || Failure::Usage(USAGE.to_string());
-    let target: Multiaddr = args.next().ok_or_else(usage)?.parse().map_err(|e| Failure::Usage(format!("{e}")))?;
-    let spec = ChainSpec::builtin(&args.next().ok_or_else(usage)?).map_err(|e| Failure::Usage(e.to_string()))?;
+    let (target, spec) = target_and_chain(&mut args, USAGE)?;
     let mode = parse_mode(&mut args, &spec)?;
     let node = target
         .iter()
@@ -241,37 +148,21 @@ async fn run() -> Result<(), Failure> {
         .ok_or_else(|| Failure::Usage("MULTIADDR must end in /p2p/<peer id>".into()))?;
 
     let genesis = spec.genesis_hash();
-    let hex_genesis = genesis.to_hex();
-    let prefix = format!("/lode/{}/{}", spec.network_id, &hex_genesis[..16]);
-    let txs = IdentTopic::new(format!("{prefix}/tx/1"));
-    let config = gossipsub::ConfigBuilder::default()
-        .validation_mode(ValidationMode::Anonymous)
-        // Content ids, as nodes use (anonymous messages would otherwise
-        // all share one id).
-        .message_id_fn(|m: &gossipsub::Message| MessageId::from(lode_core::hash::sha256(&m.data).to_vec()))
-        .max_transmit_size(4 << 20)
-        .heartbeat_interval(Duration::from_millis(200))
-        .build()?;
-    let mut swarm = libp2p::SwarmBuilder::with_new_identity()
-        .with_tokio()
-        .with_tcp(tcp::Config::default(), noise::Config::new, yamux::Config::default)?
-        .with_behaviour(|_| {
-            Ok(Hostile {
-                gossipsub: gossipsub::Behaviour::new(MessageAuthenticity::Anonymous, config.clone())?,
-                sync: request_response::Behaviour::with_codec(
-                    FrameCodec,
-                    [(StreamProtocol::try_from_owned(format!("{prefix}/sync/1"))?, ProtocolSupport::Full)],
-                    request_response::Config::default()
-                        .with_request_timeout(Duration::from_secs(30))
-                        .with_max_concurrent_streams(256),
-                ),
-            })
-        })?
-        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(120)))
-        .build();
-    println!("{}", swarm.local_peer_id());
-    swarm.behaviour_mut().gossipsub.subscribe(&txs)?;
-    swarm.dial(target)?;
+    let prefix = protocol_prefix(&spec);
+    let txs = tx_topic(&prefix);
+    let mut swarm = raw_swarm(RawPeerConfig {
+        prefix,
+        gossip: gossip_config(4 << 20).build()?,
+        codec: SyncCodec::Framed { limit: READ_LIMIT },
+        sync: request_response::Config::default()
+            .with_request_timeout(Duration::from_secs(30))
+            .with_max_concurrent_streams(256),
+        // Without identify, as this peer always ran: the node must cope
+        // with peers that never announce themselves.
+        identify: false,
+        idle_timeout: Duration::from_secs(120),
+    })?;
+    join(&mut swarm, &txs, target)?;
 
     // What we tell the node about our chain.
     let our_status = match &mode {
@@ -310,9 +201,9 @@ async fn run() -> Result<(), Failure> {
                 SwarmEvent::ConnectionClosed { num_established: 0, .. } if connected => {
                     return Err(Failure::Other("the node disconnected us".into()));
                 }
-                SwarmEvent::Behaviour(HostileEvent::Gossipsub(gossipsub::Event::Subscribed { peer_id, topic }))
+                SwarmEvent::Behaviour(RawPeerEvent::Gossipsub(gossipsub::Event::Subscribed { peer_id, topic }))
                     if peer_id == node && topic == txs.hash() => node_subscribed = true,
-                SwarmEvent::Behaviour(HostileEvent::Sync(request_response::Event::Message { message, .. })) => match message {
+                SwarmEvent::Behaviour(RawPeerEvent::Sync(request_response::Event::Message { message, .. })) => match message {
                     request_response::Message::Request { request, channel, .. } => {
                         let reply = match (request.first().copied(), &mode) {
                             (Some(TAG_STATUS), _) => Some(our_status.clone()),
@@ -343,7 +234,7 @@ async fn run() -> Result<(), Failure> {
                         replies += 1;
                     }
                 },
-                SwarmEvent::Behaviour(HostileEvent::Sync(request_response::Event::OutboundFailure { error, .. })) => {
+                SwarmEvent::Behaviour(RawPeerEvent::Sync(request_response::Event::OutboundFailure { error, .. })) => {
                     println!("failed {}", error.to_string().replace(' ', "_"));
                     replies += 1;
                 }

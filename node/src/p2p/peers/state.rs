@@ -1,0 +1,119 @@
+//! Per-peer state: which side opened the connection, the inbound request
+//! budget and everything kept about a connected peer.
+
+use super::super::addresses::AddrGroup;
+use super::super::codec::Status;
+use libp2p::Multiaddr;
+use std::time::{Duration, Instant};
+
+/// Which side opened the connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Direction {
+    /// The peer dialed us.
+    Inbound,
+    /// We dialed the peer.
+    Outbound,
+}
+
+impl Direction {
+    /// `"inbound"` or `"outbound"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::Inbound => "inbound",
+            Direction::Outbound => "outbound",
+        }
+    }
+}
+
+/// A token bucket: `rate` requests per second, bursts up to `capacity`.
+#[derive(Clone, Debug)]
+pub struct RateLimit {
+    tokens: f64,
+    capacity: f64,
+    rate: f64,
+    last: Instant,
+}
+
+impl RateLimit {
+    /// A full bucket.
+    pub fn new(rate: f64, capacity: f64) -> RateLimit {
+        RateLimit { tokens: capacity, capacity, rate, last: Instant::now() }
+    }
+
+    /// Takes one token; false when the bucket is empty.
+    pub fn take(&mut self, now: Instant) -> bool {
+        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
+        self.last = now;
+        self.tokens = (self.tokens + elapsed * self.rate).min(self.capacity);
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// A connected peer.
+#[derive(Debug)]
+pub struct Peer {
+    /// The remote address of its first connection.
+    pub address: Multiaddr,
+    /// Direction of its first connection.
+    pub direction: Direction,
+    /// Open connections.
+    pub connections: u32,
+    /// Misbehaviour score: starts at 0, banned at [`BAN_THRESHOLD`](super::BAN_THRESHOLD).
+    pub score: i32,
+    /// Its last status.
+    pub status: Option<Status>,
+    /// It reported our tip with a different UTXO commitment.
+    pub commitment_mismatch: bool,
+    /// Its claimed work when it last ran out of headers for us: not asked
+    /// again until it claims something new.
+    pub headers_exhausted_at: Option<lode_core::pow::Work>,
+    /// A status request to it is outstanding.
+    pub status_pending: bool,
+    /// When we last asked for its status.
+    pub last_status: Option<Instant>,
+    /// Inbound request budget.
+    pub requests: RateLimit,
+    /// Addresses it says it listens on (from identify).
+    pub listen_addrs: Vec<Multiaddr>,
+    /// Address group of `address`.
+    pub group: Option<AddrGroup>,
+    /// When it connected.
+    pub connected_at: Instant,
+    /// Its lowest ping round trip so far.
+    pub min_ping: Option<Duration>,
+    /// When it last gave us a block we did not have and accepted.
+    pub last_block: Option<Instant>,
+    /// When it last gave us a transaction we did not have and accepted.
+    pub last_tx: Option<Instant>,
+}
+
+impl Peer {
+    /// A freshly connected peer allowed `request_rate` requests a second
+    /// (bursts of twice that).
+    pub fn new(address: Multiaddr, direction: Direction, request_rate: u32) -> Peer {
+        let rate = f64::from(request_rate.max(1));
+        Peer {
+            direction,
+            connections: 1,
+            score: 0,
+            status: None,
+            commitment_mismatch: false,
+            headers_exhausted_at: None,
+            status_pending: false,
+            last_status: None,
+            requests: RateLimit::new(rate, 2.0 * rate),
+            listen_addrs: Vec::new(),
+            group: AddrGroup::of_addr(&address),
+            address,
+            connected_at: Instant::now(),
+            min_ping: None,
+            last_block: None,
+            last_tx: None,
+        }
+    }
+}

@@ -1,0 +1,67 @@
+//! Unit tests of the peer store, bans and rate limits.
+
+use super::state::RateLimit;
+use super::*;
+use libp2p::{Multiaddr, PeerId};
+use std::time::{Duration, Instant};
+
+fn addr(s: &str) -> Multiaddr {
+    s.parse().unwrap()
+}
+
+#[test]
+fn store_round_trips_peers_and_bans() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("peers.json");
+    let (a, b) = (PeerId::random(), PeerId::random());
+    let mut s = PeerStore::load(&path);
+    s.record_success(a, &addr(&format!("/ip4/127.0.0.1/tcp/4000/p2p/{a}")));
+    s.ban(b, unix_now() + 100, Vec::new());
+    s.save().unwrap();
+    let s = PeerStore::load(&path);
+    let c = s.candidates(Instant::now(), |_| false);
+    assert_eq!(c, vec![(a, vec![addr("/ip4/127.0.0.1/tcp/4000")])]);
+    assert!(s.is_banned(&b));
+}
+
+#[test]
+fn failures_back_off_and_bans_exclude() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = PeerStore::load(&dir.path().join("peers.json"));
+    let a = PeerId::random();
+    s.record_success(a, &addr("/ip4/10.0.0.1/tcp/1"));
+    let now = Instant::now();
+    s.record_failure(&a, now);
+    assert!(s.candidates(now, |_| false).is_empty());
+    assert_eq!(s.candidates(now + MAX_BACKOFF, |_| false).len(), 1);
+    s.clear_backoff(&a);
+    s.ban(a, unix_now() + 100, Vec::new());
+    assert!(s.candidates(now, |_| false).is_empty());
+    assert!(s.unban(&a));
+    assert_eq!(s.candidates(now, |_| false).len(), 1);
+}
+
+#[test]
+fn only_dialable_addresses_are_kept() {
+    assert!(dialable(&addr("/ip4/0.0.0.0/tcp/5")).is_none());
+    assert!(dialable(&addr("/ip4/1.2.3.4/udp/5")).is_none());
+    assert_eq!(dialable(&addr("/ip4/1.2.3.4/tcp/5")), Some(addr("/ip4/1.2.3.4/tcp/5")));
+}
+
+#[test]
+fn rate_limit_refills() {
+    let t = Instant::now();
+    let mut r = RateLimit::new(10.0, 2.0);
+    assert!(r.take(t) && r.take(t));
+    assert!(!r.take(t));
+    assert!(r.take(t + Duration::from_millis(150)));
+}
+
+#[test]
+fn corrupt_store_starts_empty() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("peers.json");
+    std::fs::write(&path, b"{nope").unwrap();
+    let s = PeerStore::load(&path);
+    assert!(s.candidates(Instant::now(), |_| false).is_empty());
+}

@@ -1,0 +1,57 @@
+//! Chain events announced to peers: blocks this node connected (except
+//! ones its own initial sync fetched) and transactions, published over
+//! gossipsub.
+
+use crate::chain_api::ChainEvent;
+use crate::p2p::workers::{self};
+use libp2p::gossipsub::{self};
+use std::sync::atomic::Ordering;
+use tokio::sync::broadcast;
+
+use super::Service;
+
+impl Service {
+    pub(super) fn on_chain_event(
+        &mut self,
+        ev: Result<ChainEvent, broadcast::error::RecvError>,
+        events: &mut Option<broadcast::Receiver<ChainEvent>>,
+    ) {
+        let (topic, data) = match ev {
+            Ok(ChainEvent::Block(b)) => {
+                self.refresh_local();
+                let hash = b.hash();
+                // Old blocks our own sync fetched are news to nobody while
+                // we catch up. Everything else is announced, initial sync
+                // or not: above all what this node mined or was handed
+                // over RPC, which nobody else can tell the network about.
+                if self.shared.initial_sync.load(Ordering::Relaxed) && self.fetched.contains(&hash.0) {
+                    return;
+                }
+                self.announced.insert(hash.0);
+                (self.names.blocks.clone(), lode_core::codec::Encode::encode(b.as_ref()))
+            }
+            Ok(ChainEvent::Tx(t)) => (self.names.txs.clone(), lode_core::codec::Encode::encode(t.as_ref())),
+            Err(broadcast::error::RecvError::Lagged(n)) => {
+                tracing::warn!(skipped = n, "missed chain events; peers catch up through status exchange");
+                return;
+            }
+            Err(broadcast::error::RecvError::Closed) => {
+                *events = None;
+                return;
+            }
+        };
+        // What came by gossip is forwarded by gossipsub once validated.
+        // Transactions are always announced: in initial sync the node
+        // ignores gossiped ones, but its own (RPC, wallet) must leave it.
+        if !self.seen.insert(workers::gossip_id(&data)) {
+            return;
+        }
+        match self.swarm.behaviour_mut().gossipsub.publish(topic, data) {
+            Ok(_) | Err(gossipsub::PublishError::Duplicate) => {}
+            Err(gossipsub::PublishError::NoPeersSubscribedToTopic) => {
+                tracing::debug!("no peer to announce to")
+            }
+            Err(e) => tracing::warn!(%e, "announcing failed"),
+        }
+    }
+}

@@ -1,0 +1,155 @@
+//! A hostile peer built from bare libp2p parts: gossipsub with no size
+//! limits of ours, and our sync protocol answered as a test scripts it.
+
+use super::super::codec::{Request, Response, Status, SyncCodec};
+use futures::StreamExt;
+use libp2p::gossipsub::{self, IdentTopic, MessageAuthenticity, ValidationMode};
+use libp2p::request_response::{self, ProtocolSupport, ResponseChannel};
+use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
+use libp2p::{noise, tcp, yamux, Multiaddr, PeerId};
+use lode_core::block::BlockHeader;
+use lode_core::ChainSpec;
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+#[derive(NetworkBehaviour)]
+struct Evil {
+    gossipsub: gossipsub::Behaviour,
+    sync: request_response::Behaviour<SyncCodec>,
+}
+
+/// How the hostile peer answers header and block requests.
+#[derive(Clone)]
+pub enum Serve {
+    /// An empty list.
+    Nothing,
+    /// These headers, whatever was asked.
+    Headers(Vec<BlockHeader>),
+    /// Never: the request is held until it times out.
+    Hold,
+}
+
+enum Cmd {
+    Request(Request),
+    Publish { blocks: bool, data: Vec<u8> },
+}
+
+/// A connected hostile peer.
+pub struct RawPeer {
+    pub id: PeerId,
+    cmds: mpsc::UnboundedSender<Cmd>,
+    replies: mpsc::UnboundedReceiver<Result<Response, String>>,
+}
+
+impl RawPeer {
+    /// Dials `target`, answering status requests with `status`,
+    /// header requests per `headers` and block requests per `blocks`.
+    pub async fn connect(target: &str, status: Status, headers: Serve, blocks: Serve) -> RawPeer {
+        let spec = ChainSpec::regtest();
+        let names = super::super::behaviour::Names::new(&spec).unwrap();
+        let config = gossipsub::ConfigBuilder::default()
+            .validation_mode(ValidationMode::Anonymous)
+            // Content ids, as nodes use: anonymous messages otherwise
+            // all share one id and only the first is ever sent.
+            .message_id_fn(|m: &gossipsub::Message| {
+                gossipsub::MessageId::from(super::super::workers::gossip_id(&m.data).to_vec())
+            })
+            .max_transmit_size(8 << 20)
+            .heartbeat_initial_delay(Duration::from_millis(100))
+            .heartbeat_interval(Duration::from_millis(200))
+            .build()
+            .unwrap();
+        let budget = super::super::behaviour::block_reply_budget(&spec);
+        let mut swarm = libp2p::SwarmBuilder::with_new_identity()
+            .with_tokio()
+            .with_tcp(tcp::Config::default(), noise::Config::new, yamux::Config::default)
+            .unwrap()
+            .with_behaviour(|_| Evil {
+                gossipsub: gossipsub::Behaviour::new(MessageAuthenticity::Anonymous, config).unwrap(),
+                sync: request_response::Behaviour::with_codec(
+                    SyncCodec::new(spec.max_block_size, budget),
+                    [(names.sync.clone(), ProtocolSupport::Full)],
+                    request_response::Config::default()
+                        .with_request_timeout(Duration::from_secs(20))
+                        .with_max_concurrent_streams(256),
+                ),
+            })
+            .unwrap()
+            .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
+            .build();
+        for t in [&names.blocks, &names.txs] {
+            swarm.behaviour_mut().gossipsub.subscribe(t).unwrap();
+        }
+        let id = *swarm.local_peer_id();
+        let addr: Multiaddr = target.parse().unwrap();
+        let peer = super::super::service::peer_of(&addr).unwrap();
+        swarm.dial(addr).unwrap();
+        let (cmds, mut cmd_rx) = mpsc::unbounded_channel();
+        let (reply_tx, replies) = mpsc::unbounded_channel();
+        let (blocks_topic, txs_topic): (IdentTopic, IdentTopic) = (names.blocks.clone(), names.txs.clone());
+        tokio::spawn(async move {
+            let mut held: Vec<ResponseChannel<Response>> = Vec::new();
+            let answer = |serve: &Serve, headers: bool| match serve {
+                Serve::Hold => None,
+                Serve::Nothing if headers => Some(Response::Headers(Vec::new())),
+                Serve::Nothing => Some(Response::Blocks(Vec::new())),
+                Serve::Headers(h) => Some(Response::Headers(h.clone())),
+            };
+            loop {
+                tokio::select! {
+                    cmd = cmd_rx.recv() => match cmd {
+                        Some(Cmd::Request(r)) => {
+                            swarm.behaviour_mut().sync.send_request(&peer, r);
+                        }
+                        Some(Cmd::Publish { blocks, data }) => {
+                            let topic = if blocks { blocks_topic.clone() } else { txs_topic.clone() };
+                            let _ = swarm.behaviour_mut().gossipsub.publish(topic, data);
+                        }
+                        None => return,
+                    },
+                    ev = swarm.select_next_some() => match ev {
+                        SwarmEvent::Behaviour(EvilEvent::Sync(request_response::Event::Message { message, .. })) => match message {
+                            request_response::Message::Request { request, channel, .. } => {
+                                let reply = match request {
+                                    Request::Status(_) => Some(Response::Status(status.clone())),
+                                    Request::GetHeaders { .. } => answer(&headers, true),
+                                    Request::GetBlocks { .. } => answer(&blocks, false),
+                                    Request::Malformed(_) => None,
+                                };
+                                match reply {
+                                    Some(r) => {
+                                        let _ = swarm.behaviour_mut().sync.send_response(channel, r);
+                                    }
+                                    None => held.push(channel),
+                                }
+                            }
+                            request_response::Message::Response { response, .. } => {
+                                let _ = reply_tx.send(Ok(response));
+                            }
+                        },
+                        SwarmEvent::Behaviour(EvilEvent::Sync(request_response::Event::OutboundFailure { error, .. })) => {
+                            let _ = reply_tx.send(Err(error.to_string()));
+                        }
+                        _ => {}
+                    },
+                }
+            }
+        });
+        RawPeer { id, cmds, replies }
+    }
+
+    /// Sends a sync request (the reply comes through [`Self::reply`]).
+    pub fn request(&self, r: Request) {
+        let _ = self.cmds.send(Cmd::Request(r));
+    }
+
+    /// The next reply (or failure), within `secs` seconds.
+    pub async fn reply(&mut self, secs: u64) -> Option<Result<Response, String>> {
+        tokio::time::timeout(Duration::from_secs(secs), self.replies.recv()).await.ok().flatten()
+    }
+
+    /// Publishes raw bytes on the block or transaction topic.
+    pub fn publish(&self, blocks: bool, data: Vec<u8>) {
+        let _ = self.cmds.send(Cmd::Publish { blocks, data });
+    }
+}

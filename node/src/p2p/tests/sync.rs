@@ -1,0 +1,165 @@
+//! Sync: headers-first from several peers, initial-sync reporting, orphan
+//! ancestry fetch, and header or block sources that lie or stall.
+
+use super::super::P2pConfig;
+use super::helpers::*;
+use super::hostile::{RawPeer, Serve};
+use crate::chain_api::{ChainEvent, NetworkChain};
+use crate::testkit::ChainBuilder;
+use lode_core::ChainSpec;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn late_node_syncs_headers_first_from_two_peers() {
+    let mut builder = ChainBuilder::new(ChainSpec::regtest());
+    let blocks = builder.blocks(2100, 0);
+    let a = node(regtest(), &[]).await;
+    let c = node(regtest(), &[]).await;
+    submit_all(&a.chain, &blocks);
+    submit_all(&c.chain, &blocks);
+    let boots = vec![a.addr().await, c.addr().await];
+    let b = node_with(regtest(), |cfg| cfg.blocks_per_request = 4, &boots).await;
+    wait_for("2100 blocks synced (two rounds of headers)", || async { (b.chain.height() == 2100).then_some(()) }).await;
+    assert_eq!(b.chain.tip().hash, builder.tip());
+    let (from_a, from_c) = (a.chain.served.load(Ordering::Relaxed), c.chain.served.load(Ordering::Relaxed));
+    assert!(from_a > 0 && from_c > 0, "bodies came from both peers ({from_a} and {from_c})");
+    wait_for("initial sync over", || async { (!b.handle.initial_sync()).then_some(()) }).await;
+    for n in [&a, &b, &c] {
+        n.handle.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn initial_sync_is_reported_while_far_behind() {
+    let mut builder = ChainBuilder::new(ChainSpec::regtest());
+    let blocks = builder.blocks(300, 0);
+    let a = node(regtest(), &[]).await;
+    submit_all(&a.chain, &blocks);
+    let slow = regtest();
+    // About a second and a half of validation: long enough to observe.
+    slow.submit_delay_ms.store(5, Ordering::Relaxed);
+    let b = node(slow, &[a.addr().await]).await;
+    wait_for("initial sync reported", || async { b.handle.initial_sync().then_some(()) }).await;
+    assert!(b.chain.height() < 300);
+    wait_for("synced", || async { (b.chain.height() == 300).then_some(()) }).await;
+    wait_for("initial sync over", || async { (!b.handle.initial_sync()).then_some(()) }).await;
+    assert!(!a.handle.initial_sync(), "the node ahead never was behind");
+    for n in [&a, &b] {
+        n.handle.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_orphan_block_makes_the_node_fetch_its_ancestors() {
+    // Slow status exchange: only the orphan can tell b that a moved on.
+    let slow = |cfg: &mut P2pConfig| cfg.status_interval = Duration::from_secs(600);
+    let a = node_with(regtest(), slow, &[]).await;
+    let b = node_with(regtest(), slow, &[a.addr().await]).await;
+    wait_for("connected", || async { connected(&b, &a).await.then_some(()) }).await;
+    let mut builder = ChainBuilder::new(ChainSpec::regtest());
+    let blocks = builder.blocks(6, 0);
+    a.chain.quiet.store(true, Ordering::Relaxed);
+    submit_all(&a.chain, &blocks[..5]);
+    a.chain.quiet.store(false, Ordering::Relaxed);
+    submit_all(&a.chain, &blocks[5..]);
+    // The announcement may precede b's view of a's subscription: repeat it.
+    wait_for("b to reach a's tip", || async {
+        if b.chain.height() == 6 {
+            return Some(());
+        }
+        a.chain.announce(ChainEvent::Block(Arc::new(blocks[5].clone())));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        None
+    })
+    .await;
+    for n in [&a, &b] {
+        n.handle.shutdown().await;
+    }
+}
+
+/// Issue 13, finding 1: a peer claiming a huge chain and serving one
+/// known header must not put the node in initial sync, and the node's
+/// own transactions must reach its peers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_claiming_a_huge_chain_does_not_silence_the_node() {
+    let mut builder = ChainBuilder::new(ChainSpec::regtest());
+    let blocks = builder.blocks(5, 0);
+    let a = node(regtest(), &[]).await;
+    submit_all(&a.chain, &blocks);
+    let b = node(regtest(), &[a.addr().await]).await;
+    submit_all(&b.chain, &blocks);
+    wait_for("connected", || async { connected(&b, &a).await.then_some(()) }).await;
+    let liar =
+        RawPeer::connect(&b.addr().await, lying_status(), Serve::Headers(vec![blocks[0].header]), Serve::Hold).await;
+    wait_for("the liar connected", || async { score_of(&b, &liar.id).await.map(|_| ()) }).await;
+    holds_for("not in initial sync", Duration::from_secs(3), || async { !b.handle.initial_sync() }).await;
+    let mut n = 10u8;
+    wait_for("b's own transaction reaches a", || {
+        n = n.wrapping_add(1);
+        let tx = some_tx(n);
+        assert_eq!(b.chain.submit_tx(tx.clone()), crate::chain_api::TxOutcome::Accepted);
+        let a = &a;
+        async move {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            a.chain.has_tx(&tx.txid()).then_some(())
+        }
+    })
+    .await;
+    for n in [&a, &b] {
+        n.handle.shutdown().await;
+    }
+}
+
+/// Issue 13, finding 2: header sync leaves a peer that claims the most
+/// work but never answers, instead of asking it again and again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn header_sync_moves_on_from_a_peer_that_claims_work_and_serves_nothing() {
+    let mut builder = ChainBuilder::new(ChainSpec::regtest());
+    let blocks = builder.blocks(300, 0);
+    let a = node(regtest(), &[]).await;
+    submit_all(&a.chain, &blocks);
+    let b = node_with(regtest(), |cfg| cfg.request_timeout = Duration::from_secs(20), &[]).await;
+    let liar = RawPeer::connect(&b.addr().await, lying_status(), Serve::Hold, Serve::Hold).await;
+    wait_for("the liar connected", || async { score_of(&b, &liar.id).await.map(|_| ()) }).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    b.handle.add_peer(&a.addr().await).await.unwrap();
+    wait_for("300 blocks synced despite the liar", || async { (b.chain.height() == 300).then_some(()) }).await;
+    assert!(!banned(&b, &liar.id).await, "silence alone is not banned");
+    for n in [&a, &b] {
+        n.handle.shutdown().await;
+    }
+}
+
+/// Issue 13, finding 2: a peer that takes block requests and never answers
+/// stalls the download for seconds (the stall timeout), not the 20 s
+/// request timeout; it is not penalised for being slow.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalling_block_source_is_worked_around_quickly() {
+    let mut builder = ChainBuilder::new(ChainSpec::regtest());
+    let blocks = builder.blocks(200, 0);
+    let a = node(regtest(), &[]).await;
+    submit_all(&a.chain, &blocks);
+    let b = node_with(
+        regtest(),
+        |cfg| {
+            cfg.request_timeout = Duration::from_secs(20);
+            cfg.blocks_per_request = 4;
+        },
+        &[],
+    )
+    .await;
+    let staller = RawPeer::connect(&b.addr().await, status_of(&a.chain), Serve::Nothing, Serve::Hold).await;
+    wait_for("the staller connected", || async { score_of(&b, &staller.id).await.map(|_| ()) }).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let started = tokio::time::Instant::now();
+    b.handle.add_peer(&a.addr().await).await.unwrap();
+    wait_for("200 blocks synced", || async { (b.chain.height() == 200).then_some(()) }).await;
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(12), "sync waited on the staller: {took:?}");
+    assert_eq!(score_of(&b, &staller.id).await, Some(0), "slowness costs no score");
+    for n in [&a, &b] {
+        n.handle.shutdown().await;
+    }
+}
