@@ -596,3 +596,39 @@ fn a_full_pool_costs_the_newcomer_the_incremental_fee_and_judges_fees_before_sig
     }
     assert_eq!(fx.accept(&mut pool, forged), Err(MempoolError::MempoolFull));
 }
+
+#[test]
+fn making_room_looks_at_the_cheapest_few_not_the_whole_pool() {
+    let mut fx = Fx::new();
+    // 600 one-input transactions at distinct fee rates fill the pool.
+    let small = fx.spend(fx.coins[0], coin10(), 1000).encoded_size();
+    let mut coins = Vec::new();
+    for i in 0..600u32 {
+        let op = OutPoint { txid: Hash256([7; 32]), vout: i };
+        fx.utxo.insert(
+            op,
+            Coin { output: TxOut { value: coin10(), address: fx.addr() }, height: Height(1), coinbase: false },
+        );
+        coins.push(op);
+    }
+    let mut pool = Mempool::new(MempoolPolicy { max_bytes: small * 600, ..Default::default() });
+    let mut ids = Vec::new();
+    for (i, op) in coins.iter().enumerate() {
+        let tx = fx.spend(*op, coin10(), 1000 + i as u64);
+        ids.push(tx.txid());
+        pool.accept(tx, &fx.utxo, Height(50), &fx.ctx(), &fx.cache, NOW).unwrap();
+    }
+    // A large, rich newcomer: twenty outputs need the room of several.
+    let big = fx.tx(&[(fx.coins[1], coin10())], 20, 1_000_000);
+    let room = big.encoded_size().div_ceil(small);
+    graph::EVICTION_VISITS.with(|v| v.set(0));
+    let accepted = pool.accept(big, &fx.utxo, Height(50), &fx.ctx(), &fx.cache, NOW).unwrap();
+    pool.assert_consistent();
+    assert_eq!(accepted.evicted.len(), room, "just enough evicted");
+    let visits = graph::EVICTION_VISITS.with(|v| v.get());
+    // The plan walks the score index from the cheapest: one visit per
+    // victim (a rescan of the pool per victim would be ~600 per victim).
+    assert!(visits <= room + 1, "{visits} index entries visited to evict {room}");
+    let cheapest: HashSet<Hash256> = ids[..room].iter().copied().collect();
+    assert_eq!(accepted.evicted.iter().copied().collect::<HashSet<_>>(), cheapest, "the cheapest went");
+}
