@@ -37,27 +37,29 @@ pub fn next_bits(spec: &ChainSpec, ancestors: &[HeaderSample]) -> CompactTarget 
         return spec.genesis.bits;
     }
     let samples = &ancestors[ancestors.len().saturating_sub(window + 1)..];
-    let n = (samples.len() - 1) as u64;
-    let spacing = spec.target_spacing_secs.max(1);
+    // u128 throughout: a spec file may name any spacing, and the weighted
+    // sum of up to 1000 capped solve times must not overflow (a panic).
+    let n = (samples.len() - 1) as u128;
+    let spacing = u128::from(spec.target_spacing_secs.max(1));
     // k = n(n+1)T/2 normalises the weights so steady blocks keep the target.
     let k = n * (n + 1) * spacing / 2;
 
-    let mut weighted: u64 = 0;
+    let mut weighted: u128 = 0;
     let mut sum_targets = U512::ZERO;
     let mut prev_time = samples[0].time;
     for (i, s) in samples[1..].iter().enumerate() {
         // Timestamps may go backwards within the median rule; LWMA-1 treats
         // them as monotonic and caps one solve time at 6T, so a single forged
         // timestamp moves the target a bounded amount.
-        let time = s.time.max(prev_time + 1);
-        let solve = (time - prev_time).min(6 * spacing);
+        let time = s.time.max(prev_time.saturating_add(1));
+        let solve = u128::from(time - prev_time).min(6 * spacing);
         prev_time = time;
-        weighted += (i as u64 + 1) * solve;
+        weighted += (i as u128 + 1) * solve;
         let target = s.bits.to_target().map(|t| t.0).unwrap_or(limit.0);
         sum_targets = sum_targets.wrapping_add(&target.resize::<{ U512::LIMBS }>());
     }
-    let numerator = sum_targets.wrapping_mul(&U512::from_u64(weighted));
-    let denominator = U512::from_u64(n).wrapping_mul(&U512::from_u64(k));
+    let numerator = sum_targets.wrapping_mul(&U512::from_u128(weighted));
+    let denominator = U512::from_u128(n).wrapping_mul(&U512::from_u128(k));
     let next = numerator.wrapping_div(&denominator);
     let limit_wide = limit.0.resize::<{ U512::LIMBS }>();
     let next = if next > limit_wide || next == U512::ZERO {
