@@ -132,7 +132,7 @@ for t in "${targets[@]}"; do
   esac
 done
 [ "$need_core" = 1 ] && build fuzz
-[ "$need_node" = 1 ] && build fuzz/node
+[ "$need_node" = 1 ] && [ -f fuzz/node/Cargo.toml ] && build fuzz/node
 failed=0
 for t in "${targets[@]}"; do
   run_target "$t" || failed=1
