@@ -125,6 +125,12 @@ pub trait NetworkChain: Send + Sync + 'static {
     /// Validates and stores a block, moving the tip if it wins. An
     /// unrequested block on a branch lighter than the tip is not stored.
     fn submit_block(&self, block: Block, source: BlockSource) -> BlockOutcome;
+    /// [`NetworkChain::submit_block`] for a run of blocks with one source
+    /// (sync delivers them parent first, and the chain connects a run
+    /// through its pipeline). One outcome per block, in order.
+    fn submit_blocks(&self, blocks: Vec<Block>, source: BlockSource) -> Vec<BlockOutcome> {
+        blocks.into_iter().map(|b| self.submit_block(b, source)).collect()
+    }
     /// Validates a transaction against the tip and admits it to the mempool.
     fn submit_tx(&self, tx: Transaction) -> TxOutcome;
     /// Whether the transaction is in the mempool or the chain.

@@ -65,9 +65,12 @@ struct Args {
     /// Log format.
     #[arg(long, default_value = "text", value_parser = ["text", "json"])]
     log_format: String,
-    /// RocksDB block cache in MiB.
+    /// RocksDB memory in MiB: block cache and write buffers together (at least 16).
     #[arg(long, default_value_t = 64)]
     db_cache_mb: usize,
+    /// Signature checks the signature cache remembers (about 100 bytes each).
+    #[arg(long, default_value_t = lode_node::chain::DEFAULT_SIG_CACHE_ENTRIES)]
+    sig_cache_entries: usize,
     /// Seconds a misbehaving peer stays banned.
     #[arg(long, default_value_t = 3600)]
     ban_secs: u64,
@@ -162,7 +165,11 @@ async fn run(args: Args) -> Result<(), String> {
     };
     std::fs::create_dir_all(&data_dir)
         .map_err(|e| format!("cannot create data directory {}: {e}", data_dir.display()))?;
-    let config = ChainConfig { cache_bytes: args.db_cache_mb << 20, ..ChainConfig::default() };
+    let config = ChainConfig {
+        cache_bytes: args.db_cache_mb << 20,
+        sig_cache_entries: args.sig_cache_entries,
+        ..ChainConfig::default()
+    };
     let node = Node::open(&data_dir.join("chain"), spec.clone(), config, MempoolPolicy::default())
         .map_err(|e| format!("cannot open the chain in {}: {e}", data_dir.display()))?;
     {
