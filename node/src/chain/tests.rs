@@ -467,3 +467,43 @@ fn chain_tips_name_every_branch_and_how_far_it_was_validated() {
     assert_eq!((ho.status, ho.height, ho.branch_len), (TipStatus::HeadersOnly, Height(7), 2));
     assert_eq!(tips.len(), 4);
 }
+
+/// The transaction and address indexes of the active chain: every
+/// transaction at its block, height and position, and in the history of
+/// the (single) address the builder pays.
+fn assert_indexes_match_active_chain(chain: &Chain, address: lode_core::Address) {
+    let mut history = Vec::new();
+    for h in 1..=chain.state().height.0 {
+        let hash = chain.hash_at(Height(h)).unwrap();
+        let block = chain.store().block(&hash).unwrap().unwrap();
+        for (index, tx) in block.transactions.iter().enumerate() {
+            let at = crate::store::TxLocation { block: hash, height: Height(h), index: index as u32 };
+            assert_eq!(chain.store().tx_location(&tx.txid()).unwrap(), Some(at), "height {h} tx {index}");
+            history.push((Height(h), tx.txid()));
+        }
+    }
+    let mut stored = chain.store().address_history(&address).unwrap();
+    stored.sort();
+    history.sort();
+    assert_eq!(stored, history);
+}
+
+#[test]
+fn transaction_and_address_indexes_follow_the_active_chain_through_a_reorg() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut chain = open(dir.path());
+    let mut a = ChainBuilder::new(ChainSpec::regtest());
+    import(&mut chain, &a.blocks(12, 2));
+    let mut b = a.fork(1);
+    let a_tail = a.blocks(2, 2);
+    import(&mut chain, &a_tail);
+    assert_indexes_match_active_chain(&chain, a.address());
+    // b overtakes with coinbase-only blocks: a's last two blocks and their
+    // spends leave both indexes.
+    import(&mut chain, &b.blocks(3, 0));
+    assert_eq!(chain.state().tip, b.tip());
+    assert_indexes_match_active_chain(&chain, b.address());
+    for tx in a_tail.iter().flat_map(|blk| &blk.transactions) {
+        assert_eq!(chain.store().tx_location(&tx.txid()).unwrap(), None);
+    }
+}
