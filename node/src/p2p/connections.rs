@@ -85,6 +85,10 @@ impl Service {
                 let _ = reply.send(v);
             }
             Command::Shutdown(_) => {}
+            #[cfg(feature = "test-support")]
+            Command::Queues(reply) => {
+                let _ = reply.send(self.queue_stats());
+            }
             #[cfg(test)]
             Command::PublishRaw { blocks, data } => {
                 let topic = if blocks { self.names.blocks.clone() } else { self.names.txs.clone() };

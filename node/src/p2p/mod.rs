@@ -91,8 +91,10 @@ mod codec;
 mod connections;
 mod eviction;
 mod identity;
-#[cfg(test)]
-mod mock;
+#[cfg(feature = "test-support")]
+pub mod fuzzing;
+#[cfg(any(test, feature = "test-support"))]
+pub mod mock;
 mod peers;
 #[cfg(test)]
 mod raw_peer;
@@ -104,6 +106,9 @@ mod tests;
 #[cfg(test)]
 mod tests_peers;
 mod workers;
+/// Wire messages for the fuzz targets.
+#[cfg(feature = "test-support")]
+pub mod wire;
 
 use crate::chain_api::NetworkChain;
 use libp2p::{Multiaddr, PeerId};

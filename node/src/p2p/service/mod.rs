@@ -106,6 +106,9 @@ pub(crate) enum Command {
     Unban(PeerId, oneshot::Sender<Result<(), P2pError>>),
     Banned(oneshot::Sender<Vec<BannedPeer>>),
     Shutdown(oneshot::Sender<()>),
+    /// The fuzz target reads the queues with this.
+    #[cfg(feature = "test-support")]
+    Queues(oneshot::Sender<crate::p2p::fuzzing::QueueStats>),
     /// Tests play a misbehaving peer with this.
     #[cfg(test)]
     PublishRaw {
