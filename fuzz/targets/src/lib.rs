@@ -14,6 +14,8 @@ pub mod chain_model;
 #[cfg(feature = "node")]
 pub mod p2p_decoders;
 #[cfg(feature = "node")]
+pub mod p2p_service;
+#[cfg(feature = "node")]
 pub mod rpc;
 
 /// The wallet file's decoder, compiled from wallet-cli's own source: the
@@ -42,6 +44,11 @@ pub fn targets() -> Vec<Target> {
     let mut t: Vec<Target> =
         vec![("decoders", decoders::run), ("difficulty", difficulty::run), ("validation", validation::run)];
     #[cfg(feature = "node")]
-    t.extend([("p2p_decoders", p2p_decoders::run as fn(&[u8])), ("rpc", rpc::run), ("chain_model", chain_model::run)]);
+    t.extend([
+        ("p2p_decoders", p2p_decoders::run as fn(&[u8])),
+        ("rpc", rpc::run),
+        ("chain_model", chain_model::run),
+        ("p2p_service", p2p_service::run),
+    ]);
     t
 }

@@ -134,6 +134,9 @@ fn node_seeds(out: &mut Vec<(&'static str, String, Vec<u8>)>, block: &lode_core:
     for (i, len) in [48usize, 200, 600].iter().enumerate() {
         out.push(("chain_model", format!("noise-{i}"), noise(100 + i as u64, *len)));
     }
+    for (i, len) in [32usize, 128, 400].iter().enumerate() {
+        out.push(("p2p_service", format!("noise-{i}"), noise(200 + i as u64, *len)));
+    }
 }
 
 #[test]
