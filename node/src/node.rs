@@ -152,7 +152,7 @@ impl Node {
                 }
             }
         }
-        result
+        results
     }
 
     /// Loads the fee estimator's statistics from `path` (a damaged file is
