@@ -90,9 +90,9 @@ mod behaviour;
 mod codec;
 mod connections;
 mod eviction;
-mod identity;
 #[cfg(feature = "test-support")]
 pub mod fuzzing;
+mod identity;
 #[cfg(any(test, feature = "test-support"))]
 pub mod mock;
 mod peers;
@@ -105,10 +105,10 @@ mod sync;
 mod tests;
 #[cfg(test)]
 mod tests_peers;
-mod workers;
 /// Wire messages for the fuzz targets.
 #[cfg(feature = "test-support")]
 pub mod wire;
+mod workers;
 
 use crate::chain_api::NetworkChain;
 use libp2p::{Multiaddr, PeerId};
