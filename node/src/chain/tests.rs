@@ -507,3 +507,28 @@ fn transaction_and_address_indexes_follow_the_active_chain_through_a_reorg() {
         assert_eq!(chain.store().tx_location(&tx.txid()).unwrap(), None);
     }
 }
+
+#[test]
+fn equal_work_gossip_is_stored_a_known_invalid_header_stays_refused_and_mtp_is_the_median() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut chain = open(dir.path());
+    let mut a = ChainBuilder::new(ChainSpec::regtest());
+    let mut blocks = a.blocks(14, 0);
+    let mut side = a.fork(1);
+    blocks.push(a.next_block(0));
+    import(&mut chain, &blocks);
+    // The tip's median time past: the middle of the last 11 timestamps.
+    let mut times: Vec<u64> = blocks[4..].iter().map(|b| b.header.time).collect();
+    times.sort_unstable();
+    assert_eq!(chain.median_time_past(), times[5]);
+    // An unrequested sibling with exactly the tip's work may still win a
+    // tie later: stored, not dropped as low work.
+    let sibling = side.next_block(0);
+    let (r, _) = chain.accept_block_from(sibling.clone(), BlockSource::Unrequested);
+    assert_eq!(r.unwrap(), BlockAccepted::SideBranch);
+    assert!(chain.store().block(&sibling.hash()).unwrap().is_some());
+    // A header found invalid is refused when offered again.
+    let bad = overpaying_block(&mut a);
+    assert!(chain.accept_block(bad.clone()).is_err());
+    assert!(matches!(chain.accept_header(&bad.header), Err(ChainError::KnownInvalid(h)) if h == bad.hash()));
+}
