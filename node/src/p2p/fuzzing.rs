@@ -8,7 +8,9 @@
 //! (a counter that is never given back would close the queue for good).
 
 #[path = "tests/hostile.rs"]
-#[allow(dead_code)]
+// Also a module of the p2p tests: both builds need it when tests run with
+// the test-support feature on.
+#[allow(dead_code, clippy::duplicate_mod)]
 mod hostile;
 
 use super::codec::{Request, Status};

@@ -14,6 +14,7 @@
 
 mod gossip;
 mod helpers;
+#[allow(clippy::duplicate_mod)]
 mod hostile;
 mod limits;
 mod peers;
