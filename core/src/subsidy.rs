@@ -21,7 +21,9 @@ pub fn total_supply_at(spec: &ChainSpec, height: Height) -> Amount {
     let mut era: u32 = 0;
     while remaining > 0 && era < 64 {
         let era_end = (u64::from(era) + 1) * interval - 1;
-        let in_era = (era_end - start + 1).min(remaining);
+        // `era_end + 1 - start`, not `era_end - start + 1`: with an interval of
+        // 1 the first era holds only genesis, which pays nothing, so it is empty.
+        let in_era = (era_end + 1 - start).min(remaining);
         total = total.saturating_add(in_era.saturating_mul(spec.initial_subsidy.units() >> era));
         remaining -= in_era;
         start = era_end + 1;
@@ -53,6 +55,20 @@ mod tests {
             assert_eq!(total_supply_at(&spec, Height(h)).units(), summed);
             let all = total_supply_at(&spec, Height(u32::MAX));
             assert!(all <= MAX_MONEY, "{}: {all}", spec.name);
+        }
+    }
+
+    /// Found by mutation testing: a spec file with `halving_interval: 1`
+    /// (accepted by the spec check) underflowed here and panicked at load.
+    #[test]
+    fn supply_matches_sum_for_the_smallest_halving_intervals() {
+        for interval in [1, 2, 3] {
+            let spec = ChainSpec { halving_interval: interval, ..ChainSpec::regtest() };
+            for h in [0, 1, 2, 5, 70, 200] {
+                let summed: u64 = (1..=h).map(|x| block_subsidy(&spec, Height(x)).units()).sum();
+                assert_eq!(total_supply_at(&spec, Height(h)).units(), summed, "interval {interval}, height {h}");
+            }
+            assert!(total_supply_at(&spec, Height(u32::MAX)) <= MAX_MONEY);
         }
     }
 }
