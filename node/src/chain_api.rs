@@ -135,6 +135,9 @@ pub trait NetworkChain: Send + Sync + 'static {
     fn submit_tx(&self, tx: Transaction) -> TxOutcome;
     /// Whether the transaction is in the mempool or the chain.
     fn has_tx(&self, txid: &Hash256) -> bool;
+    /// Calls `f` with every mempool transaction and its txid, under one
+    /// mempool lock (compact blocks are rebuilt from these).
+    fn mempool_scan(&self, f: &mut dyn FnMut(&Hash256, &Transaction));
     /// Events to announce to peers.
     fn subscribe(&self) -> tokio::sync::broadcast::Receiver<ChainEvent>;
 }

@@ -35,6 +35,9 @@ struct Args {
     /// Disable mDNS discovery.
     #[arg(long)]
     no_mdns: bool,
+    /// Relay blocks whole only (no BIP152 compact blocks).
+    #[arg(long)]
+    no_compact_blocks: bool,
     /// Disable networking entirely (a standalone node).
     #[arg(long)]
     no_p2p: bool,
@@ -197,6 +200,7 @@ async fn run(args: Args) -> Result<(), String> {
             listen: listen.iter().map(parse).collect::<Result<_, _>>()?,
             bootnodes,
             mdns: !args.no_mdns,
+            compact_blocks: !args.no_compact_blocks,
             data_dir: data_dir.clone(),
             max_peers: args.max_peers,
             target_outbound: args.outbound_peers,
@@ -254,6 +258,7 @@ async fn run(args: Args) -> Result<(), String> {
                     let (i, o) = p.connection_counts();
                     node.metrics.peers.set((i + o) as f64);
                     node.metrics.commitment_mismatches.set(p.commitment_mismatches() as f64);
+                    *node.metrics.relay.lock().unwrap_or_else(|e| e.into_inner()) = p.relay_stats();
                 }
             }
         });

@@ -557,6 +557,12 @@ impl NetworkChain for Node {
         lock(&self.chain).store().tx_location(txid).ok().flatten().is_some()
     }
 
+    fn mempool_scan(&self, f: &mut dyn FnMut(&Hash256, &Transaction)) {
+        for e in lock(&self.mempool).iter() {
+            f(&e.txid, &e.tx);
+        }
+    }
+
     fn subscribe(&self) -> broadcast::Receiver<ChainEvent> {
         self.events.subscribe()
     }

@@ -96,6 +96,13 @@ impl Service {
                     tracing::warn!(?e, "raw publish failed");
                 }
             }
+            #[cfg(test)]
+            Command::PublishCompactRaw(data) => {
+                let topic = self.names.cmpct_blocks.clone();
+                if let Err(e) = self.swarm.behaviour_mut().gossipsub.publish(topic, data) {
+                    tracing::warn!(?e, "raw publish failed");
+                }
+            }
         }
     }
 
@@ -473,6 +480,7 @@ impl Service {
                 self.on_gossip(propagation_source, message_id, message)
             }
             BehaviourEvent::Sync(ev) => self.on_sync_event(ev),
+            BehaviourEvent::Cmpct(ev) => self.on_cmpct_event(ev),
             BehaviourEvent::Kad(kad::Event::RoutingUpdated { peer, .. }) => {
                 tracing::trace!(%peer, "kademlia routing updated")
             }

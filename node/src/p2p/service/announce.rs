@@ -1,6 +1,6 @@
 //! Chain events announced to peers: blocks this node connected (except
-//! ones its own initial sync fetched) and transactions, published over
-//! gossipsub.
+//! ones its own initial sync fetched; see `requests/compact.rs` for how)
+//! and transactions, published over gossipsub.
 
 use crate::chain_api::ChainEvent;
 use crate::p2p::workers::{self};
@@ -28,7 +28,8 @@ impl Service {
                     return;
                 }
                 self.announced.insert(hash.0);
-                (self.names.blocks.clone(), lode_core::codec::Encode::encode(b.as_ref()))
+                self.announce_block(b);
+                return;
             }
             Ok(ChainEvent::Tx(t)) => (self.names.txs.clone(), lode_core::codec::Encode::encode(t.as_ref())),
             Err(broadcast::error::RecvError::Lagged(n)) => {

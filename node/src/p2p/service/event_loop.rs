@@ -83,6 +83,7 @@ impl Service {
         }
         self.schedule_downloads();
         self.check_gossip_scores();
+        self.expire_compact(now);
         self.forget_gone_peers();
         if now.saturating_duration_since(self.last_dial) >= self.config.dial_interval {
             self.last_dial = now;

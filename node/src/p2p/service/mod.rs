@@ -115,6 +115,9 @@ pub(crate) enum Command {
         blocks: bool,
         data: Vec<u8>,
     },
+    /// A raw payload on the compact block topic.
+    #[cfg(test)]
+    PublishCompactRaw(Vec<u8>),
 }
 
 /// An `add_peer` waiting for its connection: (address, reply, deadline).
@@ -131,6 +134,10 @@ pub(crate) enum Origin {
     },
     Sync {
         peer: PeerId,
+    },
+    /// Rebuilt from a compact block sent by `source`.
+    Compact {
+        source: PeerId,
     },
 }
 
@@ -173,6 +180,16 @@ pub(crate) enum Internal {
     TxDone {
         job: workers::TxJob,
         outcome: TxOutcome,
+    },
+    /// A compact block's header checked in context and its rebuild begun.
+    CompactPrepared {
+        hash: Hash256,
+        prepared: super::compact::Prepared,
+    },
+    /// A `getblocktxn` answer read off the loop.
+    CompactRespond {
+        channel: ResponseChannel<super::compact::CmpctResponse>,
+        response: super::compact::CmpctResponse,
     },
 }
 
@@ -236,6 +253,8 @@ pub(crate) struct Service {
     /// Ids of gossip messages seen lately, so we do not republish what
     /// gossipsub already forwards.
     pub(super) seen: SeenIds,
+    /// Compact block relay.
+    pub(super) compact: super::compact::Relay,
     last_dial: Instant,
     last_decay: Instant,
     last_save: Instant,
@@ -285,7 +304,8 @@ pub(super) fn gossip_scoring(names: &Names) -> (gossipsub::PeerScoreParams, goss
         ..Default::default()
     };
     params.topics.insert(names.blocks.hash(), topic.clone());
-    params.topics.insert(names.txs.hash(), topic);
+    params.topics.insert(names.txs.hash(), topic.clone());
+    params.topics.insert(names.cmpct_blocks.hash(), topic);
     (params, gossipsub::PeerScoreThresholds::default())
 }
 
