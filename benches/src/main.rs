@@ -10,6 +10,7 @@ mod import;
 mod network;
 mod nodeproc;
 mod sections;
+mod signatures_batch;
 
 use figures::Report;
 

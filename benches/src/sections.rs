@@ -218,6 +218,7 @@ pub fn signatures(report: &mut Report) {
         "libsecp256k1, parsing inside the loop too",
         &rounds,
     );
+    crate::signatures_batch::batch_figures(report);
 }
 
 /// Single-core verifications per second through the node's `verify`.
