@@ -7,7 +7,7 @@ use super::PublicKey;
 use std::collections::{HashMap, VecDeque};
 use std::sync::{LazyLock, Mutex, MutexGuard};
 
-/// Keys the process-wide cache holds (about 130 bytes each with overhead).
+/// Keys the process-wide cache holds (about 160 bytes each with overhead).
 pub const KEY_CACHE_ENTRIES: usize = 65_536;
 
 static GLOBAL: LazyLock<KeyCache> = LazyLock::new(|| KeyCache::new(KEY_CACHE_ENTRIES));
