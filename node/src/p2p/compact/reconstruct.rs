@@ -101,7 +101,7 @@ impl PartialBlock {
     }
 
     /// Transactions that came from our own pools.
-    pub fn from_pool(&self) -> usize {
+    pub fn filled_from_pool(&self) -> usize {
         self.from_pool
     }
 

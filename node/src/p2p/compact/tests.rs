@@ -32,9 +32,12 @@ fn block(n: u32) -> Block {
     b.seal(txs)
 }
 
-fn pool(txs: Vec<Transaction>) -> impl Fn(&mut dyn FnMut(&Hash256, &Transaction)) {
+/// A visitor over a pool's transactions, as the mempool scan hands them out.
+type Visit<'a> = &'a mut dyn FnMut(&Hash256, &Transaction);
+
+fn pool(txs: Vec<Transaction>) -> impl Fn(Visit<'_>) {
     let with_ids: Vec<(Hash256, Transaction)> = txs.into_iter().map(|t| (t.txid(), t)).collect();
-    move |f: &mut dyn FnMut(&Hash256, &Transaction)| {
+    move |f: Visit<'_>| {
         for (id, t) in &with_ids {
             f(id, t)
         }
@@ -112,7 +115,7 @@ fn a_block_is_rebuilt_from_the_mempool_alone() {
     let mempool = pool(txs);
     let p = PartialBlock::start(&c, &[&mempool as &dyn TxSource]).unwrap();
     assert!(p.missing().is_empty());
-    assert_eq!(p.from_pool(), 50);
+    assert_eq!(p.filled_from_pool(), 50);
     assert_eq!(p.finish().unwrap(), b);
 }
 

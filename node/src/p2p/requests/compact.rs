@@ -116,7 +116,7 @@ impl Service {
                 self.compact_fallback(&hash);
             }
             Prepared::Started(Ok(partial)) => {
-                RelayCounters::add(&self.compact.counters.txs_from_pool, partial.from_pool());
+                RelayCounters::add(&self.compact.counters.txs_from_pool, partial.filled_from_pool());
                 if partial.missing().is_empty() {
                     let rebuilt = partial.finish();
                     self.compact_rebuilt(&hash, rebuilt);
