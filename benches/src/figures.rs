@@ -104,12 +104,21 @@ pub struct Report {
     notes: Vec<String>,
     started: Instant,
     load_start: String,
+    /// Taken at the start: others may commit while a long run goes on.
+    commit: String,
 }
 
 impl Report {
     /// An empty report.
     pub fn new(quick: bool) -> Self {
-        Report { quick, figures: Vec::new(), notes: Vec::new(), started: Instant::now(), load_start: load_average() }
+        Report {
+            quick,
+            figures: Vec::new(),
+            notes: Vec::new(),
+            started: Instant::now(),
+            load_start: load_average(),
+            commit: commit(),
+        }
     }
 
     /// Rounds a figure is measured in: three at least in a full run.
@@ -268,7 +277,7 @@ impl Report {
         serde_json::to_string_pretty(&json!({
             "quick": self.quick,
             "cores": cores(),
-            "commit": commit(),
+            "commit": self.commit,
             "duration_s": self.started.elapsed().as_secs_f64(),
             "load_average_start": self.load_start,
             "load_average_end": load_average(),
