@@ -11,6 +11,8 @@ const IDS: &[&str] = &[
     "mining.hashes_per_thread",
     "signatures.k256_vs_libsecp",
     "signatures.verify_parsed_vs_libsecp",
+    "signatures.batch_vs_libsecp",
+    "signatures.batch_vs_k256",
     "validation.block_1000",
     "validation.block_1000_cached",
     "validation.block_5000",
