@@ -94,7 +94,7 @@ impl Metrics {
             let _ = writeln!(s, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {}", g.get());
         }
         let r = *self.relay.lock().unwrap_or_else(|p| p.into_inner());
-        let counters: [(&str, &str, u64); 8] = [
+        let counters: [(&str, &str, u64); 9] = [
             ("lode_compact_blocks_received_total", "Compact blocks received by gossip", r.compact_blocks),
             (
                 "lode_compact_bytes_received_total",
@@ -119,6 +119,11 @@ impl Metrics {
                 r.fallbacks,
             ),
             ("lode_compact_fast_relayed_total", "Compact blocks forwarded before being connected", r.fast_relayed),
+            (
+                "lode_compact_vouch_requests_received_total",
+                "Vouch requests received (each names up to 16 blocks)",
+                r.vouch_requests,
+            ),
         ];
         for (name, help, v) in counters {
             let _ = writeln!(s, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}");

@@ -428,6 +428,7 @@ impl Service {
                         tracing::info!(peer = %peer_id, cause = ?cause.map(|c| c.to_string()), "peer disconnected");
                     }
                     self.downloader.peer_gone(&peer_id);
+                    self.compact.peer_gone(&peer_id);
                     self.header_peers.remove(&peer_id);
                     if self.headers_pending.as_ref().is_some_and(|(p, _)| *p == peer_id) {
                         self.headers_pending = None;

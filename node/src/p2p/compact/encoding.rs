@@ -187,12 +187,12 @@ pub enum CmpctRequest {
         /// Wanted positions, strictly increasing.
         indexes: Vec<u32>,
     },
-    /// "I connected this block myself before announcing it": the sender
-    /// answers for the block, so it is penalised if the block is invalid
-    /// (a forwarder in high-bandwidth mode never sends this).
+    /// "I connected these blocks myself before announcing them": the
+    /// sender answers for them, so it is penalised if one is invalid (a
+    /// forwarder in high-bandwidth mode never sends this).
     Vouch {
-        /// The block.
-        hash: Hash256,
+        /// The blocks, 1 to [`super::MAX_VOUCH_HASHES`].
+        hashes: Vec<Hash256>,
     },
     /// Not sent by peers: what the codec hands up for bytes that do not
     /// decode, so the service can charge the sender.
@@ -227,9 +227,12 @@ impl CmpctRequest {
                     put_u32(&mut out, *i);
                 }
             }
-            CmpctRequest::Vouch { hash } => {
+            CmpctRequest::Vouch { hashes } => {
                 out.push(TAG_VOUCH);
-                out.extend_from_slice(&hash.0);
+                put_len(&mut out, hashes.len());
+                for h in hashes {
+                    out.extend_from_slice(&h.0);
+                }
             }
             CmpctRequest::Malformed(_) => out.push(u8::MAX),
         }
@@ -258,7 +261,17 @@ impl CmpctRequest {
                 }
                 CmpctRequest::GetBlockTxn { hash, indexes }
             }
-            TAG_VOUCH => CmpctRequest::Vouch { hash: Hash256(r.array()?) },
+            TAG_VOUCH => {
+                let n = r.count("vouched block", 32)?;
+                if n == 0 || n > super::MAX_VOUCH_HASHES {
+                    return Err(CompactError::Decode(DecodeError::Invalid("vouch block count")));
+                }
+                let mut hashes = Vec::with_capacity(n);
+                for _ in 0..n {
+                    hashes.push(Hash256(r.array()?));
+                }
+                CmpctRequest::Vouch { hashes }
+            }
             _ => return Err(CompactError::Decode(DecodeError::Invalid("compact request tag"))),
         };
         r.finish()?;

@@ -55,6 +55,11 @@ pub const HANDLED_BLOCKS: usize = 1024;
 pub const VOUCHED_BLOCKS: usize = 256;
 /// Vouchers remembered per block.
 pub const VOUCHERS_PER_BLOCK: usize = 16;
+/// Blocks one vouch request names at most. A node that connects blocks
+/// faster than a round trip (a miner's burst, a catch-up) keeps one vouch
+/// request in flight per peer and coalesces the rest, newest kept: one
+/// request per block would read as a request flood and get it banned.
+pub const MAX_VOUCH_HASHES: usize = 16;
 /// Compact-relayed blocks remembered as invalid (a late vouch for one is
 /// charged at once).
 pub const INVALID_REMEMBERED: usize = 1024;
@@ -128,6 +133,8 @@ pub struct RelayCounters {
     pub fallbacks: AtomicU64,
     /// Compact blocks forwarded before their block was connected.
     pub fast_relayed: AtomicU64,
+    /// Vouch requests received (each may carry several blocks).
+    pub vouch_requests: AtomicU64,
 }
 
 /// A snapshot of [`RelayCounters`].
@@ -149,6 +156,8 @@ pub struct RelayStats {
     pub fallbacks: u64,
     /// Compact blocks forwarded before they were connected.
     pub fast_relayed: u64,
+    /// Vouch requests received.
+    pub vouch_requests: u64,
 }
 
 impl RelayCounters {
@@ -169,6 +178,7 @@ impl RelayCounters {
             txs_fetched: get(&self.txs_fetched),
             fallbacks: get(&self.fallbacks),
             fast_relayed: get(&self.fast_relayed),
+            vouch_requests: get(&self.vouch_requests),
         }
     }
 }
@@ -225,6 +235,10 @@ pub struct Relay {
     /// Peers that vouched for blocks (see the module doc).
     vouchers: HashMap<Hash256, Vec<PeerId>>,
     vouch_order: VecDeque<Hash256>,
+    /// Our vouches waiting for a peer's previous vouch request to finish.
+    vouch_queue: HashMap<PeerId, VecDeque<Hash256>>,
+    /// Our vouch requests in flight, one per peer at most.
+    pub vouch_requests: HashMap<OutboundRequestId, PeerId>,
     /// Compact-relayed blocks found invalid.
     pub invalid: SeenIds,
     /// Recent transactions not in the mempool, for rebuilding.
@@ -244,6 +258,8 @@ impl Relay {
             handled: SeenIds::with_capacity(HANDLED_BLOCKS),
             vouchers: HashMap::new(),
             vouch_order: VecDeque::new(),
+            vouch_queue: HashMap::new(),
+            vouch_requests: HashMap::new(),
             invalid: SeenIds::with_capacity(INVALID_REMEMBERED),
             extra: Arc::new(Mutex::new(ExtraPool::default())),
             counters,
@@ -281,6 +297,31 @@ impl Relay {
         if list.len() < VOUCHERS_PER_BLOCK && !list.contains(&peer) {
             list.push(peer);
         }
+    }
+
+    /// Queues our vouch for `hash` to `peer` (the oldest dropped beyond
+    /// [`MAX_VOUCH_HASHES`]).
+    pub fn queue_vouch(&mut self, peer: PeerId, hash: Hash256) {
+        let queue = self.vouch_queue.entry(peer).or_default();
+        queue.push_back(hash);
+        while queue.len() > MAX_VOUCH_HASHES {
+            queue.pop_front();
+        }
+    }
+
+    /// The vouches to send `peer` now: none while one of ours is in flight.
+    pub fn take_vouches(&mut self, peer: &PeerId) -> Option<Vec<Hash256>> {
+        if self.vouch_requests.values().any(|p| p == peer) {
+            return None;
+        }
+        let queue = self.vouch_queue.remove(peer)?;
+        (!queue.is_empty()).then(|| queue.into_iter().collect())
+    }
+
+    /// Forgets what was waiting for a peer that left.
+    pub fn peer_gone(&mut self, peer: &PeerId) {
+        self.vouch_queue.remove(peer);
+        self.vouch_requests.retain(|_, p| p != peer);
     }
 
     /// Peers that vouched for `hash` (forgotten once taken).

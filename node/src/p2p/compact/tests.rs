@@ -56,10 +56,16 @@ fn compact_blocks_round_trip_and_are_small() {
     assert_eq!(CompactBlock::decode(&bytes, MAX).unwrap(), c);
     // 6 bytes a transaction, against about a hundred whole.
     assert!(bytes.len() * 10 < lode_core::codec::Encode::encode(&b).len(), "{} bytes", bytes.len());
-    for req in
-        [CmpctRequest::GetBlockTxn { hash: b.hash(), indexes: vec![1, 5, 9] }, CmpctRequest::Vouch { hash: b.hash() }]
-    {
+    for req in [
+        CmpctRequest::GetBlockTxn { hash: b.hash(), indexes: vec![1, 5, 9] },
+        CmpctRequest::Vouch { hashes: vec![b.hash(), b.header.prev_hash] },
+    ] {
         assert_eq!(CmpctRequest::decode(&req.encode(), MAX).unwrap(), req);
+    }
+    // A vouch names 1 to MAX_VOUCH_HASHES blocks.
+    for n in [0, super::MAX_VOUCH_HASHES + 1] {
+        let req = CmpctRequest::Vouch { hashes: vec![b.hash(); n] };
+        assert!(CmpctRequest::decode(&req.encode(), MAX).is_err(), "{n} hashes");
     }
     let resp = CmpctResponse::BlockTxn { hash: b.hash(), txs: b.transactions[1..3].to_vec() };
     assert_eq!(CmpctResponse::decode(&resp.encode()).unwrap(), resp);

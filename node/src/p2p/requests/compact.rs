@@ -236,6 +236,11 @@ impl Service {
                 }
             },
             request_response::Event::OutboundFailure { peer, request_id, error, .. } => {
+                if self.compact.vouch_requests.remove(&request_id).is_some() {
+                    tracing::debug!(%peer, %error, "vouch request failed");
+                    self.send_vouches(peer);
+                    return;
+                }
                 if let Some(hash) = self.compact.txn_requests.remove(&request_id) {
                     tracing::debug!(%peer, %hash, %error, "getblocktxn failed");
                     // Nobody else was asked: the block comes by sync.
@@ -262,11 +267,14 @@ impl Service {
             CmpctRequest::Malformed(why) => {
                 self.misbehave(peer, penalty::MALFORMED, &format!("malformed compact request: {why}"));
             }
-            CmpctRequest::Vouch { hash } => {
+            CmpctRequest::Vouch { hashes } => {
+                RelayCounters::add(&self.compact.counters.vouch_requests, 1);
                 let _ = self.swarm.behaviour_mut().cmpct.send_response(channel, CmpctResponse::Ack);
-                if self.compact.invalid.contains(&hash.0) {
-                    self.misbehave(peer, penalty::INVALID_BLOCK, &format!("vouched for invalid block {hash}"));
-                } else {
+                for hash in hashes {
+                    if self.compact.invalid.contains(&hash.0) {
+                        self.misbehave(peer, penalty::INVALID_BLOCK, &format!("vouched for invalid block {hash}"));
+                        return;
+                    }
                     self.compact.vouch(hash, peer);
                 }
             }
@@ -302,6 +310,10 @@ impl Service {
     }
 
     fn on_cmpct_response(&mut self, peer: PeerId, id: OutboundRequestId, response: CmpctResponse) {
+        if self.compact.vouch_requests.remove(&id).is_some() {
+            self.send_vouches(peer);
+            return;
+        }
         let Some(hash) = self.compact.txn_requests.remove(&id) else { return };
         let txs = match response {
             CmpctResponse::BlockTxn { hash: h, txs } if h == hash => txs,
@@ -342,7 +354,8 @@ impl Service {
                 tracing::debug!(%e, "announcing a compact block failed");
             }
             for peer in self.compact_peers() {
-                self.swarm.behaviour_mut().cmpct.send_request(&peer, CmpctRequest::Vouch { hash });
+                self.compact.queue_vouch(peer, hash);
+                self.send_vouches(peer);
             }
         }
         if !self.compact.enabled || self.legacy_peers_present() {
@@ -354,6 +367,14 @@ impl Service {
                     tracing::debug!(%e, "announcing a block failed");
                 }
             }
+        }
+    }
+
+    /// Sends `peer` our queued vouches unless one request is in flight.
+    fn send_vouches(&mut self, peer: PeerId) {
+        if let Some(hashes) = self.compact.take_vouches(&peer) {
+            let id = self.swarm.behaviour_mut().cmpct.send_request(&peer, CmpctRequest::Vouch { hashes });
+            self.compact.vouch_requests.insert(id, peer);
         }
     }
 

@@ -52,6 +52,7 @@ impl Service {
 
     fn on_tick(&mut self) {
         let now = Instant::now();
+        self.flush_sync_announce();
         for peer in self.store.expire_bans() {
             tracing::info!(%peer, "ban expired");
             self.swarm.behaviour_mut().blocked.unblock_peer(peer);

@@ -246,6 +246,9 @@ pub(crate) struct Service {
     pub(super) announced: SeenIds,
     /// Blocks downloaded by sync, not worth announcing while catching up.
     pub(super) fetched: SeenIds,
+    /// The newest block our sync fetched and connected outside initial
+    /// sync, announced once the download has drained (see `announce.rs`).
+    pub(super) sync_announce: Option<std::sync::Arc<lode_core::block::Block>>,
     /// Each peer's gossipsub score at the last check: a drop means
     /// gossipsub refused a message of theirs (see `check_gossip_scores`).
     pub(super) gossip_scores: HashMap<PeerId, f64>,

@@ -131,6 +131,7 @@ impl Service {
             serving_bytes: 0,
             announced: SeenIds::with_capacity(ANNOUNCED_BLOCKS),
             fetched: SeenIds::with_capacity(FETCHED_BLOCKS),
+            sync_announce: None,
             gossip_scores: HashMap::new(),
             counted_mismatches: HashSet::new(),
             seen: SeenIds::with_capacity(SeenIds::GOSSIP_CAPACITY),

@@ -213,3 +213,56 @@ async fn a_node_without_compact_relay_gets_full_blocks_and_passes_them_on() {
         n.handle.shutdown().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_connected_blocks_sends_few_vouch_requests_and_costs_the_announcer_nothing() {
+    // A miner's burst (or a node catching up) connects blocks far faster
+    // than a round trip: its vouches are coalesced, not one request a
+    // block, which a peer's request rate limit would read as a flood.
+    let (a, b) = pair().await;
+    wait_for("b subscribed", || async { (a.handle.peers().await.len() == 1).then_some(()) }).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let blocks = ChainBuilder::new(ChainSpec::regtest()).blocks(1_500, 0);
+    submit_all(&a.chain, &blocks);
+    let last = blocks.last().expect("blocks");
+    wait_tip(&b, last, "b follows the burst").await;
+    let vouches = stats(&b).vouch_requests;
+    assert!(vouches * 8 < blocks.len() as u64, "{vouches} vouch requests for {} blocks", blocks.len());
+    let a_id: libp2p::PeerId = a.handle.local_peer_id().parse().expect("peer id");
+    holds_for("b keeps a, unpenalised", Duration::from_secs(2), || async {
+        score_of(&b, &a_id).await == Some(0) && !banned(&b, &a_id).await
+    })
+    .await;
+    for n in [&a, &b] {
+        n.handle.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_catch_up_announces_its_newest_block_not_each_block_it_fetched() {
+    // a - b - c in a line; b is out of initial sync when a gains blocks
+    // nobody hears of by relay, so b catches up by sync (status every
+    // second here) and c learns of them from b.
+    let fast_status = |cfg: &mut P2pConfig| cfg.status_interval = Duration::from_secs(1);
+    let a = node_with(regtest(), fast_status, &[]).await;
+    let b = node_with(regtest(), fast_status, &[a.addr().await]).await;
+    let c = node_with(regtest(), slow_status, &[b.addr().await]).await;
+    c.handle.ban(&a.handle.local_peer_id(), 0).await.unwrap();
+    wait_for("a line a - b - c", || async {
+        (connected(&a, &b).await && connected(&b, &c).await && !connected(&a, &c).await).then_some(())
+    })
+    .await;
+    wait_for("b out of initial sync", || async { (!b.handle.initial_sync()).then_some(()) }).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let blocks = ChainBuilder::new(ChainSpec::regtest()).blocks(300, 0);
+    a.chain.quiet.store(true, Ordering::Relaxed);
+    submit_all(&a.chain, &blocks);
+    let last = blocks.last().expect("blocks");
+    wait_tip(&b, last, "b catches up by sync").await;
+    wait_tip(&c, last, "c follows b").await;
+    let heard = stats(&c).compact_blocks;
+    assert!(heard <= 4, "c heard {heard} compact blocks of b's catch-up of {}", blocks.len());
+    for n in [&a, &b, &c] {
+        n.handle.shutdown().await;
+    }
+}
