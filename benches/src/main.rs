@@ -1,13 +1,20 @@
-//! `lode-bench`: whole-node figures, each printed beside the reference that
-//! makes it meaningful on a noisy machine (a ratio holds; an absolute time
-//! does not). `--quick` runs reduced sizes (the test suite runs it so it
-//! cannot rot); `--json FILE` writes the results.
+//! `lode-bench`: whole-node figures, each measured in interleaved rounds
+//! beside the reference that makes it meaningful on a noisy machine (a
+//! ratio holds; an absolute time does not), or beside a goal where nothing
+//! can be measured to compare with. `--quick` runs reduced sizes and two
+//! rounds (the test suite runs it so it cannot rot); `--json FILE` writes
+//! the results under stable ids (docs/performance.md lists them).
 
 mod figures;
+mod import;
 mod network;
+mod nodeproc;
 mod sections;
+mod signatures_batch;
 
 use figures::Report;
+
+const SECTIONS: &str = "mining, signatures, validation, import, reorg, memory, restart, mempool, sync, propagation";
 
 fn main() {
     let mut quick = false;
@@ -20,7 +27,7 @@ fn main() {
             "--json" => json = args.next(),
             "--only" => only.extend(args.next()),
             "-h" | "--help" => {
-                println!("usage: lode-bench [--quick] [--json FILE] [--only SECTION]...\nsections: mining, signatures, validation, import, restart, mempool, sync, propagation");
+                println!("usage: lode-bench [--quick] [--json FILE] [--only SECTION]...\nsections: {SECTIONS}");
                 return;
             }
             other => {
@@ -28,6 +35,10 @@ fn main() {
                 std::process::exit(2);
             }
         }
+    }
+    if let Some(bad) = only.iter().find(|o| !SECTIONS.split(", ").any(|s| s == o.as_str())) {
+        eprintln!("unknown section {bad}; sections: {SECTIONS}");
+        std::process::exit(2);
     }
     let mut report = Report::new(quick);
     let run = |name: &str| only.is_empty() || only.iter().any(|o| o == name);
@@ -41,10 +52,14 @@ fn main() {
         sections::validation(&mut report);
     }
     if run("import") {
-        sections::import(&mut report);
+        import::import(&mut report);
     }
+    if run("reorg") {
+        import::reorg(&mut report);
+    }
+    let data_dir = run("memory").then(|| nodeproc::memory(&mut report));
     if run("restart") {
-        sections::restart(&mut report);
+        nodeproc::restart(&mut report, data_dir);
     }
     if run("mempool") {
         network::mempool(&mut report);

@@ -125,10 +125,19 @@ pub trait NetworkChain: Send + Sync + 'static {
     /// Validates and stores a block, moving the tip if it wins. An
     /// unrequested block on a branch lighter than the tip is not stored.
     fn submit_block(&self, block: Block, source: BlockSource) -> BlockOutcome;
+    /// [`NetworkChain::submit_block`] for a run of blocks with one source
+    /// (sync delivers them parent first, and the chain connects a run
+    /// through its pipeline). One outcome per block, in order.
+    fn submit_blocks(&self, blocks: Vec<Block>, source: BlockSource) -> Vec<BlockOutcome> {
+        blocks.into_iter().map(|b| self.submit_block(b, source)).collect()
+    }
     /// Validates a transaction against the tip and admits it to the mempool.
     fn submit_tx(&self, tx: Transaction) -> TxOutcome;
     /// Whether the transaction is in the mempool or the chain.
     fn has_tx(&self, txid: &Hash256) -> bool;
+    /// Calls `f` with every mempool transaction and its txid, under one
+    /// mempool lock (compact blocks are rebuilt from these).
+    fn mempool_scan(&self, f: &mut dyn FnMut(&Hash256, &Transaction));
     /// Events to announce to peers.
     fn subscribe(&self) -> tokio::sync::broadcast::Receiver<ChainEvent>;
 }

@@ -35,6 +35,9 @@ struct Args {
     /// Disable mDNS discovery.
     #[arg(long)]
     no_mdns: bool,
+    /// Relay blocks whole only (no BIP152 compact blocks).
+    #[arg(long)]
+    no_compact_blocks: bool,
     /// Disable networking entirely (a standalone node).
     #[arg(long)]
     no_p2p: bool,
@@ -65,9 +68,12 @@ struct Args {
     /// Log format.
     #[arg(long, default_value = "text", value_parser = ["text", "json"])]
     log_format: String,
-    /// RocksDB block cache in MiB.
+    /// RocksDB memory in MiB: block cache and write buffers together (at least 16).
     #[arg(long, default_value_t = 64)]
     db_cache_mb: usize,
+    /// Signature checks the signature cache remembers (about 100 bytes each).
+    #[arg(long, default_value_t = lode_node::chain::DEFAULT_SIG_CACHE_ENTRIES)]
+    sig_cache_entries: usize,
     /// Seconds a misbehaving peer stays banned.
     #[arg(long, default_value_t = 3600)]
     ban_secs: u64,
@@ -162,7 +168,11 @@ async fn run(args: Args) -> Result<(), String> {
     };
     std::fs::create_dir_all(&data_dir)
         .map_err(|e| format!("cannot create data directory {}: {e}", data_dir.display()))?;
-    let config = ChainConfig { cache_bytes: args.db_cache_mb << 20, ..ChainConfig::default() };
+    let config = ChainConfig {
+        cache_bytes: args.db_cache_mb << 20,
+        sig_cache_entries: args.sig_cache_entries,
+        ..ChainConfig::default()
+    };
     let node = Node::open(&data_dir.join("chain"), spec.clone(), config, MempoolPolicy::default())
         .map_err(|e| format!("cannot open the chain in {}: {e}", data_dir.display()))?;
     {
@@ -190,6 +200,7 @@ async fn run(args: Args) -> Result<(), String> {
             listen: listen.iter().map(parse).collect::<Result<_, _>>()?,
             bootnodes,
             mdns: !args.no_mdns,
+            compact_blocks: !args.no_compact_blocks,
             data_dir: data_dir.clone(),
             max_peers: args.max_peers,
             target_outbound: args.outbound_peers,
@@ -247,6 +258,7 @@ async fn run(args: Args) -> Result<(), String> {
                     let (i, o) = p.connection_counts();
                     node.metrics.peers.set((i + o) as f64);
                     node.metrics.commitment_mismatches.set(p.commitment_mismatches() as f64);
+                    *node.metrics.relay.lock().unwrap_or_else(|e| e.into_inner()) = p.relay_stats();
                 }
             }
         });

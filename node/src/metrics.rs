@@ -69,6 +69,8 @@ pub struct Metrics {
     pub commitment_mismatches: Gauge,
     /// Time to process a block.
     pub block_validation: Histogram,
+    /// Block relay counters, copied from the network every second.
+    pub relay: std::sync::Mutex<crate::p2p::RelayStats>,
 }
 
 impl Metrics {
@@ -90,6 +92,41 @@ impl Metrics {
         ];
         for (name, help, g) in gauges {
             let _ = writeln!(s, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {}", g.get());
+        }
+        let r = *self.relay.lock().unwrap_or_else(|p| p.into_inner());
+        let counters: [(&str, &str, u64); 9] = [
+            ("lode_compact_blocks_received_total", "Compact blocks received by gossip", r.compact_blocks),
+            (
+                "lode_compact_bytes_received_total",
+                "Bytes of compact blocks and blocktxn replies received",
+                r.compact_bytes,
+            ),
+            (
+                "lode_full_block_bytes_received_total",
+                "Bytes of full blocks received (gossip and sync replies)",
+                r.full_block_bytes,
+            ),
+            ("lode_compact_reconstructed_total", "Blocks rebuilt from compact blocks", r.reconstructed),
+            (
+                "lode_compact_txs_from_pool_total",
+                "Transactions of rebuilt blocks found in the mempool or extra pool",
+                r.txs_from_pool,
+            ),
+            ("lode_compact_txs_fetched_total", "Transactions fetched with getblocktxn", r.txs_fetched),
+            (
+                "lode_compact_fallbacks_total",
+                "Whole blocks asked for after a short-id collision or merkle mismatch",
+                r.fallbacks,
+            ),
+            ("lode_compact_fast_relayed_total", "Compact blocks forwarded before being connected", r.fast_relayed),
+            (
+                "lode_compact_vouch_requests_received_total",
+                "Vouch requests received (each names up to 16 blocks)",
+                r.vouch_requests,
+            ),
+        ];
+        for (name, help, v) in counters {
+            let _ = writeln!(s, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}");
         }
         let h = &self.block_validation;
         let name = "lode_block_validation_seconds";

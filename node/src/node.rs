@@ -14,12 +14,9 @@ use lode_core::subsidy::block_subsidy;
 use lode_core::validation::ConnectContext;
 use lode_core::{Address, ChainSpec, Hash256, Height, Transaction};
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::broadcast;
-
-/// Signature checks remembered between mempool entry and block connection.
-const SIG_CACHE_ENTRIES: usize = 200_000;
 
 /// The node's shared state.
 pub struct Node {
@@ -29,6 +26,11 @@ pub struct Node {
     /// Fee estimation from confirmation times (lock after chain and mempool).
     fees: Mutex<FeeEstimator>,
     sig_cache: Arc<SigCache>,
+    /// The database, for mempool admission's UTXO reads without the chain
+    /// lock (see `submit_transaction`).
+    store: Arc<crate::store::Store>,
+    /// Height of the active tip, set under the chain lock after each move.
+    tip_height: AtomicU32,
     events: broadcast::Sender<ChainEvent>,
     work_version: AtomicU64,
     miner_address: Mutex<Option<Address>>,
@@ -50,8 +52,10 @@ impl Node {
         config: ChainConfig,
         policy: MempoolPolicy,
     ) -> Result<Arc<Node>, ChainError> {
-        let sig_cache = Arc::new(SigCache::new(SIG_CACHE_ENTRIES));
+        let sig_cache = Arc::new(SigCache::new(config.sig_cache_entries));
         let chain = Chain::open(dir, spec.clone(), sig_cache.clone(), config)?;
+        let store = chain.shared_store();
+        let tip_height = AtomicU32::new(chain.state().height.0);
         let (events, _) = broadcast::channel(1024);
         let node = Node {
             spec,
@@ -59,6 +63,8 @@ impl Node {
             mempool: Mutex::new(Mempool::new(policy)),
             fees: Mutex::new(FeeEstimator::new()),
             sig_cache,
+            store,
+            tip_height,
             events,
             work_version: AtomicU64::new(1),
             miner_address: Mutex::new(None),
@@ -107,21 +113,33 @@ impl Node {
     /// tells peers and the miner. `source` decides whether a block on a
     /// branch with less work than the tip is stored at all.
     pub fn process_block(&self, block: Block, source: BlockSource) -> Result<BlockAccepted, ChainError> {
+        self.process_blocks(vec![block], source).pop().unwrap_or(Ok(BlockAccepted::AlreadyHave))
+    }
+
+    /// [`Node::process_block`] for a run of blocks (sync delivers them
+    /// parent first): one chain lock and one activation, so consecutive
+    /// blocks connect through the chain's pipeline. One result per block.
+    pub fn process_blocks(&self, blocks: Vec<Block>, source: BlockSource) -> Vec<Result<BlockAccepted, ChainError>> {
         let started = std::time::Instant::now();
-        let block_arc = Arc::new(block.clone());
-        let (result, update) = {
+        let count = blocks.len().max(1);
+        let arcs: Vec<Arc<Block>> = blocks.iter().map(|b| Arc::new(b.clone())).collect();
+        let (results, update) = {
             let mut chain = lock(&self.chain);
-            let (result, update) = chain.accept_block_from(block, source);
+            let (results, update) = chain.accept_blocks_from(blocks, source);
+            self.tip_height.store(chain.state().height.0, Ordering::Release);
             // Even a block that failed may have moved the tip (a reorg that
             // failed part-way and went back): the mempool follows either way.
             if update.changed() {
                 self.follow_tip(&chain, &update);
             }
-            (result, update)
+            (results, update)
         };
-        self.metrics.block_validation.observe(started.elapsed().as_secs_f64());
-        if matches!(result, Ok(BlockAccepted::Connected)) {
-            let _ = self.events.send(ChainEvent::Block(block_arc));
+        let per_block = started.elapsed().as_secs_f64() / count as f64;
+        for (result, block) in results.iter().zip(arcs) {
+            self.metrics.block_validation.observe(per_block);
+            if matches!(result, Ok(BlockAccepted::Connected)) {
+                let _ = self.events.send(ChainEvent::Block(block));
+            }
         }
         if update.changed() {
             self.bump_work();
@@ -134,7 +152,7 @@ impl Node {
                 }
             }
         }
-        result
+        results
     }
 
     /// Loads the fee estimator's statistics from `path` (a damaged file is
@@ -228,17 +246,76 @@ impl Node {
     }
 
     /// Validates a transaction against the tip and admits it to the mempool.
+    ///
+    /// Holds no chain lock, and no lock at all while signatures are
+    /// verified, so concurrent requests verify in parallel. UTXOs are read
+    /// from the database directly: each block is one atomic batch and the
+    /// mempool follows every tip move under its own lock after the batch
+    /// is written, so a transaction admitted against a tip that moved is
+    /// removed or rechecked like one admitted just before the move. The
+    /// tip height is read before the UTXOs, so it is never newer than them
+    /// (a stale height only delays a coinbase spend by a block).
     pub fn submit_transaction(&self, tx: Transaction) -> Result<Hash256, MempoolError> {
+        let checks = self.precheck_transaction(&tx)?;
+        crate::mempool::verify_unlocked(&checks, &self.sig_cache)?;
+        self.admit_transaction(tx)
+    }
+
+    /// Validates and admits transactions as one batch: the checks before
+    /// signatures one by one, every signature of the batch in parallel,
+    /// then admission in order, so a child may follow its parent in the
+    /// same batch. One result per transaction, in order.
+    pub fn submit_transactions(&self, txs: Vec<Transaction>) -> Vec<Result<Hash256, MempoolError>> {
+        use rayon::prelude::*;
+        let prechecked: Vec<_> = txs.iter().map(|tx| self.precheck_transaction(tx)).collect();
+        let verified: Vec<Option<MempoolError>> = prechecked
+            .par_iter()
+            .map(|p| p.as_ref().ok().and_then(|checks| crate::mempool::verify_unlocked(checks, &self.sig_cache).err()))
+            .collect();
+        txs.into_iter()
+            .zip(prechecked)
+            .zip(verified)
+            .map(|((tx, pre), bad_signature)| match (pre, bad_signature) {
+                (_, Some(e)) => Err(e),
+                (Ok(_), None) => self.admit_transaction(tx),
+                // Maybe a parent or a conflict earlier in the batch: the
+                // whole path again, now that those were admitted.
+                (Err(_), None) => self.submit_transaction(tx),
+            })
+            .collect()
+    }
+
+    fn tip_context(&self) -> (Height, ConnectContext) {
+        let next = Height(self.tip_height.load(Ordering::Acquire).saturating_add(1));
+        let ctx = ConnectContext {
+            genesis: self.spec.genesis_hash(),
+            coinbase_maturity: self.spec.coinbase_maturity,
+            subsidy: block_subsidy(&self.spec, next),
+        };
+        (next, ctx)
+    }
+
+    /// Every admission check but signatures (mempool lock held briefly).
+    fn precheck_transaction(&self, tx: &Transaction) -> Result<Vec<lode_core::crypto::SigCheck>, MempoolError> {
         let txid = tx.txid();
+        if self.store.tx_location(&txid).ok().flatten().is_some() {
+            return Err(MempoolError::AlreadyKnown(txid));
+        }
+        let (next, ctx) = self.tip_context();
+        let view = crate::store::StoreView::new(&self.store);
+        lock(&self.mempool).precheck(tx, &view, next, &ctx)
+    }
+
+    /// Admission proper, under the mempool lock; the signatures are
+    /// normally cached by now.
+    fn admit_transaction(&self, tx: Transaction) -> Result<Hash256, MempoolError> {
+        let txid = tx.txid();
+        let (next, ctx) = self.tip_context();
+        let view = crate::store::StoreView::new(&self.store);
+        let event = Arc::new(tx.clone());
         {
-            let chain = lock(&self.chain);
-            if chain.store().tx_location(&txid).ok().flatten().is_some() {
-                return Err(MempoolError::AlreadyKnown(txid));
-            }
-            let (next, ctx) = self.connect_context(&chain);
-            let view = crate::store::StoreView::new(chain.store());
             let mut pool = lock(&self.mempool);
-            let accepted = pool.accept(tx.clone(), &view, next, &ctx, &self.sig_cache, crate::chain::unix_now())?;
+            let accepted = pool.accept(tx, &view, next, &ctx, &self.sig_cache, crate::chain::unix_now())?;
             let mut fees = lock(&self.fees);
             for gone in accepted.replaced.iter().chain(&accepted.evicted) {
                 fees.remove_tx(gone);
@@ -252,10 +329,13 @@ impl Node {
             if !accepted.replaced.is_empty() {
                 tracing::debug!(%txid, replaced = accepted.replaced.len(), "replacement admitted");
             }
+            // Only the pool's gauges changed (refresh_metrics would wait
+            // for the chain lock).
+            self.metrics.mempool_size.set(pool.len() as f64);
+            self.metrics.mempool_bytes.set(pool.bytes() as f64);
         }
-        let _ = self.events.send(ChainEvent::Tx(Arc::new(tx)));
+        let _ = self.events.send(ChainEvent::Tx(event));
         self.bump_work();
-        self.refresh_metrics();
         Ok(txid)
     }
 
@@ -343,6 +423,24 @@ impl MiningBackend for Node {
             Ok(other) => tracing::info!(%hash, ?other, "mined a block that did not become the tip"),
             Err(e) => tracing::error!(%hash, %e, "mined block rejected"),
         }
+    }
+}
+
+/// What processing a block means to the network layer.
+fn block_outcome(result: Result<BlockAccepted, ChainError>) -> BlockOutcome {
+    match result {
+        Ok(BlockAccepted::Connected) => BlockOutcome::Accepted { new_tip: true },
+        Ok(BlockAccepted::Stored | BlockAccepted::SideBranch) => BlockOutcome::Accepted { new_tip: false },
+        Ok(BlockAccepted::LowWork) => BlockOutcome::LowWork,
+        Ok(BlockAccepted::AlreadyHave) => BlockOutcome::AlreadyHave,
+        Ok(BlockAccepted::Orphan { missing }) => BlockOutcome::Orphan { missing_parent: missing },
+        Err(ChainError::Deferred { source, .. }) => BlockOutcome::Deferred(source.to_string()),
+        Err(ChainError::Store(e)) => {
+            tracing::error!(%e, "storage error while processing a block");
+            BlockOutcome::Deferred(e.to_string())
+        }
+        Err(ChainError::UnknownParent(p)) => BlockOutcome::Orphan { missing_parent: p },
+        Err(e) => BlockOutcome::Invalid(e.to_string()),
     }
 }
 
@@ -436,20 +534,11 @@ impl NetworkChain for Node {
     }
 
     fn submit_block(&self, block: Block, source: BlockSource) -> BlockOutcome {
-        match self.process_block(block, source) {
-            Ok(BlockAccepted::Connected) => BlockOutcome::Accepted { new_tip: true },
-            Ok(BlockAccepted::Stored | BlockAccepted::SideBranch) => BlockOutcome::Accepted { new_tip: false },
-            Ok(BlockAccepted::LowWork) => BlockOutcome::LowWork,
-            Ok(BlockAccepted::AlreadyHave) => BlockOutcome::AlreadyHave,
-            Ok(BlockAccepted::Orphan { missing }) => BlockOutcome::Orphan { missing_parent: missing },
-            Err(ChainError::Deferred { source, .. }) => BlockOutcome::Deferred(source.to_string()),
-            Err(ChainError::Store(e)) => {
-                tracing::error!(%e, "storage error while processing a block");
-                BlockOutcome::Deferred(e.to_string())
-            }
-            Err(ChainError::UnknownParent(p)) => BlockOutcome::Orphan { missing_parent: p },
-            Err(e) => BlockOutcome::Invalid(e.to_string()),
-        }
+        block_outcome(self.process_block(block, source))
+    }
+
+    fn submit_blocks(&self, blocks: Vec<Block>, source: BlockSource) -> Vec<BlockOutcome> {
+        self.process_blocks(blocks, source).into_iter().map(block_outcome).collect()
     }
 
     fn submit_tx(&self, tx: Transaction) -> TxOutcome {
@@ -466,6 +555,12 @@ impl NetworkChain for Node {
             return true;
         }
         lock(&self.chain).store().tx_location(txid).ok().flatten().is_some()
+    }
+
+    fn mempool_scan(&self, f: &mut dyn FnMut(&Hash256, &Transaction)) {
+        for e in lock(&self.mempool).iter() {
+            f(&e.txid, &e.tx);
+        }
     }
 
     fn subscribe(&self) -> broadcast::Receiver<ChainEvent> {

@@ -443,6 +443,13 @@ impl TestNode {
 impl Drop for TestNode {
     fn drop(&mut self) {
         self.kill();
+        // For post-mortems: LODE_TEST_KEEP_LOGS=<dir> keeps every node's log
+        // there (named by port) after its temporary data directory is gone.
+        if let Some(dir) = std::env::var_os("LODE_TEST_KEEP_LOGS") {
+            let dir = PathBuf::from(dir);
+            let _ = std::fs::create_dir_all(&dir);
+            let _ = std::fs::copy(self.data_dir.join("node.log"), dir.join(format!("node-{}.log", self.p2p_port)));
+        }
     }
 }
 

@@ -1,8 +1,22 @@
 //! BIP-340 Schnorr keys and signatures over secp256k1, the signature hash,
-//! and the bounded cache that keeps a signature from being verified twice.
+//! the bounded cache that keeps a signature from being verified twice, and
+//! batch verification (with its own group arithmetic over k256's field).
+
+mod batch;
+mod glv;
+mod key_cache;
+mod msm;
+mod point;
+#[cfg(test)]
+mod tests_batch;
+
+pub use batch::{batch_holds_by, verify_batch, verify_batch_with};
+pub use key_cache::{KeyCache, KEY_CACHE_ENTRIES};
+pub use msm::{window_for, Msm, STRAUSS_MAX};
 
 use crate::amount::Amount;
 use crate::hash::{sha256d, sha256d_parts, Hash256};
+use k256::elliptic_curve::sec1::FromEncodedPoint;
 use k256::schnorr::{SigningKey, VerifyingKey};
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
@@ -111,16 +125,31 @@ impl SecretKey {
     }
 }
 
-/// Verifies a BIP-340 signature over `msg`. Invalid keys or signatures are
-/// simply `false`.
+/// Verifies a BIP-340 signature over `msg` (k256's verifier, keys through
+/// the process-wide [`KeyCache`]). Invalid keys or signatures are simply
+/// `false`.
 pub fn verify(pubkey: &PublicKey, msg: &Hash256, sig: &Signature) -> bool {
-    let Ok(vk) = VerifyingKey::from_bytes(&pubkey.0) else {
+    verify_with(pubkey, msg, sig, KeyCache::global())
+}
+
+/// [`verify`] with a given key cache.
+pub fn verify_with(pubkey: &PublicKey, msg: &Hash256, sig: &Signature, keys: &KeyCache) -> bool {
+    let Some(vk) = keys.get(pubkey).and_then(verifying_key) else {
         return false;
     };
     let Ok(sig) = k256::schnorr::Signature::try_from(&sig.0[..]) else {
         return false;
     };
     vk.verify_raw(&msg.0, &sig).is_ok()
+}
+
+/// k256's key for a point already known to be on the curve with even y
+/// (the curve check k256 repeats costs a few multiplications, not a root).
+fn verifying_key(p: point::Affine) -> Option<VerifyingKey> {
+    let (x, y) = p.to_bytes();
+    let encoded = k256::EncodedPoint::from_affine_coordinates(&x.into(), &y.into(), false);
+    let key: k256::PublicKey = Option::from(k256::PublicKey::from_encoded_point(&encoded))?;
+    VerifyingKey::try_from(key).ok()
 }
 
 /// The message an input signs: commits to the network (genesis hash), the

@@ -75,7 +75,68 @@ fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
             out.push((target, format!("noise-{i}"), noise(i as u64 + 1, *len)));
         }
     }
+    #[cfg(feature = "node")]
+    node_seeds(&mut out, &block, &genesis);
     out
+}
+
+#[cfg(feature = "node")]
+fn node_seeds(out: &mut Vec<(&'static str, String, Vec<u8>)>, block: &lode_core::Block, genesis: &lode_core::Block) {
+    use lode_core::pow::Work;
+    use lode_core::Hash256;
+    use lode_fuzz::p2p_decoders::KINDS;
+    use lode_node::p2p::wire::{SyncRequest, SyncResponse, SyncStatus};
+    let sel = |name: &str| KINDS.iter().position(|d| *d == name).expect("a kind") as u8;
+    let mut push = |kind: &str, name: &str, bytes: Vec<u8>| {
+        let mut v = vec![sel(kind)];
+        v.extend(bytes);
+        out.push(("p2p_decoders", format!("{kind}-{name}"), v));
+    };
+    let status = SyncStatus {
+        genesis: genesis.hash(),
+        best_hash: block.hash(),
+        height: 17,
+        chainwork: Work::from_be_bytes([1; 32]),
+        utxo_commitment: Hash256([2; 32]),
+    };
+    push("sync_request", "status", SyncRequest::Status(status.clone()).encode());
+    push("sync_request", "headers", SyncRequest::GetHeaders { locator: vec![genesis.hash(), block.hash()] }.encode());
+    push("sync_request", "blocks", SyncRequest::GetBlocks { hashes: vec![block.hash()] }.encode());
+    push("sync_response", "status", SyncResponse::Status(status).encode());
+    push("sync_response", "headers", SyncResponse::Headers(vec![genesis.header, block.header]).encode());
+    push("sync_response", "blocks", SyncResponse::Blocks(vec![genesis.clone(), block.clone()]).encode());
+    push("gossip_block", "spends", block.encode());
+    push("gossip_tx", "spend", block.transactions.last().expect("a tx").encode());
+    // JSON-RPC calls, one per method family, and a batch.
+    let h = genesis.hash().to_hex();
+    let tx = hex::encode(block.transactions.last().expect("a tx").encode());
+    let addr = lode_core::Address([7; 20]).encode("lrt").expect("encodes");
+    let calls = [
+        ("info", r#"{"jsonrpc":"2.0","id":1,"method":"getblockchaininfo"}"#.to_string()),
+        ("blockhash", r#"{"id":2,"method":"getblockhash","params":[1]}"#.to_string()),
+        ("block", format!(r#"{{"id":3,"method":"getblock","params":["{h}",true]}}"#)),
+        ("header", format!(r#"{{"id":4,"method":"getblockheader","params":["{h}"]}}"#)),
+        ("rawtx", format!(r#"{{"id":5,"method":"getrawtransaction","params":["{h}",true]}}"#)),
+        ("sendraw", format!(r#"{{"id":6,"method":"sendrawtransaction","params":["{tx}"]}}"#)),
+        ("submitblock", format!(r#"{{"id":7,"method":"submitblock","params":["{}"]}}"#, hex::encode(block.encode()))),
+        ("unspent", format!(r#"{{"id":8,"method":"listunspent","params":["{addr}"]}}"#)),
+        ("history", format!(r#"{{"id":9,"method":"getaddresshistory","params":["{addr}"]}}"#)),
+        ("fee", r#"{"id":10,"method":"estimatesmartfee","params":[6]}"#.to_string()),
+        (
+            "batch",
+            r#"[{"id":1,"method":"getmempoolinfo"},{"id":2,"method":"getrawmempool"},{"id":3,"method":"getchaintips"},{"id":4,"method":"gettxoutsetinfo"},{"id":5,"method":"getmininginfo"}]"#
+                .to_string(),
+        ),
+    ];
+    for (name, body) in calls {
+        out.push(("rpc", name.to_string(), body.into_bytes()));
+    }
+    for (i, len) in [48usize, 200, 600].iter().enumerate() {
+        out.push(("chain_model", format!("noise-{i}"), noise(100 + i as u64, *len)));
+    }
+    for (i, len) in [32usize, 128, 400].iter().enumerate() {
+        out.push(("p2p_service", format!("noise-{i}"), noise(200 + i as u64, *len)));
+    }
 }
 
 #[test]

@@ -4,6 +4,8 @@
 //! (proof of work first, then bits and time) → body rules → store →
 //! activate the best chain (connect with signatures last).
 
+mod accept;
+mod connect;
 mod headers;
 mod index;
 mod orphans;
@@ -25,10 +27,9 @@ use lode_core::block::{Block, BlockHeader};
 use lode_core::crypto::SigCache;
 use lode_core::difficulty::{next_bits, window_len};
 use lode_core::pow::Work;
-use lode_core::validation::{
-    check_block, check_header, check_header_context, median_time_past, BlockError, HeaderContext,
-};
+use lode_core::validation::{median_time_past, BlockError};
 use lode_core::{ChainSpec, Hash256, Height};
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -101,8 +102,11 @@ pub enum BlockAccepted {
 /// Tunables.
 #[derive(Clone, Debug)]
 pub struct ChainConfig {
-    /// RocksDB block cache in bytes.
+    /// RocksDB memory in bytes: block cache and memtables together.
     pub cache_bytes: usize,
+    /// Signature checks the shared signature cache remembers (about 100
+    /// bytes each).
+    pub sig_cache_entries: usize,
     /// Orphan pool count limit.
     pub max_orphans: usize,
     /// Orphan pool byte limit.
@@ -113,14 +117,24 @@ pub struct ChainConfig {
 
 impl Default for ChainConfig {
     fn default() -> Self {
-        ChainConfig { cache_bytes: 64 << 20, max_orphans: 200, max_orphan_bytes: 64 << 20, sync_writes: false }
+        ChainConfig {
+            cache_bytes: 64 << 20,
+            sig_cache_entries: DEFAULT_SIG_CACHE_ENTRIES,
+            max_orphans: 200,
+            max_orphan_bytes: 64 << 20,
+            sync_writes: false,
+        }
     }
 }
+
+/// Default of [`ChainConfig::sig_cache_entries`]: about 20 MiB, a full
+/// mempool's worth of one-input transactions.
+pub const DEFAULT_SIG_CACHE_ENTRIES: usize = 200_000;
 
 /// The chain state.
 pub struct Chain {
     spec: ChainSpec,
-    store: Store,
+    store: Arc<Store>,
     index: HeaderIndex,
     /// Active chain, by height.
     active: Vec<Hash256>,
@@ -131,8 +145,11 @@ pub struct Chain {
     sig_cache: Arc<SigCache>,
     next_seq: u64,
     config: ChainConfig,
-    /// The block just stored, so connecting it does not read it back.
-    just_stored: Option<Arc<Block>>,
+    /// Headers (`None`) and bodies accepted by the current call and not
+    /// yet written: each goes into its block's connect batch (one batch
+    /// per block), the rest into one batch at the end of the call. Their
+    /// records are taken from the index when written.
+    unwritten: HashMap<Hash256, Option<Arc<Block>>>,
 }
 
 /// Seconds since the Unix epoch.
@@ -151,7 +168,7 @@ impl Chain {
     ) -> Result<Chain, ChainError> {
         let genesis = spec.genesis_block();
         let genesis_hash = spec.genesis_hash();
-        let store = Store::open(dir, genesis_hash, spec.max_block_size, config.cache_bytes)?;
+        let store = Arc::new(Store::open(dir, genesis_hash, spec.max_block_size, config.cache_bytes)?);
         let mut index = HeaderIndex::default();
         let mut records = store.all_headers()?;
         let state = match store.chain_state()? {
@@ -237,7 +254,7 @@ impl Chain {
             sig_cache,
             next_seq,
             config,
-            just_stored: None,
+            unwritten: HashMap::new(),
         };
         // A crash between storing a block and connecting it, or in the middle
         // of a reorg, leaves a heavier stored branch than the tip: take it now,
@@ -262,6 +279,13 @@ impl Chain {
     /// The database.
     pub fn store(&self) -> &Store {
         &self.store
+    }
+
+    /// The database, to read without holding the chain: a UTXO read sees
+    /// whole blocks (each is one atomic batch) at the tip or at a tip
+    /// connected after the caller looked.
+    pub fn shared_store(&self) -> Arc<Store> {
+        self.store.clone()
     }
 
     /// The signature cache shared with the mempool.
@@ -319,201 +343,6 @@ impl Chain {
     /// Bits required of a child of `parent`.
     pub fn next_bits_after(&self, parent: &Hash256) -> lode_core::pow::CompactTarget {
         next_bits(&self.spec, &self.index.samples(parent, window_len(&self.spec)))
-    }
-
-    /// Adds a header to the tree after checking proof of work, bits and time.
-    /// Returns whether it was new.
-    pub fn accept_header(&mut self, header: &BlockHeader) -> Result<bool, ChainError> {
-        let hash = header.hash();
-        if let Some(e) = self.index.get(&hash) {
-            return match e.status {
-                BlockStatus::Invalid => Err(ChainError::KnownInvalid(hash)),
-                _ => Ok(false),
-            };
-        }
-        let parent = self.index.get(&header.prev_hash).ok_or(ChainError::UnknownParent(header.prev_hash))?;
-        if parent.status == BlockStatus::Invalid {
-            return Err(ChainError::InvalidAncestor(hash));
-        }
-        let (parent_height, parent_work) = (parent.height, parent.work);
-        check_header(header, &self.spec).map_err(|source| ChainError::Invalid { hash, source })?;
-        let times: Vec<u64> = self.index.samples(&header.prev_hash, 11).iter().map(|s| s.time).collect();
-        let ctx = HeaderContext {
-            expected_bits: self.next_bits_after(&header.prev_hash),
-            median_time_past: median_time_past(&times),
-            now: unix_now(),
-        };
-        check_header_context(header, &ctx, &self.spec).map_err(|source| {
-            if source.is_temporary() {
-                ChainError::Deferred { hash, source }
-            } else {
-                ChainError::Invalid { hash, source }
-            }
-        })?;
-        let target = header.bits.to_target().map_err(|e| ChainError::Invalid { hash, source: e.into() })?;
-        let height = Height(parent_height.0.saturating_add(1));
-        let entry = Entry {
-            header: *header,
-            height,
-            work: parent_work.saturating_add(&target.work()),
-            status: BlockStatus::HeaderOnly,
-            seq: self.next_seq,
-            chain_data: false,
-        };
-        self.next_seq += 1;
-        let mut batch = self.store.batch();
-        batch.put_header(&hash, &entry.record());
-        self.store.write(batch, self.config.sync_writes)?;
-        let best_work = self.best_header().work;
-        let work = entry.work;
-        self.index.insert(hash, entry);
-        if work > best_work {
-            self.best_header = hash;
-        }
-        Ok(true)
-    }
-
-    /// Validates and stores a requested block (see [`Chain::accept_block_from`]);
-    /// an error drops the tip update, which only tools and tests can afford.
-    pub fn accept_block(&mut self, block: Block) -> Result<(BlockAccepted, TipUpdate), ChainError> {
-        let (result, update) = self.accept_block_from(block, BlockSource::Requested);
-        result.map(|a| (a, update))
-    }
-
-    /// Validates and stores a block, then moves the active chain to the
-    /// most-work candidate; orphans waiting on it are processed too. The
-    /// tip update is returned whatever the outcome: a block that fails to
-    /// connect may still have moved the tip (a reorg that failed part-way).
-    pub fn accept_block_from(
-        &mut self,
-        block: Block,
-        source: BlockSource,
-    ) -> (Result<BlockAccepted, ChainError>, TipUpdate) {
-        let hash = block.hash();
-        let mut update = TipUpdate::default();
-        let result = self.store_and_activate(block, source, &mut update);
-        if result.is_ok() {
-            // Orphans that were waiting for this block (always requested:
-            // they passed the work gate or were asked for when they came).
-            let mut ready = self.orphans.take_children(&hash);
-            while let Some(child) = ready.pop() {
-                let child_hash = child.hash();
-                let (r, u) = self.accept_block_from(child, BlockSource::Requested);
-                update.merge(u);
-                if let Err(e) = r {
-                    tracing::debug!(%child_hash, %e, "orphan rejected");
-                }
-                ready.extend(self.orphans.take_children(&child_hash));
-            }
-        }
-        (result, update)
-    }
-
-    fn store_and_activate(
-        &mut self,
-        block: Block,
-        source: BlockSource,
-        update: &mut TipUpdate,
-    ) -> Result<BlockAccepted, ChainError> {
-        let hash = block.hash();
-        if let Some(e) = self.index.get(&hash) {
-            match e.status {
-                BlockStatus::Invalid => return Err(ChainError::KnownInvalid(hash)),
-                BlockStatus::HaveData | BlockStatus::Valid => return Ok(BlockAccepted::AlreadyHave),
-                BlockStatus::HeaderOnly => {}
-            }
-        } else if self.index.get(&block.header.prev_hash).is_none() {
-            // Cheap checks first so junk cannot fill the pool: proof of work,
-            // then a body that its header commits to (else a junk body under
-            // an honest header would take the honest block's place).
-            check_header(&block.header, &self.spec).map_err(|source| ChainError::Invalid { hash, source })?;
-            let (root, mutated) = block.compute_merkle_root();
-            if mutated {
-                return Err(ChainError::Invalid { hash, source: BlockError::MerkleMutation });
-            }
-            if root != block.header.merkle_root {
-                let source = BlockError::BadMerkleRoot { header: block.header.merkle_root, computed: root };
-                return Err(ChainError::Invalid { hash, source });
-            }
-            self.orphans.add(block);
-            let missing = self.orphans.missing_root(&hash).unwrap_or(hash);
-            return Ok(BlockAccepted::Orphan { missing });
-        }
-        if source == BlockSource::Unrequested && self.branch_work(&block.header)? < self.tip_entry().work {
-            return Ok(BlockAccepted::LowWork);
-        }
-        self.accept_header(&block.header)?;
-        if let Err(source) = check_block(&block, &self.spec) {
-            // Only a body the header commits to can condemn the header: a
-            // mutated or mismatched body may be a relay's corruption.
-            let (root, mutated) = block.compute_merkle_root();
-            if !mutated && root == block.header.merkle_root {
-                self.mark_invalid(&hash)?;
-            }
-            return Err(ChainError::Invalid { hash, source });
-        }
-        // Arrival order for ties counts from the body, not the header: the
-        // branch whose blocks we could first validate wins (Core's
-        // nSequenceId).
-        let seq = self.next_seq;
-        self.next_seq += 1;
-        self.index.set_seq(&hash, seq);
-        let mut batch = self.store.batch();
-        batch.put_block(&hash, &block);
-        if let Some(e) = self.index.get(&hash) {
-            let mut record = e.record();
-            record.status = BlockStatus::HaveData;
-            batch.put_header(&hash, &record);
-        }
-        self.store.write(batch, self.config.sync_writes)?;
-        self.index.mark_data(&hash);
-        self.just_stored = Some(Arc::new(block));
-        let activated = self.activate_best_chain();
-        self.just_stored = None;
-        update.merge(activated?);
-        if let Some(source) = update.invalid.iter().find(|(h, _)| *h == hash).map(|(_, e)| e.clone()) {
-            return Err(ChainError::Invalid { hash, source });
-        }
-        match self.index.get(&hash).map(|e| e.status) {
-            Some(BlockStatus::Invalid) => Err(ChainError::InvalidAncestor(hash)),
-            _ if self.is_active(&hash) => Ok(BlockAccepted::Connected),
-            _ if self
-                .index
-                .ancestor(&self.best_header, self.index.get(&hash).map(|e| e.height).unwrap_or_default())
-                == Some(hash) =>
-            {
-                Ok(BlockAccepted::Stored)
-            }
-            _ => Ok(BlockAccepted::SideBranch),
-        }
-    }
-
-    /// Cumulative work of the branch `header` would end, checking its
-    /// proof of work first so the answer costs the sender real hashing.
-    fn branch_work(&self, header: &BlockHeader) -> Result<Work, ChainError> {
-        let hash = header.hash();
-        if let Some(e) = self.index.get(&hash) {
-            return Ok(e.work);
-        }
-        let parent = self.index.get(&header.prev_hash).ok_or(ChainError::UnknownParent(header.prev_hash))?;
-        check_header(header, &self.spec).map_err(|source| ChainError::Invalid { hash, source })?;
-        let target = header.bits.to_target().map_err(|e| ChainError::Invalid { hash, source: e.into() })?;
-        Ok(parent.work.saturating_add(&target.work()))
-    }
-
-    fn mark_invalid(&mut self, hash: &Hash256) -> Result<(), ChainError> {
-        let marked = self.index.mark_invalid_subtree(hash);
-        let mut batch = self.store.batch();
-        for h in &marked {
-            if let Some(e) = self.index.get(h) {
-                batch.put_header(h, &e.record());
-            }
-        }
-        self.store.write(batch, self.config.sync_writes)?;
-        if marked.contains(&self.best_header) {
-            self.best_header = self.index.best_header().unwrap_or(self.state.tip);
-        }
-        Ok(())
     }
 
     /// Block locator of the best header chain.

@@ -467,3 +467,68 @@ fn chain_tips_name_every_branch_and_how_far_it_was_validated() {
     assert_eq!((ho.status, ho.height, ho.branch_len), (TipStatus::HeadersOnly, Height(7), 2));
     assert_eq!(tips.len(), 4);
 }
+
+/// The transaction and address indexes of the active chain: every
+/// transaction at its block, height and position, and in the history of
+/// the (single) address the builder pays.
+fn assert_indexes_match_active_chain(chain: &Chain, address: lode_core::Address) {
+    let mut history = Vec::new();
+    for h in 1..=chain.state().height.0 {
+        let hash = chain.hash_at(Height(h)).unwrap();
+        let block = chain.store().block(&hash).unwrap().unwrap();
+        for (index, tx) in block.transactions.iter().enumerate() {
+            let at = crate::store::TxLocation { block: hash, height: Height(h), index: index as u32 };
+            assert_eq!(chain.store().tx_location(&tx.txid()).unwrap(), Some(at), "height {h} tx {index}");
+            history.push((Height(h), tx.txid()));
+        }
+    }
+    let mut stored = chain.store().address_history(&address).unwrap();
+    stored.sort();
+    history.sort();
+    assert_eq!(stored, history);
+}
+
+#[test]
+fn transaction_and_address_indexes_follow_the_active_chain_through_a_reorg() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut chain = open(dir.path());
+    let mut a = ChainBuilder::new(ChainSpec::regtest());
+    import(&mut chain, &a.blocks(12, 2));
+    let mut b = a.fork(1);
+    let a_tail = a.blocks(2, 2);
+    import(&mut chain, &a_tail);
+    assert_indexes_match_active_chain(&chain, a.address());
+    // b overtakes with coinbase-only blocks: a's last two blocks and their
+    // spends leave both indexes.
+    import(&mut chain, &b.blocks(3, 0));
+    assert_eq!(chain.state().tip, b.tip());
+    assert_indexes_match_active_chain(&chain, b.address());
+    for tx in a_tail.iter().flat_map(|blk| &blk.transactions) {
+        assert_eq!(chain.store().tx_location(&tx.txid()).unwrap(), None);
+    }
+}
+
+#[test]
+fn equal_work_gossip_is_stored_a_known_invalid_header_stays_refused_and_mtp_is_the_median() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut chain = open(dir.path());
+    let mut a = ChainBuilder::new(ChainSpec::regtest());
+    let mut blocks = a.blocks(14, 0);
+    let mut side = a.fork(1);
+    blocks.push(a.next_block(0));
+    import(&mut chain, &blocks);
+    // The tip's median time past: the middle of the last 11 timestamps.
+    let mut times: Vec<u64> = blocks[4..].iter().map(|b| b.header.time).collect();
+    times.sort_unstable();
+    assert_eq!(chain.median_time_past(), times[5]);
+    // An unrequested sibling with exactly the tip's work may still win a
+    // tie later: stored, not dropped as low work.
+    let sibling = side.next_block(0);
+    let (r, _) = chain.accept_block_from(sibling.clone(), BlockSource::Unrequested);
+    assert_eq!(r.unwrap(), BlockAccepted::SideBranch);
+    assert!(chain.store().block(&sibling.hash()).unwrap().is_some());
+    // A header found invalid is refused when offered again.
+    let bad = overpaying_block(&mut a);
+    assert!(chain.accept_block(bad.clone()).is_err());
+    assert!(matches!(chain.accept_header(&bad.header), Err(ChainError::KnownInvalid(h)) if h == bad.hash()));
+}

@@ -1,13 +1,12 @@
 //! Moving the active chain: pick the most-work candidate, disconnect to the
-//! fork point, connect the new branch. Each connect or disconnect is one
-//! atomic batch (UTXO changes, undo, indexes, tip), so a process killed at
-//! any instant restarts on a consistent tip.
+//! fork point, connect the new branch (`connect`: a pipeline). Each connect
+//! or disconnect is one atomic batch (UTXO changes, undo, indexes, tip), so
+//! a process killed at any instant restarts on a consistent tip.
 
 use super::{Chain, ChainError, TipUpdate};
-use crate::store::{BlockStatus, StoreError, StoreView, TxLocation};
-use lode_core::subsidy::block_subsidy;
+use crate::store::StoreError;
 use lode_core::tx::OutPoint;
-use lode_core::validation::{connect_block_deferred, Coin, ConnectContext};
+use lode_core::validation::Coin;
 use lode_core::{Address, Block, Hash256};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -43,121 +42,20 @@ impl Chain {
                 let block = self.disconnect_tip()?;
                 update.push_disconnected(block);
             }
-            for hash in branch.into_iter().rev() {
-                match self.connect_tip(&hash) {
-                    Ok(block) => update.push_connected(block),
-                    Err(ChainError::Invalid { hash, source }) => {
-                        tracing::warn!(%hash, %source, "block failed to connect; marking it and its descendants invalid");
-                        self.mark_invalid(&hash)?;
-                        update.invalid.push((hash, source));
-                        break;
-                    }
-                    Err(e) => return Err(e),
+            branch.reverse();
+            match self.connect_branch(&branch, &mut update) {
+                Ok(()) => {}
+                Err(ChainError::Invalid { hash, source }) => {
+                    tracing::warn!(%hash, %source, "block failed to connect; marking it and its descendants invalid");
+                    self.mark_invalid(&hash)?;
+                    update.invalid.push((hash, source));
                 }
+                Err(e) => return Err(e),
             }
         }
         let tip_work = self.tip_entry().work;
         self.index.prune_candidates(tip_work);
         Ok(update)
-    }
-
-    /// Connects the block `hash`, a child of the tip.
-    fn connect_tip(&mut self, hash: &Hash256) -> Result<Arc<Block>, ChainError> {
-        let entry = self.index.get(hash).cloned().ok_or(ChainError::UnknownParent(*hash))?;
-        let block = match self.just_stored.take() {
-            Some(b) if b.hash() == *hash => b,
-            other => {
-                self.just_stored = other;
-                Arc::new(self.store.block(hash)?.ok_or_else(|| StoreError::Corrupt {
-                    what: "block",
-                    key: hash.to_hex(),
-                    reason: "body missing for a block marked as stored".into(),
-                })?)
-            }
-        };
-        let height = entry.height;
-        let ctx = ConnectContext {
-            genesis: self.spec.genesis_hash(),
-            coinbase_maturity: self.spec.coinbase_maturity,
-            subsidy: block_subsidy(&self.spec, height),
-        };
-        let started = std::time::Instant::now();
-        let view = StoreView::new(&self.store);
-        let pending = match connect_block_deferred(&block, height, &ctx, &view) {
-            Ok(p) => p,
-            Err(_) if view.failed() => {
-                return Err(StoreError::Corrupt {
-                    what: "utxo",
-                    key: hash.to_hex(),
-                    reason: "read failed during connect".into(),
-                }
-                .into())
-            }
-            Err(source) => return Err(ChainError::Invalid { hash: *hash, source }),
-        };
-        // Signatures dominate: verify them on the pool while this thread
-        // prepares the database batch, which is dropped if one fails.
-        let (verified, prepared) = rayon::join(
-            || pending.verify(Some(&self.sig_cache)),
-            || self.prepare_connect(hash, &entry, &block, &pending.outcome),
-        );
-        let (sigs, cached) = verified.map_err(|source| ChainError::Invalid { hash: *hash, source })?;
-        let (batch, state, commitment) = prepared;
-        let outcome = &pending.outcome;
-        self.store.write(batch, self.config.sync_writes)?;
-
-        self.state = state;
-        self.commitment = commitment;
-        self.active.push(*hash);
-        self.index.set_status(hash, BlockStatus::Valid);
-        tracing::debug!(
-            %hash, height = height.0, txs = block.transactions.len(),
-            sigs, cached, spent = outcome.spent.len(),
-            ms = started.elapsed().as_millis() as u64, "connected block"
-        );
-        Ok(block)
-    }
-
-    /// The batch that connects `block` with `outcome`, and the state after it.
-    fn prepare_connect(
-        &self,
-        hash: &Hash256,
-        entry: &super::Entry,
-        block: &Block,
-        outcome: &lode_core::validation::ConnectOutcome,
-    ) -> (crate::store::StoreBatch<'_>, crate::store::ChainStateRecord, crate::store::UtxoCommitment) {
-        let height = entry.height;
-        let mut state = self.state;
-        let mut commitment = self.commitment;
-        let mut batch = self.store.batch();
-        for (op, coin) in &outcome.spent {
-            batch.remove_coin(op, coin);
-            commitment.remove(op, coin);
-            state.utxo_count -= 1;
-            state.total_amount -= coin.output.value.units();
-        }
-        for (op, coin) in &outcome.created {
-            batch.add_coin(op, coin);
-            commitment.add(op, coin);
-            state.utxo_count += 1;
-            state.total_amount += coin.output.value.units();
-        }
-        batch.put_undo(hash, &outcome.spent);
-        for (txid, (index, addresses)) in tx_addresses(block, &outcome.spent) {
-            batch.put_tx(&txid, &TxLocation { block: *hash, height, index });
-            for a in addresses {
-                batch.add_history(&a, height, &txid);
-            }
-        }
-        batch.put_height(height, hash);
-        let mut record = entry.record();
-        record.status = BlockStatus::Valid;
-        batch.put_header(hash, &record);
-        state.tip = *hash;
-        state.height = height;
-        state.commitment = commitment.to_hash().0;
-        batch.put_chain_state(&state);
-        (batch, state, commitment)
     }
 
     /// Disconnects the tip using its undo data.
@@ -220,7 +118,7 @@ impl Chain {
 
 /// For each transaction of the block: its position and every address it
 /// pays or spends from (for the address history index).
-fn tx_addresses(block: &Block, spent: &[(OutPoint, Coin)]) -> Vec<(Hash256, (u32, Vec<Address>))> {
+pub(super) fn tx_addresses(block: &Block, spent: &[(OutPoint, Coin)]) -> Vec<(Hash256, (u32, Vec<Address>))> {
     let mut owners: HashMap<OutPoint, Address> = spent.iter().map(|(op, c)| (*op, c.output.address)).collect();
     let mut out = Vec::with_capacity(block.transactions.len());
     for (index, tx) in block.transactions.iter().enumerate() {

@@ -3,8 +3,18 @@
 
 use super::{Chain, ChainError};
 use crate::store::UtxoCommitment;
+use lode_core::crypto::SigCache;
+use lode_core::validation::{BlockError, PendingConnect};
 use lode_core::Height;
 use serde::Serialize;
+
+/// Verifies a block's signatures, skipping those the cache holds; returns
+/// how many were verified and how many were cached. The one place block
+/// connection checks signatures (the import pipeline calls it on the
+/// thread pool while the previous block is written).
+pub(super) fn check_signatures(pending: &PendingConnect, cache: &SigCache) -> Result<(usize, usize), BlockError> {
+    pending.verify(Some(cache))
+}
 
 /// Result of [`Chain::verify_integrity`].
 #[derive(Clone, Debug, Serialize, PartialEq, Eq)]

@@ -19,6 +19,7 @@ mod replace;
 mod select;
 mod types;
 
+pub use admit::verify_unlocked;
 pub use graph::FeeRate;
 pub use types::{AcceptedTx, Entry, MempoolError, MempoolPolicy};
 

@@ -7,6 +7,7 @@
 
 use super::addresses::AddressGuard;
 use super::codec::SyncCodec;
+use super::compact::CmpctCodec;
 use super::{P2pConfig, P2pError};
 use libp2p::gossipsub::{self, IdentTopic, MessageAuthenticity, MessageId, ValidationMode};
 use libp2p::identity::Keypair;
@@ -32,6 +33,10 @@ pub struct Names {
     pub blocks: IdentTopic,
     /// Gossip topic for transactions.
     pub txs: IdentTopic,
+    /// Gossip topic for compact blocks (high-bandwidth relay).
+    pub cmpct_blocks: IdentTopic,
+    /// The compact block request-response protocol (`getblocktxn`, vouches).
+    pub cmpct: StreamProtocol,
 }
 
 impl Names {
@@ -48,6 +53,8 @@ impl Names {
             kad: proto("kad/1")?,
             blocks: IdentTopic::new(format!("{prefix}/blocks/1")),
             txs: IdentTopic::new(format!("{prefix}/tx/1")),
+            cmpct_blocks: IdentTopic::new(format!("{prefix}/cmpctblock/1")),
+            cmpct: proto("cmpct/1")?,
             prefix,
         })
     }
@@ -76,7 +83,14 @@ pub struct Behaviour {
     pub gossipsub: gossipsub::Behaviour,
     /// Status, headers and blocks.
     pub sync: request_response::Behaviour<SyncCodec>,
+    /// Missing transactions of compact blocks, and vouches.
+    pub cmpct: request_response::Behaviour<CmpctCodec>,
 }
+
+/// A `getblocktxn` unanswered for this long is given up and the full
+/// block asked for: gossipsub forgets a message left unvalidated for about
+/// five heartbeats, and the block is late by then anyway.
+pub const COMPACT_REQUEST_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// Inbound peers the node keeps: never the slots its own dials need.
 pub fn inbound_slots(config: &P2pConfig) -> usize {
@@ -103,6 +117,7 @@ fn gossip_config(spec: &ChainSpec, names: &Names) -> Result<gossipsub::Config, P
         .max_transmit_size(limits.frame)
         .max_transmit_size_for_topic(limits.block, names.blocks.hash())
         .max_transmit_size_for_topic(limits.tx, names.txs.hash())
+        .max_transmit_size_for_topic(limits.block, names.cmpct_blocks.hash())
         // Form the mesh soon after start; the default waits five seconds.
         .heartbeat_initial_delay(Duration::from_millis(100))
         .heartbeat_interval(Duration::from_secs(1))
@@ -121,7 +136,13 @@ pub fn build_swarm(
     let gossip = gossip_config(spec, names)?;
     let mut gossipsub = gossipsub::Behaviour::new(MessageAuthenticity::Anonymous, gossip)
         .map_err(|e| P2pError::Config(e.to_string()))?;
-    for topic in [&names.blocks, &names.txs] {
+    // Full blocks stay subscribed with compact relay on: peers that do not
+    // speak compact blocks (other implementations) still gossip them.
+    let mut topics = vec![&names.blocks, &names.txs];
+    if config.compact_blocks {
+        topics.push(&names.cmpct_blocks);
+    }
+    for topic in topics {
         gossipsub.subscribe(topic).map_err(|e| P2pError::Config(format!("subscribe: {e}")))?;
     }
 
@@ -167,6 +188,14 @@ pub fn build_swarm(
             .with_max_concurrent_streams(64),
     );
 
+    let cmpct = request_response::Behaviour::with_codec(
+        CmpctCodec::new(spec.max_block_size),
+        [(names.cmpct.clone(), request_response::ProtocolSupport::Full)],
+        request_response::Config::default()
+            .with_request_timeout(config.request_timeout.min(COMPACT_REQUEST_TIMEOUT))
+            .with_max_concurrent_streams(64),
+    );
+
     let behaviour = Behaviour {
         blocked: allow_block_list::Behaviour::default(),
         guard: AddressGuard::new(config.exempt_loopback, config.max_inbound_per_ip),
@@ -180,6 +209,7 @@ pub fn build_swarm(
         mdns: Toggle::from(mdns),
         gossipsub,
         sync,
+        cmpct,
     };
 
     let idle = config.idle_connection_timeout;

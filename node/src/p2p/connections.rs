@@ -85,9 +85,20 @@ impl Service {
                 let _ = reply.send(v);
             }
             Command::Shutdown(_) => {}
+            #[cfg(feature = "test-support")]
+            Command::Queues(reply) => {
+                let _ = reply.send(self.queue_stats());
+            }
             #[cfg(test)]
             Command::PublishRaw { blocks, data } => {
                 let topic = if blocks { self.names.blocks.clone() } else { self.names.txs.clone() };
+                if let Err(e) = self.swarm.behaviour_mut().gossipsub.publish(topic, data) {
+                    tracing::warn!(?e, "raw publish failed");
+                }
+            }
+            #[cfg(test)]
+            Command::PublishCompactRaw(data) => {
+                let topic = self.names.cmpct_blocks.clone();
                 if let Err(e) = self.swarm.behaviour_mut().gossipsub.publish(topic, data) {
                     tracing::warn!(?e, "raw publish failed");
                 }
@@ -417,6 +428,7 @@ impl Service {
                         tracing::info!(peer = %peer_id, cause = ?cause.map(|c| c.to_string()), "peer disconnected");
                     }
                     self.downloader.peer_gone(&peer_id);
+                    self.compact.peer_gone(&peer_id);
                     self.header_peers.remove(&peer_id);
                     if self.headers_pending.as_ref().is_some_and(|(p, _)| *p == peer_id) {
                         self.headers_pending = None;
@@ -469,6 +481,7 @@ impl Service {
                 self.on_gossip(propagation_source, message_id, message)
             }
             BehaviourEvent::Sync(ev) => self.on_sync_event(ev),
+            BehaviourEvent::Cmpct(ev) => self.on_cmpct_event(ev),
             BehaviourEvent::Kad(kad::Event::RoutingUpdated { peer, .. }) => {
                 tracing::trace!(%peer, "kademlia routing updated")
             }

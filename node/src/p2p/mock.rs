@@ -57,6 +57,9 @@ pub struct MockChain {
     pub serve_delay_ms: std::sync::atomic::AtomicU64,
     /// Calls of `submit_tx`.
     pub tx_submits: AtomicUsize,
+    /// Accept blocks holding invalid transactions (a buggy or hostile
+    /// miner's node, which then announces them as its own).
+    pub sloppy: AtomicBool,
 }
 
 fn work_of(h: &BlockHeader) -> Work {
@@ -87,6 +90,7 @@ impl MockChain {
             tx_delay_ms: std::sync::atomic::AtomicU64::new(0),
             serve_delay_ms: std::sync::atomic::AtomicU64::new(0),
             tx_submits: AtomicUsize::new(0),
+            sloppy: AtomicBool::new(false),
         })
     }
 
@@ -97,6 +101,11 @@ impl MockChain {
     /// Sends an event as if the node had accepted something.
     pub fn announce(&self, ev: ChainEvent) {
         let _ = self.events.send(ev);
+    }
+
+    /// Puts `tx` in the mempool without announcing it.
+    pub fn pool_quietly(&self, tx: Transaction) {
+        self.lock().mempool.insert(tx.txid(), tx);
     }
 
     /// Active tip height.
@@ -302,6 +311,10 @@ impl NetworkChain for MockChain {
         if root != block.header.merkle_root || mutated || block.transactions.is_empty() {
             return BlockOutcome::Invalid("bad merkle root".into());
         }
+        // The one transaction rule of the mock, as `submit_tx` has it.
+        if !self.sloppy.load(Ordering::Relaxed) && block.transactions.iter().skip(1).any(|t| t.inputs.is_empty()) {
+            return BlockOutcome::Invalid("a transaction without inputs".into());
+        }
         if !st.headers.contains_key(&block.header.prev_hash) {
             let parent = block.header.prev_hash;
             st.orphans.insert(hash, block);
@@ -358,6 +371,12 @@ impl NetworkChain for MockChain {
 
     fn has_tx(&self, txid: &Hash256) -> bool {
         self.lock().mempool.contains_key(txid)
+    }
+
+    fn mempool_scan(&self, f: &mut dyn FnMut(&Hash256, &Transaction)) {
+        for (id, tx) in &self.lock().mempool {
+            f(id, tx);
+        }
     }
 
     fn subscribe(&self) -> broadcast::Receiver<ChainEvent> {

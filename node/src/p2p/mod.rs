@@ -35,6 +35,11 @@
 //!   is refused by gossipsub itself, whose peer scoring counts only such
 //!   refusals; the node turns them into the same penalty as undecodable
 //!   gossip.
+//! - `<prefix>/cmpctblock/1` (gossip) and `<prefix>/cmpct/1`
+//!   (request-response): compact block relay, Lode's BIP152 (see
+//!   `compact`). Blocks go compact to peers subscribed to the compact
+//!   topic and whole on `blocks/1` only while some peer takes full blocks
+//!   but not compact ones; `--no-compact-blocks` turns compact relay off.
 //! - `<prefix>/kad/1`: Kademlia.
 //!
 //! # Sync
@@ -88,11 +93,14 @@
 mod addresses;
 mod behaviour;
 mod codec;
+mod compact;
 mod connections;
 mod eviction;
+#[cfg(feature = "test-support")]
+pub mod fuzzing;
 mod identity;
-#[cfg(test)]
-mod mock;
+#[cfg(any(test, feature = "test-support"))]
+pub mod mock;
 mod peers;
 #[cfg(test)]
 mod raw_peer;
@@ -103,6 +111,9 @@ mod sync;
 mod tests;
 #[cfg(test)]
 mod tests_peers;
+/// Wire messages for the fuzz targets.
+#[cfg(feature = "test-support")]
+pub mod wire;
 mod workers;
 
 use crate::chain_api::NetworkChain;
@@ -115,6 +126,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 
+pub use compact::RelayStats;
 pub use identity::KEY_FILE;
 
 /// File name of the peer store (known addresses and bans) in the data directory.
@@ -163,6 +175,9 @@ pub struct P2pConfig {
     /// before each extra one costs it score. An honest peer keeps at most
     /// a handful in flight, so only a flood comes near the default.
     pub request_rate: u32,
+    /// Relay blocks compact (BIP152 high-bandwidth mode) to peers that
+    /// speak it; off (`--no-compact-blocks`), blocks travel whole only.
+    pub compact_blocks: bool,
 }
 
 impl Default for P2pConfig {
@@ -186,6 +201,7 @@ impl Default for P2pConfig {
             download_window: 512,
             blocks_per_request: 16,
             request_rate: 500,
+            compact_blocks: true,
         }
     }
 }
@@ -286,6 +302,7 @@ pub(crate) struct Shared {
     pub(crate) inbound: AtomicUsize,
     pub(crate) outbound: AtomicUsize,
     pub(crate) mismatches: AtomicU64,
+    pub(crate) relay: Arc<compact::RelayCounters>,
 }
 
 /// Controls a running network service; cheap to clone.
@@ -375,6 +392,11 @@ impl P2pHandle {
         self.shared.mismatches.load(Ordering::Relaxed)
     }
 
+    /// Counters of block relay (compact and full), for metrics and benchmarks.
+    pub fn relay_stats(&self) -> RelayStats {
+        self.shared.relay.snapshot()
+    }
+
     /// Saves the peer store and closes the swarm; returns when done.
     pub async fn shutdown(&self) {
         let _ = self.ask(service::Command::Shutdown).await;
@@ -383,6 +405,11 @@ impl P2pHandle {
     #[cfg(test)]
     async fn publish_raw(&self, blocks: bool, data: Vec<u8>) {
         let _ = self.commands.send(service::Command::PublishRaw { blocks, data }).await;
+    }
+
+    #[cfg(test)]
+    async fn publish_compact_raw(&self, data: Vec<u8>) {
+        let _ = self.commands.send(service::Command::PublishCompactRaw(data)).await;
     }
 }
 

@@ -348,6 +348,11 @@ impl Downloader {
         }
     }
 
+    /// Nothing scheduled, in flight or waiting for the chain.
+    pub fn is_idle(&self) -> bool {
+        self.order.is_empty() && self.slots.is_empty() && self.submitting.is_empty()
+    }
+
     /// Bodies scheduled and not yet processed by the chain.
     #[cfg(test)]
     pub fn pending(&self) -> usize {

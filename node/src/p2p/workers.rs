@@ -1,14 +1,15 @@
 //! Work off the network loop: block and transaction validation workers
 //! (chain calls block), and the bounded set of gossip ids already seen.
 
+use super::compact::ExtraPool;
 use super::service::{Internal, Origin};
-use crate::chain_api::{BlockSource, NetworkChain};
+use crate::chain_api::{BlockSource, NetworkChain, TxOutcome};
 use libp2p::gossipsub::MessageId;
 use libp2p::PeerId;
 use lode_core::block::Block;
 use lode_core::Transaction;
 use std::collections::{HashSet, VecDeque};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc;
 
 /// Work for the block validation worker.
@@ -34,19 +35,28 @@ pub(super) async fn block_worker(
         }
         let chain = chain.clone();
         let done = tokio::task::spawn_blocking(move || {
-            batch
-                .into_iter()
-                .map(|j| {
-                    let hash = j.block.hash();
-                    // Blocks we asked for are stored whatever their work;
-                    // gossip must beat our tip to be stored (AcceptBlock).
-                    let source = match j.origin {
-                        Origin::Sync { .. } => BlockSource::Requested,
-                        Origin::Gossip { .. } => BlockSource::Unrequested,
-                    };
-                    (hash, j.origin, chain.submit_block(j.block, source))
-                })
-                .collect::<Vec<_>>()
+            // Blocks we asked for are stored whatever their work; gossip
+            // must beat our tip to be stored (AcceptBlock). Consecutive
+            // jobs of one source go to the chain as one run (its pipeline
+            // connects them together).
+            let source_of = |o: &Origin| match o {
+                Origin::Sync { .. } => BlockSource::Requested,
+                Origin::Gossip { .. } | Origin::Compact { .. } => BlockSource::Unrequested,
+            };
+            let mut results = Vec::with_capacity(batch.len());
+            let mut jobs = batch.into_iter().peekable();
+            while let Some(first) = jobs.next() {
+                let source = source_of(&first.origin);
+                let mut run = vec![first];
+                while let Some(j) = jobs.next_if(|j| source_of(&j.origin) == source) {
+                    run.push(j);
+                }
+                let keys: Vec<_> = run.iter().map(|j| j.block.hash()).collect();
+                let (origins, blocks): (Vec<_>, Vec<_>) = run.into_iter().map(|j| (j.origin, j.block)).unzip();
+                let outcomes = chain.submit_blocks(blocks, source);
+                results.extend(keys.into_iter().zip(origins).zip(outcomes).map(|((h, o), r)| (h, o, r)));
+            }
+            results
         })
         .await;
         match done {
@@ -69,15 +79,26 @@ pub(crate) struct TxJob {
     pub bytes: usize,
 }
 
-/// Submits gossiped transactions off the network loop.
+/// Submits gossiped transactions off the network loop. Valid ones the
+/// mempool refuses (a conflict, a lost replacement, a missing parent) go
+/// to the compact relay's extra pool: the next block may hold them.
 pub(super) async fn tx_worker(
     chain: Arc<dyn NetworkChain>,
     mut rx: mpsc::UnboundedReceiver<(Transaction, TxJob)>,
     out: mpsc::UnboundedSender<Internal>,
+    extra: Arc<Mutex<ExtraPool>>,
 ) {
     while let Some((tx, job)) = rx.recv().await {
         let chain = chain.clone();
-        match tokio::task::spawn_blocking(move || chain.submit_tx(tx)).await {
+        let extra = extra.clone();
+        let submit = move || {
+            let outcome = chain.submit_tx(tx.clone());
+            if matches!(outcome, TxOutcome::Rejected(_)) {
+                extra.lock().unwrap_or_else(|p| p.into_inner()).insert(tx);
+            }
+            outcome
+        };
+        match tokio::task::spawn_blocking(submit).await {
             Ok(outcome) => {
                 let _ = out.send(Internal::TxDone { job, outcome });
             }

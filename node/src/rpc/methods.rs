@@ -18,6 +18,10 @@ use std::sync::Arc;
 /// Most blocks one `generatetoaddress` call may mine.
 const MAX_GENERATE: u64 = 10_000;
 
+/// Most transactions one `sendrawtransactions` call may carry (the 4 MiB
+/// body limit allows about this many small ones).
+pub const MAX_SEND_BATCH: usize = 10_000;
+
 /// Mining state the RPC reports.
 #[derive(Default)]
 pub struct MiningStatus {
@@ -186,12 +190,47 @@ impl Methods {
                 let bytes = hex::decode(p.str(0, "hex")?).map_err(|e| RpcError::invalid_params(format!("hex: {e}")))?;
                 let tx = Transaction::decode_all(&bytes, spec.max_block_size)
                     .map_err(|e| RpcError::invalid_params(format!("transaction does not decode: {e}")))?;
-                match self.node.submit_transaction(tx) {
-                    Ok(txid) => Ok(json!(txid)),
-                    Err(e @ MempoolError::AlreadyKnown(_)) => Err(RpcError::tx_known(e.to_string())),
-                    Err(e) if e.is_consensus_invalid() => Err(RpcError::tx_invalid(e.to_string())),
-                    Err(e) => Err(RpcError::tx_rejected(e.to_string())),
+                self.node.submit_transaction(tx).map(|txid| json!(txid)).map_err(tx_error)
+            }
+            "sendrawtransactions" => {
+                let p = Params::new(params, 1)?;
+                let list = p.array(0, "hexes")?;
+                if list.len() > MAX_SEND_BATCH {
+                    return Err(RpcError::invalid_params(format!("at most {MAX_SEND_BATCH} transactions per call")));
                 }
+                // A transaction that does not decode is answered in its
+                // place; the others still go in.
+                let mut decoded: Vec<Result<Transaction, RpcError>> = Vec::with_capacity(list.len());
+                for (i, v) in list.iter().enumerate() {
+                    let parsed = v
+                        .as_str()
+                        .ok_or_else(|| RpcError::invalid_params(format!("hexes[{i}] must be a string")))
+                        .and_then(|h| {
+                            hex::decode(h).map_err(|e| RpcError::invalid_params(format!("hexes[{i}]: hex: {e}")))
+                        })
+                        .and_then(|b| {
+                            Transaction::decode_all(&b, spec.max_block_size).map_err(|e| {
+                                RpcError::invalid_params(format!("hexes[{i}]: transaction does not decode: {e}"))
+                            })
+                        });
+                    decoded.push(parsed);
+                }
+                let txs: Vec<Transaction> = decoded.iter().filter_map(|d| d.as_ref().ok().cloned()).collect();
+                let mut submitted = self.node.submit_transactions(txs).into_iter();
+                let out: Vec<Value> = decoded
+                    .into_iter()
+                    .map(|d| {
+                        let result = d.and_then(|_| match submitted.next() {
+                            Some(r) => r.map_err(tx_error),
+                            None => Err(RpcError::internal("missing result")),
+                        });
+                        match result {
+                            Ok(txid) => json!({"txid": txid}),
+                            Err(e) => json!({"error": {"code": e.code, "message": e.message}}),
+                        }
+                    })
+                    .collect();
+                Ok(json!(out))
             }
             "submitblock" => {
                 let p = Params::new(params, 1)?;
@@ -505,6 +544,15 @@ impl Methods {
     }
 }
 
+/// The JSON-RPC error for a refused transaction (as Bitcoin Core's codes).
+fn tx_error(e: MempoolError) -> RpcError {
+    match e {
+        e @ MempoolError::AlreadyKnown(_) => RpcError::tx_known(e.to_string()),
+        e if e.is_consensus_invalid() => RpcError::tx_invalid(e.to_string()),
+        e => RpcError::tx_rejected(e.to_string()),
+    }
+}
+
 fn load_block(chain: &Chain, hash: &Hash256) -> Result<Block, RpcError> {
     chain.store().block(hash).map_err(|e| RpcError::internal(e.to_string()))?.ok_or_else(|| match chain.entry(hash) {
         Some(_) => RpcError::not_found(format!("block {hash}: header known, body not stored")),
@@ -532,3 +580,7 @@ fn header_json(chain: &Chain, hash: &Hash256, _prefix: &str) -> Result<Value, Rp
         "status": format!("{:?}", e.status),
     }))
 }
+
+#[cfg(test)]
+#[path = "methods_tests.rs"]
+mod tests;

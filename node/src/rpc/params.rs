@@ -55,6 +55,14 @@ impl Params {
         self.required(i, name)?.as_str().ok_or_else(|| RpcError::invalid_params(format!("{name} must be a string")))
     }
 
+    /// A required array.
+    pub fn array(&self, i: usize, name: &str) -> Result<&[Value], RpcError> {
+        self.required(i, name)?
+            .as_array()
+            .map(Vec::as_slice)
+            .ok_or_else(|| RpcError::invalid_params(format!("{name} must be an array")))
+    }
+
     /// A required address of this network.
     pub fn address(&self, i: usize, prefix: &str) -> Result<Address, RpcError> {
         let s = self.str(i, "address")?;

@@ -5,15 +5,19 @@
 
 mod commitment;
 mod keys;
+mod options;
+mod view;
 
 pub use commitment::UtxoCommitment;
+pub use options::MIN_CACHE_BYTES;
+pub use view::{StoreBatch, StoreView};
 
 use lode_core::block::{Block, BlockHeader};
-use lode_core::codec::{Decode, Encode};
+use lode_core::codec::Decode;
 use lode_core::tx::OutPoint;
-use lode_core::validation::{Coin, UtxoView};
+use lode_core::validation::Coin;
 use lode_core::{Address, Hash256, Height};
-use rocksdb::{BlockBasedOptions, Cache, ColumnFamilyDescriptor, IteratorMode, Options, WriteBatch, WriteOptions, DB};
+use rocksdb::{ColumnFamilyDescriptor, IteratorMode, WriteBatch, WriteOptions, DB};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use std::path::Path;
 
@@ -129,6 +133,7 @@ pub enum StoreError {
 pub struct Store {
     db: DB,
     max_block_size: usize,
+    budget: options::Budget,
 }
 
 fn encode<T: Serialize>(v: &T) -> Vec<u8> {
@@ -148,20 +153,14 @@ fn decode<T: DeserializeOwned>(what: &'static str, key: &[u8], bytes: &[u8]) -> 
 impl Store {
     /// Opens (or creates) the database at `path` for the chain with
     /// `genesis`, refusing one made by another schema or for another chain.
+    /// `cache_bytes` bounds the block cache and the memtables together
+    /// (at least [`MIN_CACHE_BYTES`]); see `options` for every setting.
     pub fn open(path: &Path, genesis: Hash256, max_block_size: usize, cache_bytes: usize) -> Result<Store, StoreError> {
-        let mut opts = Options::default();
-        opts.create_if_missing(true);
-        opts.create_missing_column_families(true);
-        opts.set_max_open_files(256);
-        opts.set_keep_log_file_num(3);
-        let mut table = BlockBasedOptions::default();
-        // Bodies and UTXOs stay on disk behind this bounded cache.
-        table.set_block_cache(&Cache::new_lru_cache(cache_bytes));
-        table.set_bloom_filter(10.0, false);
-        opts.set_block_based_table_factory(&table);
-        let cfs = ALL_CFS.iter().map(|name| ColumnFamilyDescriptor::new(*name, opts.clone()));
+        let budget = options::Budget::new(cache_bytes);
+        let opts = options::db_options(&budget);
+        let cfs = ALL_CFS.iter().map(|name| ColumnFamilyDescriptor::new(*name, options::cf_options(name, &budget)));
         let db = DB::open_cf_descriptors(&opts, path, cfs)?;
-        let store = Store { db, max_block_size };
+        let store = Store { db, max_block_size, budget };
         store.check_identity(genesis)?;
         Ok(store)
     }
@@ -201,7 +200,7 @@ impl Store {
 
     /// A new batch of changes to write atomically.
     pub fn batch(&self) -> StoreBatch<'_> {
-        StoreBatch { store: self, batch: WriteBatch::default() }
+        StoreBatch::new(self)
     }
 
     /// Writes a batch atomically. The write-ahead log makes it durable
@@ -209,7 +208,7 @@ impl Store {
     pub fn write(&self, batch: StoreBatch<'_>, sync: bool) -> Result<(), StoreError> {
         let mut opts = WriteOptions::default();
         opts.set_sync(sync);
-        self.db.write_opt(batch.batch, &opts)?;
+        self.db.write_opt(batch.into_inner(), &opts)?;
         Ok(())
     }
 
@@ -293,6 +292,29 @@ impl Store {
         }
     }
 
+    /// The coins at `outpoints` in one batched read (RocksDB `MultiGet`:
+    /// one pass over the memtables and each file for all keys, instead of
+    /// one per key). Answers in the order asked.
+    pub fn coins(&self, outpoints: &[OutPoint]) -> Result<Vec<Option<Coin>>, StoreError> {
+        let keys: Vec<[u8; 36]> = outpoints.iter().map(keys::outpoint).collect();
+        let sorted = keys.windows(2).all(|w| w[0] <= w[1]);
+        let cf = self.cf(CF_UTXO);
+        let mut out = Vec::with_capacity(keys.len());
+        for (key, value) in keys.iter().zip(self.db.batched_multi_get_cf(cf, &keys, sorted)) {
+            out.push(match value? {
+                Some(b) => Some(decode("utxo", key, &b)?),
+                None => None,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Bytes the block cache holds now, memtables charged to it included
+    /// (bounded by `--db-cache-mb`).
+    pub fn cache_usage(&self) -> usize {
+        self.budget.cache.get_usage()
+    }
+
     /// Undo data of a connected block.
     pub fn undo(&self, hash: &Hash256) -> Result<Option<Vec<(OutPoint, Coin)>>, StoreError> {
         match self.db.get_cf(self.cf(CF_UNDO), hash.0)? {
@@ -367,114 +389,5 @@ impl Store {
     pub fn corrupt_block_for_test(&self, hash: &Hash256, bytes: &[u8]) -> Result<(), StoreError> {
         self.db.put_cf(self.cf(CF_BLOCKS), hash.0, bytes)?;
         Ok(())
-    }
-}
-
-/// The UTXO set as lode-core's validation reads it. A database error reads
-/// as a missing coin (the block then fails as invalid); the caller checks
-/// [`StoreView::failed`] to tell the two apart before marking anything.
-pub struct StoreView<'a> {
-    store: &'a Store,
-    failed: std::cell::Cell<bool>,
-}
-
-impl<'a> StoreView<'a> {
-    /// A view over the store's UTXO set.
-    pub fn new(store: &'a Store) -> Self {
-        StoreView { store, failed: std::cell::Cell::new(false) }
-    }
-
-    /// Whether a read failed (so a "missing input" may be a disk problem).
-    pub fn failed(&self) -> bool {
-        self.failed.get()
-    }
-}
-
-impl UtxoView for StoreView<'_> {
-    fn coin(&self, outpoint: &OutPoint) -> Option<Coin> {
-        match self.store.coin(outpoint) {
-            Ok(c) => c,
-            Err(e) => {
-                tracing::error!(%e, "utxo read failed");
-                self.failed.set(true);
-                None
-            }
-        }
-    }
-}
-
-/// Changes to write in one atomic batch.
-pub struct StoreBatch<'a> {
-    store: &'a Store,
-    batch: WriteBatch,
-}
-
-impl StoreBatch<'_> {
-    /// Stores or updates a header record.
-    pub fn put_header(&mut self, hash: &Hash256, record: &HeaderRecord) {
-        self.batch.put_cf(self.store.cf(CF_HEADERS), hash.0, encode(record));
-    }
-
-    /// Stores a block body.
-    pub fn put_block(&mut self, hash: &Hash256, block: &Block) {
-        self.batch.put_cf(self.store.cf(CF_BLOCKS), hash.0, block.encode());
-    }
-
-    /// Adds a coin (and its address-index entry).
-    pub fn add_coin(&mut self, outpoint: &OutPoint, coin: &Coin) {
-        let value = encode(coin);
-        self.batch.put_cf(self.store.cf(CF_UTXO), keys::outpoint(outpoint), &value);
-        self.batch.put_cf(self.store.cf(CF_ADDR_INDEX), keys::addr_coin(&coin.output.address, outpoint), &value);
-    }
-
-    /// Removes a coin (and its address-index entry).
-    pub fn remove_coin(&mut self, outpoint: &OutPoint, coin: &Coin) {
-        self.batch.delete_cf(self.store.cf(CF_UTXO), keys::outpoint(outpoint));
-        self.batch.delete_cf(self.store.cf(CF_ADDR_INDEX), keys::addr_coin(&coin.output.address, outpoint));
-    }
-
-    /// Records that a confirmed transaction touches `address`.
-    pub fn add_history(&mut self, address: &Address, height: Height, txid: &Hash256) {
-        self.batch.put_cf(self.store.cf(CF_ADDR_INDEX), keys::addr_hist(address, height, txid), []);
-    }
-
-    /// Forgets a history entry (block disconnected).
-    pub fn remove_history(&mut self, address: &Address, height: Height, txid: &Hash256) {
-        self.batch.delete_cf(self.store.cf(CF_ADDR_INDEX), keys::addr_hist(address, height, txid));
-    }
-
-    /// Indexes a confirmed transaction.
-    pub fn put_tx(&mut self, txid: &Hash256, loc: &TxLocation) {
-        self.batch.put_cf(self.store.cf(CF_TX_INDEX), txid.0, encode(loc));
-    }
-
-    /// Un-indexes a transaction.
-    pub fn delete_tx(&mut self, txid: &Hash256) {
-        self.batch.delete_cf(self.store.cf(CF_TX_INDEX), txid.0);
-    }
-
-    /// Stores undo data.
-    pub fn put_undo(&mut self, hash: &Hash256, spent: &[(OutPoint, Coin)]) {
-        self.batch.put_cf(self.store.cf(CF_UNDO), hash.0, encode(&spent));
-    }
-
-    /// Drops undo data.
-    pub fn delete_undo(&mut self, hash: &Hash256) {
-        self.batch.delete_cf(self.store.cf(CF_UNDO), hash.0);
-    }
-
-    /// Sets the active chain's block at `height`.
-    pub fn put_height(&mut self, height: Height, hash: &Hash256) {
-        self.batch.put_cf(self.store.cf(CF_HEIGHT), height.0.to_be_bytes(), encode(hash));
-    }
-
-    /// Clears the active chain's block at `height`.
-    pub fn delete_height(&mut self, height: Height) {
-        self.batch.delete_cf(self.store.cf(CF_HEIGHT), height.0.to_be_bytes());
-    }
-
-    /// Writes the tip and UTXO summary.
-    pub fn put_chain_state(&mut self, state: &ChainStateRecord) {
-        self.batch.put_cf(self.store.cf(CF_META), META_STATE, encode(state));
     }
 }

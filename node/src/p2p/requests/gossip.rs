@@ -17,13 +17,16 @@ use lode_core::{Hash256, Transaction};
 use std::sync::atomic::Ordering;
 
 impl Service {
-    fn report(&mut self, msg: &MessageId, source: &PeerId, acceptance: MessageAcceptance) {
+    pub(super) fn report(&mut self, msg: &MessageId, source: &PeerId, acceptance: MessageAcceptance) {
         self.swarm.behaviour_mut().gossipsub.report_message_validation_result(msg, source, acceptance);
     }
 
     pub(in crate::p2p) fn on_gossip(&mut self, source: PeerId, msg: MessageId, message: gossipsub::Message) {
         self.seen.insert(crate::p2p::workers::gossip_id(&message.data));
-        if message.topic == self.names.blocks.hash() {
+        if message.topic == self.names.cmpct_blocks.hash() {
+            self.on_compact_gossip(source, msg, &message.data);
+        } else if message.topic == self.names.blocks.hash() {
+            crate::p2p::compact::RelayCounters::add(&self.compact.counters.full_block_bytes, message.data.len());
             // Our own verdicts are reported as "ignore" and charged by
             // our score (see `gossip_scoring`), never twice.
             let block = match Block::decode_all(&message.data, self.max_block_size) {
@@ -95,8 +98,16 @@ impl Service {
                 }
                 let acceptance = match outcome {
                     // Relayed only once it is on our active chain: a side
-                    // branch is stored but not forwarded.
-                    BlockOutcome::Accepted { new_tip: true } => MessageAcceptance::Accept,
+                    // branch is stored but not forwarded. With compact
+                    // relay, peers that speak it hear of the block compact
+                    // (`announce_block`); it goes on whole only if a peer
+                    // does not.
+                    BlockOutcome::Accepted { new_tip: true }
+                        if !self.compact.enabled || self.legacy_peers_present() =>
+                    {
+                        MessageAcceptance::Accept
+                    }
+                    BlockOutcome::Accepted { new_tip: true } => MessageAcceptance::Ignore,
                     BlockOutcome::Accepted { new_tip: false }
                     | BlockOutcome::AlreadyHave
                     | BlockOutcome::LowWork
@@ -113,8 +124,10 @@ impl Service {
                 };
                 self.report(&msg, &source, acceptance);
             }
+            Origin::Compact { source } => self.on_compact_block_done(hash, source, outcome),
             Origin::Sync { peer } => {
                 self.downloader.submitted(&hash);
+                self.flush_sync_announce();
                 if matches!(outcome, BlockOutcome::Accepted { .. }) {
                     self.note_novel_block(peer);
                 }

@@ -7,6 +7,7 @@
 //! and relay), `serve` (sync requests and replies, peer status, block
 //! download scheduling) and `headers` (headers-first sync).
 
+mod compact;
 mod gossip;
 mod headers;
 mod serve;
@@ -71,12 +72,19 @@ impl Service {
                 }
                 self.on_headers_done(peer, count, outcome, checked)
             }
-            Internal::Missing(hashes) => {
+            Internal::Missing(mut hashes) => {
+                // Blocks being rebuilt from compact blocks are not fetched
+                // whole meanwhile (a rebuild that fails leaves them to us).
+                hashes.retain(|h| !self.compact.pending.contains_key(h));
                 self.downloader.refilling = false;
                 self.downloader.add(hashes);
                 self.schedule_downloads();
             }
             Internal::BlockDone { hash, origin, outcome } => self.on_block_done(hash, origin, outcome),
+            Internal::CompactPrepared { hash, prepared } => self.on_compact_prepared(hash, prepared),
+            Internal::CompactRespond { channel, response } => {
+                let _ = self.swarm.behaviour_mut().cmpct.send_response(channel, response);
+            }
             Internal::TxDone { job, outcome } => {
                 let TxJob { msg, source, bytes } = job;
                 self.tx_backlog = self.tx_backlog.saturating_sub(1);

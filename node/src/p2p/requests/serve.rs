@@ -172,6 +172,7 @@ impl Service {
             // budget: only a reply with room for one more block proves the
             // left-out blocks are really missing there.
             let total: usize = sized.iter().map(|(_, s)| s).sum();
+            crate::p2p::compact::RelayCounters::add(&self.compact.counters.full_block_bytes, total);
             let budget = crate::p2p::codec::block_reply_budget(self.max_block_size);
             let complete = total.saturating_add(self.max_block_size) <= budget;
             if let Some((_, delivery)) = self.downloader.on_blocks(&id, sized, complete) {

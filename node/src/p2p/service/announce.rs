@@ -1,6 +1,6 @@
 //! Chain events announced to peers: blocks this node connected (except
-//! ones its own initial sync fetched) and transactions, published over
-//! gossipsub.
+//! ones its own initial sync fetched; see `requests/compact.rs` for how)
+//! and transactions, published over gossipsub.
 
 use crate::chain_api::ChainEvent;
 use crate::p2p::workers::{self};
@@ -11,6 +11,19 @@ use tokio::sync::broadcast;
 use super::Service;
 
 impl Service {
+    /// Announces the newest block a catch-up connected once nothing more
+    /// is being downloaded (called on chain events, finished blocks and
+    /// the tick).
+    pub(in crate::p2p) fn flush_sync_announce(&mut self) {
+        if !self.downloader.is_idle() {
+            return;
+        }
+        if let Some(b) = self.sync_announce.take() {
+            self.announced.insert(b.hash().0);
+            self.announce_block(b);
+        }
+    }
+
     pub(super) fn on_chain_event(
         &mut self,
         ev: Result<ChainEvent, broadcast::error::RecvError>,
@@ -21,14 +34,22 @@ impl Service {
                 self.refresh_local();
                 let hash = b.hash();
                 // Old blocks our own sync fetched are news to nobody while
-                // we catch up. Everything else is announced, initial sync
-                // or not: above all what this node mined or was handed
-                // over RPC, which nobody else can tell the network about.
-                if self.shared.initial_sync.load(Ordering::Relaxed) && self.fetched.contains(&hash.0) {
+                // we catch up; after initial sync a catch-up announces its
+                // newest block once the download has drained, not each
+                // block of its runs (Core announces a new tip, not a
+                // batch). Everything else is announced, initial sync or
+                // not: above all what this node mined or was handed over
+                // RPC, which nobody else can tell the network about.
+                if self.fetched.contains(&hash.0) {
+                    if !self.shared.initial_sync.load(Ordering::Relaxed) {
+                        self.sync_announce = Some(b);
+                        self.flush_sync_announce();
+                    }
                     return;
                 }
                 self.announced.insert(hash.0);
-                (self.names.blocks.clone(), lode_core::codec::Encode::encode(b.as_ref()))
+                self.announce_block(b);
+                return;
             }
             Ok(ChainEvent::Tx(t)) => (self.names.txs.clone(), lode_core::codec::Encode::encode(t.as_ref())),
             Err(broadcast::error::RecvError::Lagged(n)) => {

@@ -52,6 +52,7 @@ impl Service {
 
     fn on_tick(&mut self) {
         let now = Instant::now();
+        self.flush_sync_announce();
         for peer in self.store.expire_bans() {
             tracing::info!(%peer, "ban expired");
             self.swarm.behaviour_mut().blocked.unblock_peer(peer);
@@ -83,6 +84,7 @@ impl Service {
         }
         self.schedule_downloads();
         self.check_gossip_scores();
+        self.expire_compact(now);
         self.forget_gone_peers();
         if now.saturating_duration_since(self.last_dial) >= self.config.dial_interval {
             self.last_dial = now;

@@ -106,12 +106,18 @@ pub(crate) enum Command {
     Unban(PeerId, oneshot::Sender<Result<(), P2pError>>),
     Banned(oneshot::Sender<Vec<BannedPeer>>),
     Shutdown(oneshot::Sender<()>),
+    /// The fuzz target reads the queues with this.
+    #[cfg(feature = "test-support")]
+    Queues(oneshot::Sender<crate::p2p::fuzzing::QueueStats>),
     /// Tests play a misbehaving peer with this.
     #[cfg(test)]
     PublishRaw {
         blocks: bool,
         data: Vec<u8>,
     },
+    /// A raw payload on the compact block topic.
+    #[cfg(test)]
+    PublishCompactRaw(Vec<u8>),
 }
 
 /// An `add_peer` waiting for its connection: (address, reply, deadline).
@@ -128,6 +134,10 @@ pub(crate) enum Origin {
     },
     Sync {
         peer: PeerId,
+    },
+    /// Rebuilt from a compact block sent by `source`.
+    Compact {
+        source: PeerId,
     },
 }
 
@@ -170,6 +180,16 @@ pub(crate) enum Internal {
     TxDone {
         job: workers::TxJob,
         outcome: TxOutcome,
+    },
+    /// A compact block's header checked in context and its rebuild begun.
+    CompactPrepared {
+        hash: Hash256,
+        prepared: super::compact::Prepared,
+    },
+    /// A `getblocktxn` answer read off the loop.
+    CompactRespond {
+        channel: ResponseChannel<super::compact::CmpctResponse>,
+        response: super::compact::CmpctResponse,
     },
 }
 
@@ -226,6 +246,9 @@ pub(crate) struct Service {
     pub(super) announced: SeenIds,
     /// Blocks downloaded by sync, not worth announcing while catching up.
     pub(super) fetched: SeenIds,
+    /// The newest block our sync fetched and connected outside initial
+    /// sync, announced once the download has drained (see `announce.rs`).
+    pub(super) sync_announce: Option<std::sync::Arc<lode_core::block::Block>>,
     /// Each peer's gossipsub score at the last check: a drop means
     /// gossipsub refused a message of theirs (see `check_gossip_scores`).
     pub(super) gossip_scores: HashMap<PeerId, f64>,
@@ -233,6 +256,8 @@ pub(crate) struct Service {
     /// Ids of gossip messages seen lately, so we do not republish what
     /// gossipsub already forwards.
     pub(super) seen: SeenIds,
+    /// Compact block relay.
+    pub(super) compact: super::compact::Relay,
     last_dial: Instant,
     last_decay: Instant,
     last_save: Instant,
@@ -282,7 +307,8 @@ pub(super) fn gossip_scoring(names: &Names) -> (gossipsub::PeerScoreParams, goss
         ..Default::default()
     };
     params.topics.insert(names.blocks.hash(), topic.clone());
-    params.topics.insert(names.txs.hash(), topic);
+    params.topics.insert(names.txs.hash(), topic.clone());
+    params.topics.insert(names.cmpct_blocks.hash(), topic);
     (params, gossipsub::PeerScoreThresholds::default())
 }
 

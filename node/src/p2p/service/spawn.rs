@@ -77,7 +77,8 @@ impl Service {
         let (block_jobs, block_rx) = mpsc::unbounded_channel();
         let (tx_jobs, tx_rx) = mpsc::unbounded_channel();
         tokio::spawn(workers::block_worker(chain.clone(), block_rx, internal_tx.clone()));
-        tokio::spawn(workers::tx_worker(chain.clone(), tx_rx, internal_tx.clone()));
+        let compact = crate::p2p::compact::Relay::new(config.compact_blocks, shared.relay.clone());
+        tokio::spawn(workers::tx_worker(chain.clone(), tx_rx, internal_tx.clone(), compact.extra.clone()));
 
         let limits = Limits {
             window: config.download_window.max(1),
@@ -130,9 +131,11 @@ impl Service {
             serving_bytes: 0,
             announced: SeenIds::with_capacity(ANNOUNCED_BLOCKS),
             fetched: SeenIds::with_capacity(FETCHED_BLOCKS),
+            sync_announce: None,
             gossip_scores: HashMap::new(),
             counted_mismatches: HashSet::new(),
             seen: SeenIds::with_capacity(SeenIds::GOSSIP_CAPACITY),
+            compact,
             last_dial: now,
             last_decay: now,
             last_save: now,

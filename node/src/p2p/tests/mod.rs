@@ -12,8 +12,10 @@
 //! separation), `limits` (request and flood bounds); `helpers` holds the
 //! shared test network and `hostile` the bare libp2p peer.
 
+mod compact;
 mod gossip;
 mod helpers;
+#[allow(clippy::duplicate_mod)]
 mod hostile;
 mod limits;
 mod peers;

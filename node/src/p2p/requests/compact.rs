@@ -1,0 +1,419 @@
+//! Compact block relay in the service: compact blocks arriving by gossip
+//! (header checked in context and rebuild begun off the loop), missing
+//! transactions asked of the sender, the fallback to the whole block,
+//! fast relay before connecting, `getblocktxn` and vouches served, and the
+//! chain's verdict turned into penalties by the rule of `compact/mod.rs`:
+//! forwarders answer for the header, vouchers for the block.
+
+use crate::chain_api::{BlockOutcome, HeadersOutcome};
+use crate::p2p::compact::reconstruct::TxSource;
+use crate::p2p::compact::{
+    CmpctRequest, CmpctResponse, CompactBlock, CompactError, PartialBlock, Pending, Prepared, RelayCounters,
+    MAX_PENDING,
+};
+use crate::p2p::peers::penalty;
+use crate::p2p::service::{Internal, Origin, Service};
+use crate::p2p::workers::BlockJob;
+use libp2p::gossipsub::{MessageAcceptance, MessageId};
+use libp2p::request_response::{self, OutboundRequestId, ResponseChannel};
+use libp2p::PeerId;
+use lode_core::block::Block;
+use lode_core::{Hash256, Transaction};
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// A rebuild still pending after this is dropped (the block comes by sync).
+const PENDING_EXPIRY: Duration = Duration::from_secs(30);
+
+impl Service {
+    /// A compact block arrived by gossip.
+    pub(super) fn on_compact_gossip(&mut self, source: PeerId, msg: MessageId, data: &[u8]) {
+        let counters = self.compact.counters.clone();
+        RelayCounters::add(&counters.compact_blocks, 1);
+        RelayCounters::add(&counters.compact_bytes, data.len());
+        let compact = match CompactBlock::decode(data, self.max_block_size) {
+            Ok(c) => c,
+            Err(e) => {
+                self.report(&msg, &source, MessageAcceptance::Ignore);
+                self.misbehave(source, penalty::MALFORMED, &format!("undecodable compact block: {e}"));
+                return;
+            }
+        };
+        // Proof of work first: this is all a forwarder answers for.
+        if let Err(e) = lode_core::validation::check_header(&compact.header, self.chain.spec()) {
+            self.report(&msg, &source, MessageAcceptance::Ignore);
+            self.misbehave(source, penalty::INVALID_BLOCK, &format!("compact block fails proof of work: {e}"));
+            return;
+        }
+        let hash = compact.header.hash();
+        // Whatever happens next, we never announce this block compact
+        // ourselves: gossipsub forwards this message if it is good.
+        self.compact.handled.insert(hash.0);
+        if self.compact.invalid.contains(&hash.0)
+            || self.compact.pending.contains_key(&hash)
+            || self.compact.pending.len() >= MAX_PENDING
+        {
+            self.report(&msg, &source, MessageAcceptance::Ignore);
+            return;
+        }
+        let fast = self.local.is_some_and(|l| l.tip.hash == compact.header.prev_hash);
+        self.compact.pending.insert(
+            hash,
+            Pending {
+                header: compact.header,
+                tx_count: compact.tx_count(),
+                fallback: false,
+                source,
+                msg: Some(msg),
+                fast,
+                partial: None,
+                since: Instant::now(),
+            },
+        );
+        let chain = self.chain.clone();
+        let extra = self.compact.extra.clone();
+        let tx = self.internal_tx.clone();
+        tokio::task::spawn_blocking(move || {
+            let prepared = if chain.has_block(&hash) {
+                Prepared::AlreadyHave
+            } else {
+                match chain.accept_headers(&[compact.header]) {
+                    HeadersOutcome::Accepted { .. } => {
+                        let pool = |f: &mut dyn FnMut(&Hash256, &Transaction)| chain.mempool_scan(f);
+                        let extra = |f: &mut dyn FnMut(&Hash256, &Transaction)| {
+                            extra.lock().unwrap_or_else(|p| p.into_inner()).scan(f)
+                        };
+                        let sources: [&dyn TxSource; 2] = [&pool, &extra];
+                        Prepared::Started(PartialBlock::start(&compact, &sources))
+                    }
+                    HeadersOutcome::Unconnected => Prepared::Orphan,
+                    HeadersOutcome::LowWork => Prepared::LowWork,
+                    HeadersOutcome::Invalid(reason) => Prepared::HeaderInvalid(reason),
+                }
+            };
+            let _ = tx.send(Internal::CompactPrepared { hash, prepared });
+        });
+    }
+
+    /// The header was judged and the rebuild begun.
+    pub(super) fn on_compact_prepared(&mut self, hash: Hash256, prepared: Prepared) {
+        let Some(source) = self.compact.pending.get(&hash).map(|p| p.source) else { return };
+        match prepared {
+            Prepared::AlreadyHave | Prepared::LowWork => self.compact_drop(&hash, MessageAcceptance::Ignore),
+            Prepared::HeaderInvalid(reason) => {
+                self.compact_drop(&hash, MessageAcceptance::Ignore);
+                // A forwarder must check the header in context before
+                // relaying: this much it answers for.
+                self.misbehave(source, penalty::INVALID_HEADERS, &format!("compact block header invalid: {reason}"));
+            }
+            Prepared::Orphan => {
+                self.compact_drop(&hash, MessageAcceptance::Ignore);
+                self.maybe_request_headers(Some(source));
+            }
+            Prepared::Started(Err(e)) => {
+                tracing::debug!(%hash, %e, "compact block cannot be rebuilt; asking for the whole block");
+                self.compact_fallback(&hash);
+            }
+            Prepared::Started(Ok(partial)) => {
+                RelayCounters::add(&self.compact.counters.txs_from_pool, partial.filled_from_pool());
+                if partial.missing().is_empty() {
+                    let rebuilt = partial.finish();
+                    self.compact_rebuilt(&hash, rebuilt);
+                } else {
+                    self.compact_ask(&hash, partial);
+                }
+            }
+        }
+    }
+
+    /// Asks the sender for the transactions `partial` lacks.
+    fn compact_ask(&mut self, hash: &Hash256, partial: PartialBlock) {
+        let Some(p) = self.compact.pending.get_mut(hash) else { return };
+        let request = CmpctRequest::GetBlockTxn { hash: *hash, indexes: partial.missing().to_vec() };
+        p.partial = Some(partial);
+        let id = self.swarm.behaviour_mut().cmpct.send_request(&p.source, request);
+        self.compact.txn_requests.insert(id, *hash);
+    }
+
+    /// The rebuild failed (collision, merkle mismatch, a bad reply): ask
+    /// for every transaction, once; after that, leave the block to sync.
+    fn compact_fallback(&mut self, hash: &Hash256) {
+        let Some(p) = self.compact.pending.get_mut(hash) else { return };
+        if p.fallback {
+            self.compact_drop(hash, MessageAcceptance::Ignore);
+            return;
+        }
+        p.fallback = true;
+        RelayCounters::add(&self.compact.counters.fallbacks, 1);
+        let blank = PartialBlock::blank(p.header, p.tx_count);
+        self.compact_ask(hash, blank);
+    }
+
+    /// A block is rebuilt (or failed to): forward it if it extends our tip,
+    /// then hand it to the chain.
+    fn compact_rebuilt(&mut self, hash: &Hash256, rebuilt: Result<Block, CompactError>) {
+        let block = match rebuilt {
+            Ok(b) => b,
+            Err(e) => {
+                let Some(p) = self.compact.pending.get(hash) else { return };
+                if p.fallback && e == CompactError::MerkleMismatch {
+                    // Every transaction came from the sender, and an honest
+                    // one checked the root before relaying.
+                    let source = p.source;
+                    self.compact_drop(hash, MessageAcceptance::Ignore);
+                    self.misbehave(source, penalty::INVALID_BLOCK, "blocktxn contradicts its header's merkle root");
+                } else {
+                    tracing::debug!(%hash, %e, "rebuilt block does not match; asking for the whole block");
+                    self.compact_fallback(hash);
+                }
+                return;
+            }
+        };
+        RelayCounters::add(&self.compact.counters.reconstructed, 1);
+        let block = Arc::new(block);
+        // Whoever we forward to may ask us for transactions.
+        self.compact.remember(block.clone());
+        let Some(p) = self.compact.pending.get_mut(hash) else { return };
+        let source = p.source;
+        if p.fast {
+            if let Some(msg) = p.msg.take() {
+                // High-bandwidth relay: on before the chain has judged it.
+                RelayCounters::add(&self.compact.counters.fast_relayed, 1);
+                self.report(&msg, &source, MessageAcceptance::Accept);
+            }
+        }
+        let _ = self.block_jobs.send(BlockJob { block: (*block).clone(), origin: Origin::Compact { source } });
+    }
+
+    /// Forgets a pending rebuild, reporting its message if still unreported.
+    fn compact_drop(&mut self, hash: &Hash256, acceptance: MessageAcceptance) {
+        if let Some(p) = self.compact.pending.remove(hash) {
+            if let Some(msg) = p.msg {
+                self.report(&msg, &p.source, acceptance);
+            }
+        }
+    }
+
+    /// The chain's verdict on a rebuilt block.
+    pub(super) fn on_compact_block_done(&mut self, hash: Hash256, source: PeerId, outcome: BlockOutcome) {
+        let acceptance = match outcome {
+            BlockOutcome::Accepted { new_tip: true } => {
+                self.note_novel_block(source);
+                MessageAcceptance::Accept
+            }
+            BlockOutcome::Accepted { new_tip: false }
+            | BlockOutcome::AlreadyHave
+            | BlockOutcome::LowWork
+            | BlockOutcome::Deferred(_) => MessageAcceptance::Ignore,
+            BlockOutcome::Orphan { .. } => {
+                self.maybe_request_headers(Some(source));
+                MessageAcceptance::Ignore
+            }
+            BlockOutcome::Invalid(reason) => {
+                self.compact.invalid.insert(hash.0);
+                // The forwarder only vouched for the header; whoever
+                // announced the block as connected answers for it.
+                tracing::info!(%hash, peer = %source, %reason, "compact block invalid; its forwarder is not penalised");
+                for voucher in self.compact.take_vouchers(&hash) {
+                    self.misbehave(voucher, penalty::INVALID_BLOCK, &format!("vouched for invalid block {hash}"));
+                }
+                MessageAcceptance::Ignore
+            }
+        };
+        self.compact_drop(&hash, acceptance);
+    }
+
+    /// Requests and replies of `<prefix>/cmpct/1`.
+    pub(in crate::p2p) fn on_cmpct_event(&mut self, ev: request_response::Event<CmpctRequest, CmpctResponse>) {
+        match ev {
+            request_response::Event::Message { peer, message, .. } => match message {
+                request_response::Message::Request { request, channel, .. } => {
+                    self.on_cmpct_request(peer, request, channel)
+                }
+                request_response::Message::Response { request_id, response } => {
+                    self.on_cmpct_response(peer, request_id, response)
+                }
+            },
+            request_response::Event::OutboundFailure { peer, request_id, error, .. } => {
+                if self.compact.vouch_requests.remove(&request_id).is_some() {
+                    tracing::debug!(%peer, %error, "vouch request failed");
+                    self.send_vouches(peer);
+                    return;
+                }
+                if let Some(hash) = self.compact.txn_requests.remove(&request_id) {
+                    tracing::debug!(%peer, %hash, %error, "getblocktxn failed");
+                    // Nobody else was asked: the block comes by sync.
+                    self.compact_drop(&hash, MessageAcceptance::Ignore);
+                }
+            }
+            request_response::Event::InboundFailure { peer, error, .. } => match error {
+                request_response::InboundFailure::Io(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+                    self.misbehave(peer, penalty::MALFORMED, &format!("malformed compact request: {e}"));
+                }
+                e => tracing::debug!(%peer, %e, "inbound compact request failed"),
+            },
+            request_response::Event::ResponseSent { .. } => {}
+        }
+    }
+
+    fn on_cmpct_request(&mut self, peer: PeerId, request: CmpctRequest, channel: ResponseChannel<CmpctResponse>) {
+        let allowed = self.peers.get_mut(&peer).is_none_or(|p| p.requests.take(Instant::now()));
+        if !allowed {
+            self.misbehave(peer, penalty::FLOOD, "request rate limit exceeded");
+            return;
+        }
+        match request {
+            CmpctRequest::Malformed(why) => {
+                self.misbehave(peer, penalty::MALFORMED, &format!("malformed compact request: {why}"));
+            }
+            CmpctRequest::Vouch { hashes } => {
+                RelayCounters::add(&self.compact.counters.vouch_requests, 1);
+                let _ = self.swarm.behaviour_mut().cmpct.send_response(channel, CmpctResponse::Ack);
+                for hash in hashes {
+                    if self.compact.invalid.contains(&hash.0) {
+                        self.misbehave(peer, penalty::INVALID_BLOCK, &format!("vouched for invalid block {hash}"));
+                        return;
+                    }
+                    self.compact.vouch(hash, peer);
+                }
+            }
+            CmpctRequest::GetBlockTxn { hash, indexes } => {
+                if let Some(block) = self.compact.recent(&hash) {
+                    match pick(&block, &indexes) {
+                        Some(txs) => {
+                            let response = CmpctResponse::BlockTxn { hash, txs };
+                            let _ = self.swarm.behaviour_mut().cmpct.send_response(channel, response);
+                        }
+                        None => self.misbehave(peer, penalty::MALFORMED, "getblocktxn index beyond the block"),
+                    }
+                    return;
+                }
+                // Older blocks from the store, as `GetBlocks` serves them.
+                let announced: HashSet<Hash256> =
+                    std::iter::once(hash).filter(|h| self.announced.contains(&h.0)).collect();
+                let chain = self.chain.clone();
+                let tx = self.internal_tx.clone();
+                let max = self.max_block_size;
+                tokio::task::spawn_blocking(move || {
+                    let txs = chain
+                        .serve_blocks(&[hash], &announced, max)
+                        .into_iter()
+                        .find(|b| b.hash() == hash)
+                        .and_then(|b| pick(&b, &indexes))
+                        .unwrap_or_default();
+                    let _ =
+                        tx.send(Internal::CompactRespond { channel, response: CmpctResponse::BlockTxn { hash, txs } });
+                });
+            }
+        }
+    }
+
+    fn on_cmpct_response(&mut self, peer: PeerId, id: OutboundRequestId, response: CmpctResponse) {
+        if self.compact.vouch_requests.remove(&id).is_some() {
+            self.send_vouches(peer);
+            return;
+        }
+        let Some(hash) = self.compact.txn_requests.remove(&id) else { return };
+        let txs = match response {
+            CmpctResponse::BlockTxn { hash: h, txs } if h == hash => txs,
+            _ => {
+                self.misbehave(peer, penalty::UNSOLICITED, "wrong reply to getblocktxn");
+                self.compact_fallback(&hash);
+                return;
+            }
+        };
+        let counters = self.compact.counters.clone();
+        RelayCounters::add(&counters.compact_bytes, 37 + txs.iter().map(Transaction::encoded_size).sum::<usize>());
+        RelayCounters::add(&counters.txs_fetched, txs.len());
+        let Some(partial) = self.compact.pending.get_mut(&hash).and_then(|p| p.partial.take()) else { return };
+        if txs.is_empty() {
+            // It no longer has the block: sync will find it elsewhere.
+            self.compact_drop(&hash, MessageAcceptance::Ignore);
+            return;
+        }
+        match partial.fill(txs) {
+            Err(e @ CompactError::WrongTxCount { .. }) => {
+                self.misbehave(peer, penalty::UNSOLICITED, &format!("blocktxn: {e}"));
+                self.compact_fallback(&hash);
+            }
+            rebuilt => self.compact_rebuilt(&hash, rebuilt),
+        }
+    }
+
+    /// Announces a block we connected: compact to peers that speak it
+    /// (with our vouch), whole to those that do not.
+    pub(in crate::p2p) fn announce_block(&mut self, block: Arc<Block>) {
+        let hash = block.hash();
+        if self.compact.enabled && self.compact.handled.insert(hash.0) {
+            let data = CompactBlock::from_block(&block, rand::random()).encode();
+            self.compact.remember(block.clone());
+            self.seen.insert(crate::p2p::workers::gossip_id(&data));
+            let topic = self.names.cmpct_blocks.clone();
+            if let Err(e) = self.swarm.behaviour_mut().gossipsub.publish(topic, data) {
+                tracing::debug!(%e, "announcing a compact block failed");
+            }
+            for peer in self.compact_peers() {
+                self.compact.queue_vouch(peer, hash);
+                self.send_vouches(peer);
+            }
+        }
+        if !self.compact.enabled || self.legacy_peers_present() {
+            let data = lode_core::codec::Encode::encode(block.as_ref());
+            // What came by gossip is forwarded by gossipsub once validated.
+            if self.seen.insert(crate::p2p::workers::gossip_id(&data)) {
+                let topic = self.names.blocks.clone();
+                if let Err(e) = self.swarm.behaviour_mut().gossipsub.publish(topic, data) {
+                    tracing::debug!(%e, "announcing a block failed");
+                }
+            }
+        }
+    }
+
+    /// Sends `peer` our queued vouches unless one request is in flight.
+    fn send_vouches(&mut self, peer: PeerId) {
+        if let Some(hashes) = self.compact.take_vouches(&peer) {
+            let id = self.swarm.behaviour_mut().cmpct.send_request(&peer, CmpctRequest::Vouch { hashes });
+            self.compact.vouch_requests.insert(id, peer);
+        }
+    }
+
+    /// Peers subscribed to compact blocks.
+    fn compact_peers(&self) -> Vec<PeerId> {
+        let cmpct = self.names.cmpct_blocks.hash();
+        self.swarm
+            .behaviour()
+            .gossipsub
+            .all_peers()
+            .filter(|(_, topics)| topics.contains(&&cmpct))
+            .map(|(p, _)| *p)
+            .collect()
+    }
+
+    /// Whether a connected peer takes full blocks but not compact ones
+    /// (another implementation, or a node with compact relay off): only
+    /// then are full blocks gossiped.
+    pub(in crate::p2p) fn legacy_peers_present(&self) -> bool {
+        let (blocks, cmpct) = (self.names.blocks.hash(), self.names.cmpct_blocks.hash());
+        self.swarm.behaviour().gossipsub.all_peers().any(|(_, t)| t.contains(&&blocks) && !t.contains(&&cmpct))
+    }
+
+    /// Drops rebuilds that have waited too long (their requests were lost).
+    pub(in crate::p2p) fn expire_compact(&mut self, now: Instant) {
+        let old: Vec<Hash256> = self
+            .compact
+            .pending
+            .iter()
+            .filter(|(_, p)| now.saturating_duration_since(p.since) > PENDING_EXPIRY)
+            .map(|(h, _)| *h)
+            .collect();
+        for h in old {
+            self.compact_drop(&h, MessageAcceptance::Ignore);
+        }
+    }
+}
+
+/// The transactions of `block` at `indexes`; `None` if one is outside it.
+fn pick(block: &Block, indexes: &[u32]) -> Option<Vec<Transaction>> {
+    indexes.iter().map(|i| block.transactions.get(*i as usize).cloned()).collect()
+}

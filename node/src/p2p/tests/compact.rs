@@ -1,0 +1,268 @@
+//! Compact block relay between real swarms over mock chains: blocks rebuilt
+//! from the mempool, missing transactions fetched, the whole block after a
+//! short-id collision or a wrong merkle root, and an invalid block relayed
+//! in high-bandwidth mode that nobody connects and that costs only the
+//! node that made it. Status exchange is slowed to ten minutes so every
+//! block here can only arrive by relay.
+
+use super::super::compact::{CompactBlock, RelayStats};
+use super::super::P2pConfig;
+use super::helpers::*;
+use crate::chain_api::NetworkChain;
+use crate::testkit::ChainBuilder;
+use lode_core::block::Block;
+use lode_core::tx::TxOut;
+use lode_core::{Amount, ChainSpec, Height, Transaction};
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+fn slow_status(cfg: &mut P2pConfig) {
+    cfg.status_interval = Duration::from_secs(600);
+}
+
+/// A block on genesis with a coinbase and these transactions.
+fn block_with(txs: &[Transaction]) -> Block {
+    let mut builder = ChainBuilder::new(ChainSpec::regtest());
+    let out = TxOut { value: Amount::from_units(1), address: builder.address() };
+    let mut all = vec![Transaction::coinbase(Height(1), vec![7], vec![out])];
+    all.extend_from_slice(txs);
+    builder.seal(all)
+}
+
+/// `n` distinct transactions of about 200 bytes.
+fn txs(n: u32) -> Vec<Transaction> {
+    (0..n).map(|i| fat_tx(1_000 + i, 200)).collect()
+}
+
+async fn pair() -> (Node, Node) {
+    let a = node_with(regtest(), slow_status, &[]).await;
+    let b = node_with(regtest(), slow_status, &[a.addr().await]).await;
+    wait_for("connected", || async { connected(&a, &b).await.then_some(()) }).await;
+    (a, b)
+}
+
+/// Waits until `n`'s tip is `block`.
+async fn wait_tip(n: &Node, block: &Block, what: &str) {
+    let hash = block.hash();
+    wait_for(what, || async { (n.chain.tip().hash == hash).then_some(()) }).await;
+}
+
+fn stats(n: &Node) -> RelayStats {
+    n.handle.relay_stats()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_block_whose_transactions_are_pooled_is_rebuilt_from_the_mempool() {
+    let (a, b) = pair().await;
+    let pooled = txs(100);
+    for t in &pooled {
+        a.chain.pool_quietly(t.clone());
+        b.chain.pool_quietly(t.clone());
+    }
+    let block = block_with(&pooled);
+    // Gossip reaches only peers whose subscriptions we have seen.
+    wait_for("b subscribed", || async { (a.handle.peers().await.len() == 1).then_some(()) }).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    submit_all(&a.chain, std::slice::from_ref(&block));
+    wait_tip(&b, &block, "the block at b").await;
+    let s = stats(&b);
+    assert_eq!(s.reconstructed, 1, "{s:?}");
+    assert_eq!(s.txs_from_pool, 100, "{s:?}");
+    assert_eq!(s.txs_fetched, 0, "{s:?}");
+    assert_eq!(s.full_block_bytes, 0, "no full block travelled: {s:?}");
+    let full = block.encoded_size() as u64;
+    assert!(s.compact_bytes * 20 < full, "compact {} bytes for a {full}-byte block", s.compact_bytes);
+    for n in [&a, &b] {
+        n.handle.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transactions_missing_from_the_mempool_are_fetched_from_the_sender() {
+    let (a, b) = pair().await;
+    let all = txs(40);
+    for (i, t) in all.iter().enumerate() {
+        a.chain.pool_quietly(t.clone());
+        if i % 10 != 3 {
+            b.chain.pool_quietly(t.clone());
+        }
+    }
+    let block = block_with(&all);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    submit_all(&a.chain, std::slice::from_ref(&block));
+    wait_tip(&b, &block, "the block at b").await;
+    let s = stats(&b);
+    assert_eq!((s.reconstructed, s.txs_from_pool, s.txs_fetched, s.fallbacks), (1, 36, 4, 0), "{s:?}");
+    assert_eq!(s.full_block_bytes, 0, "{s:?}");
+    for n in [&a, &b] {
+        n.handle.shutdown().await;
+    }
+}
+
+/// `a` hands `b` a compact form of `block` made by `forge`; `b` must still
+/// end on the block, by asking `a` for all of it, without blaming `a`.
+async fn falls_back(forge: impl FnOnce(&mut CompactBlock, &Block) -> Option<Transaction>) {
+    let (a, b) = pair().await;
+    let pooled = txs(10);
+    for t in &pooled {
+        b.chain.pool_quietly(t.clone());
+    }
+    let block = block_with(&pooled);
+    a.chain.quiet.store(true, Ordering::Relaxed);
+    submit_all(&a.chain, std::slice::from_ref(&block));
+    let mut compact = CompactBlock::from_block(&block, 5);
+    if let Some(stranger) = forge(&mut compact, &block) {
+        b.chain.pool_quietly(stranger);
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    a.handle.publish_compact_raw(compact.encode()).await;
+    wait_tip(&b, &block, "the block at b after the fallback").await;
+    let s = stats(&b);
+    assert_eq!((s.fallbacks, s.reconstructed, s.txs_fetched), (1, 1, 11), "{s:?}");
+    let a_id: libp2p::PeerId = a.handle.local_peer_id().parse().unwrap();
+    assert_eq!(score_of(&b, &a_id).await, Some(0), "a collision is nobody's fault");
+    for n in [&a, &b] {
+        n.handle.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_equal_short_ids_fall_back_to_the_whole_block() {
+    falls_back(|c, _| {
+        c.short_ids[4] = c.short_ids[2];
+        None
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rebuilt_block_with_a_wrong_merkle_root_falls_back_to_the_whole_block() {
+    // A pooled stranger shares slot 3's short id (as a collision between
+    // different transactions would): the rebuilt block's root is wrong.
+    falls_back(|c, _| {
+        let stranger = fat_tx(9_999, 200);
+        c.short_ids[2] = c.key().short_id(&stranger.txid());
+        Some(stranger)
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invalid_block_is_relayed_fast_never_connected_and_bans_only_its_maker() {
+    // maker -> a -> b: the maker's node takes its own invalid block (a
+    // transaction without inputs) and announces it; a forwards it compact
+    // before validating; b must not blame a.
+    let maker = node_with(regtest(), slow_status, &[]).await;
+    maker.chain.sloppy.store(true, Ordering::Relaxed);
+    let a = node_with(regtest(), slow_status, &[maker.addr().await]).await;
+    let b = node_with(regtest(), slow_status, &[a.addr().await]).await;
+    let maker_id: libp2p::PeerId = maker.handle.local_peer_id().parse().unwrap();
+    let a_id: libp2p::PeerId = a.handle.local_peer_id().parse().unwrap();
+    // Keep b away from the maker (Kademlia would introduce them).
+    b.handle.ban(&maker.handle.local_peer_id(), 0).await.unwrap();
+    wait_for("a line maker - a - b", || async {
+        (connected(&maker, &a).await && connected(&a, &b).await && !connected(&b, &maker).await).then_some(())
+    })
+    .await;
+    // a validates slowly: b must hear of the block before a has judged it.
+    a.chain.submit_delay_ms.store(3_000, Ordering::Relaxed);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut bad = txs(5);
+    bad[2].inputs.clear();
+    let block = block_with(&bad);
+    submit_all(&maker.chain, std::slice::from_ref(&block));
+    wait_for("b judges the block while a still validates it", || async {
+        (b.chain.submitted.load(Ordering::Relaxed) == 1 && !banned(&a, &maker_id).await).then_some(())
+    })
+    .await;
+    assert_eq!(stats(&a).fast_relayed, 1, "a forwarded before connecting");
+    wait_for("a bans the maker that vouched for it", || async { banned(&a, &maker_id).await.then_some(()) }).await;
+    holds_for("b keeps a, unpenalised", Duration::from_secs(2), || async {
+        score_of(&b, &a_id).await == Some(0) && !banned(&b, &a_id).await
+    })
+    .await;
+    assert_eq!(a.chain.height(), 0, "never connected at a");
+    assert_eq!(b.chain.height(), 0, "never connected at b");
+    for n in [&maker, &a, &b] {
+        n.handle.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_without_compact_relay_gets_full_blocks_and_passes_them_on() {
+    // compact a <-> legacy b <-> compact c: b takes and gives whole blocks.
+    let legacy = |cfg: &mut P2pConfig| {
+        slow_status(cfg);
+        cfg.compact_blocks = false;
+    };
+    let a = node_with(regtest(), slow_status, &[]).await;
+    let b = node_with(regtest(), legacy, &[a.addr().await]).await;
+    let c = node_with(regtest(), slow_status, &[b.addr().await]).await;
+    c.handle.ban(&a.handle.local_peer_id(), 0).await.unwrap();
+    wait_for("a line a - b - c", || async {
+        (connected(&a, &b).await && connected(&b, &c).await && !connected(&a, &c).await).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let block = block_with(&txs(3));
+    submit_all(&a.chain, std::slice::from_ref(&block));
+    wait_tip(&c, &block, "the block through the legacy node").await;
+    assert_eq!(stats(&b).compact_blocks, 0);
+    assert!(stats(&b).full_block_bytes > 0);
+    for n in [&a, &b, &c] {
+        n.handle.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_connected_blocks_sends_few_vouch_requests_and_costs_the_announcer_nothing() {
+    // A miner's burst (or a node catching up) connects blocks far faster
+    // than a round trip: its vouches are coalesced, not one request a
+    // block, which a peer's request rate limit would read as a flood.
+    let (a, b) = pair().await;
+    wait_for("b subscribed", || async { (a.handle.peers().await.len() == 1).then_some(()) }).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let blocks = ChainBuilder::new(ChainSpec::regtest()).blocks(1_500, 0);
+    submit_all(&a.chain, &blocks);
+    let last = blocks.last().expect("blocks");
+    wait_tip(&b, last, "b follows the burst").await;
+    let vouches = stats(&b).vouch_requests;
+    assert!(vouches * 8 < blocks.len() as u64, "{vouches} vouch requests for {} blocks", blocks.len());
+    let a_id: libp2p::PeerId = a.handle.local_peer_id().parse().expect("peer id");
+    holds_for("b keeps a, unpenalised", Duration::from_secs(2), || async {
+        score_of(&b, &a_id).await == Some(0) && !banned(&b, &a_id).await
+    })
+    .await;
+    for n in [&a, &b] {
+        n.handle.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_catch_up_announces_its_newest_block_not_each_block_it_fetched() {
+    // a - b - c in a line; b is out of initial sync when a gains blocks
+    // nobody hears of by relay, so b catches up by sync (status every
+    // second here) and c learns of them from b.
+    let fast_status = |cfg: &mut P2pConfig| cfg.status_interval = Duration::from_secs(1);
+    let a = node_with(regtest(), fast_status, &[]).await;
+    let b = node_with(regtest(), fast_status, &[a.addr().await]).await;
+    let c = node_with(regtest(), slow_status, &[b.addr().await]).await;
+    c.handle.ban(&a.handle.local_peer_id(), 0).await.unwrap();
+    wait_for("a line a - b - c", || async {
+        (connected(&a, &b).await && connected(&b, &c).await && !connected(&a, &c).await).then_some(())
+    })
+    .await;
+    wait_for("b out of initial sync", || async { (!b.handle.initial_sync()).then_some(()) }).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let blocks = ChainBuilder::new(ChainSpec::regtest()).blocks(300, 0);
+    a.chain.quiet.store(true, Ordering::Relaxed);
+    submit_all(&a.chain, &blocks);
+    let last = blocks.last().expect("blocks");
+    wait_tip(&b, last, "b catches up by sync").await;
+    wait_tip(&c, last, "c follows b").await;
+    let heard = stats(&c).compact_blocks;
+    assert!(heard <= 4, "c heard {heard} compact blocks of b's catch-up of {}", blocks.len());
+    for n in [&a, &b, &c] {
+        n.handle.shutdown().await;
+    }
+}

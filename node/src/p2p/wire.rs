@@ -1,0 +1,4 @@
+//! The sync protocol's wire messages, reachable from outside the crate for
+//! the fuzz targets (lode-fuzz), with the limits their decoders apply.
+
+pub use super::codec::{max_tx_size, Request as SyncRequest, Response as SyncResponse, Status as SyncStatus};
