@@ -35,6 +35,9 @@ struct Args {
     /// Disable mDNS discovery.
     #[arg(long)]
     no_mdns: bool,
+    /// Disable peer discovery (Kademlia and mDNS): connect only to bootnodes, `addpeer` peers and known peers.
+    #[arg(long)]
+    no_discovery: bool,
     /// Relay blocks whole only (no BIP152 compact blocks).
     #[arg(long)]
     no_compact_blocks: bool,
@@ -200,6 +203,7 @@ async fn run(args: Args) -> Result<(), String> {
             listen: listen.iter().map(parse).collect::<Result<_, _>>()?,
             bootnodes,
             mdns: !args.no_mdns,
+            discovery: !args.no_discovery,
             compact_blocks: !args.no_compact_blocks,
             data_dir: data_dir.clone(),
             max_peers: args.max_peers,

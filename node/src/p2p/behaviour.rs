@@ -75,8 +75,8 @@ pub struct Behaviour {
     pub identify: identify::Behaviour,
     /// Liveness.
     pub ping: ping::Behaviour,
-    /// Peer discovery.
-    pub kad: kad::Behaviour<kad::store::MemoryStore>,
+    /// Peer discovery (off with `--no-discovery`).
+    pub kad: Toggle<kad::Behaviour<kad::store::MemoryStore>>,
     /// Local network discovery (off with `--no-mdns`).
     pub mdns: Toggle<mdns::tokio::Behaviour>,
     /// Block and transaction propagation.
@@ -151,11 +151,17 @@ pub fn build_swarm(
     // The service bootstraps itself when the table has entries; the
     // built-in timer only warns while the node is alone.
     kad_config.set_periodic_bootstrap_interval(None);
-    let mut kad = kad::Behaviour::with_config(peer_id, kad::store::MemoryStore::new(peer_id), kad_config);
-    // Every node serves the DHT: there are no special nodes.
-    kad.set_mode(Some(kad::Mode::Server));
+    // Without discovery there is no Kademlia at all: its own automatic
+    // bootstrap (on every new routing-table entry, not configurable) would
+    // otherwise dial the peers' peers.
+    let kad = config.discovery.then(|| {
+        let mut kad = kad::Behaviour::with_config(peer_id, kad::store::MemoryStore::new(peer_id), kad_config);
+        // Every node serves the DHT: there are no special nodes.
+        kad.set_mode(Some(kad::Mode::Server));
+        kad
+    });
 
-    let mdns = if config.mdns {
+    let mdns = if config.mdns && config.discovery {
         match mdns::tokio::Behaviour::new(mdns::Config::default(), peer_id) {
             Ok(m) => Some(m),
             Err(e) => {
@@ -205,7 +211,7 @@ pub fn build_swarm(
                 .with_agent_version(format!("lode-node/{}", env!("CARGO_PKG_VERSION"))),
         ),
         ping: ping::Behaviour::new(ping::Config::new()),
-        kad,
+        kad: Toggle::from(kad),
         mdns: Toggle::from(mdns),
         gossipsub,
         sync,

@@ -219,9 +219,11 @@ impl Service {
         let mut picks = pick_diverse(self.store.candidates(now, skip), &mut taken, want);
         if picks.len() < want {
             let mut from_kad = Vec::new();
-            for bucket in self.swarm.behaviour_mut().kad.kbuckets() {
-                for e in bucket.iter() {
-                    from_kad.push((*e.node.key.preimage(), e.node.value.iter().cloned().collect::<Vec<_>>()));
+            if let Some(kad) = self.swarm.behaviour_mut().kad.as_mut() {
+                for bucket in kad.kbuckets() {
+                    for e in bucket.iter() {
+                        from_kad.push((*e.node.key.preimage(), e.node.value.iter().cloned().collect::<Vec<_>>()));
+                    }
                 }
             }
             from_kad.retain(|(p, _)| {
@@ -243,7 +245,7 @@ impl Service {
     /// every half second, the rest is deferred to the tick.
     pub(super) fn discover(&mut self) {
         let (outbound, _) = self.outbound_groups();
-        if outbound >= self.config.target_outbound {
+        if outbound >= self.config.target_outbound || !self.config.discovery {
             return;
         }
         let now = Instant::now();
@@ -253,7 +255,9 @@ impl Service {
         }
         self.kad_wanted = false;
         self.last_kad = now;
-        let _ = self.swarm.behaviour_mut().kad.bootstrap();
+        if let Some(kad) = self.swarm.behaviour_mut().kad.as_mut() {
+            let _ = kad.bootstrap();
+        }
     }
 
     /// Lowers a peer's score; at the threshold it is banned.
@@ -377,7 +381,9 @@ impl Service {
     pub(super) fn drop_wrong_chain(&mut self, peer: PeerId, reason: &str) {
         tracing::warn!(%peer, reason, "disconnecting a peer on another chain or network");
         self.store.remove(&peer);
-        self.swarm.behaviour_mut().kad.remove_peer(&peer);
+        if let Some(kad) = self.swarm.behaviour_mut().kad.as_mut() {
+            kad.remove_peer(&peer);
+        }
         self.wrong_chain.insert(peer, Instant::now());
         let _ = self.swarm.disconnect_peer_id(peer);
     }
@@ -468,7 +474,9 @@ impl Service {
                         continue;
                     }
                     tracing::debug!(%peer, %addr, "found a peer by mDNS");
-                    self.swarm.behaviour_mut().kad.add_address(&peer, addr.clone());
+                    if let Some(kad) = self.swarm.behaviour_mut().kad.as_mut() {
+                        kad.add_address(&peer, addr.clone());
+                    }
                     let (outbound, mut taken) = self.outbound_groups();
                     if outbound < self.config.target_outbound {
                         for (p, addrs) in pick_diverse([(peer, vec![addr])], &mut taken, 1) {
@@ -509,9 +517,10 @@ impl Service {
             return;
         }
         let addrs: Vec<Multiaddr> = info.listen_addrs.iter().filter_map(super::peers::dialable).collect();
-        if info.protocols.contains(&self.names.kad) {
+        if let Some(kad) = self.swarm.behaviour_mut().kad.as_mut().filter(|_| info.protocols.contains(&self.names.kad))
+        {
             for a in &addrs {
-                self.swarm.behaviour_mut().kad.add_address(&peer, a.clone());
+                kad.add_address(&peer, a.clone());
             }
             // Ask the newcomer for peers at once: a node that only knows a
             // bootnode must not depend on it for long.

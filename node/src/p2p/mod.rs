@@ -142,6 +142,10 @@ pub struct P2pConfig {
     pub bootnodes: Vec<Multiaddr>,
     /// Discover peers on the local network.
     pub mdns: bool,
+    /// Discover peers (Kademlia, and mDNS when `mdns`); off, the node
+    /// connects only to its bootnodes, `addpeer` and peers it has been
+    /// connected to (`--no-discovery`: a test network keeps its graph).
+    pub discovery: bool,
     /// Where the identity key and the peer store live.
     pub data_dir: PathBuf,
     /// Most connected peers.
@@ -186,6 +190,7 @@ impl Default for P2pConfig {
             listen: Vec::new(),
             bootnodes: Vec::new(),
             mdns: true,
+            discovery: true,
             data_dir: PathBuf::from("."),
             max_peers: 50,
             max_inbound: 40,

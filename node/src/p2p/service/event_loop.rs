@@ -99,7 +99,7 @@ impl Service {
         }
         if self.kad_wanted || now.saturating_duration_since(self.last_kad) >= KAD_INTERVAL {
             // With an empty table there is nobody to ask.
-            if self.swarm.behaviour_mut().kad.kbuckets().next().is_some() {
+            if self.swarm.behaviour_mut().kad.as_mut().is_some_and(|k| k.kbuckets().next().is_some()) {
                 self.discover();
             }
         }

@@ -13,6 +13,7 @@
 //! shared test network and `hostile` the bare libp2p peer.
 
 mod compact;
+mod discovery;
 mod gossip;
 mod helpers;
 #[allow(clippy::duplicate_mod)]
