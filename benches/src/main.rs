@@ -9,6 +9,7 @@ mod figures;
 mod import;
 mod network;
 mod nodeproc;
+mod propagation;
 mod sections;
 mod signatures_batch;
 
@@ -68,7 +69,7 @@ fn main() {
         network::sync(&mut report);
     }
     if run("propagation") {
-        network::propagation(&mut report);
+        propagation::propagation(&mut report);
     }
     report.print();
     if let Some(path) = json {

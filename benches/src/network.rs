@@ -1,6 +1,7 @@
 //! Whole-node figures with real `lode-node` processes on loopback: sync
-//! from one and from three peers, block propagation to eight nodes, and
-//! mempool admission through `sendrawtransaction` from concurrent clients.
+//! from one and from three peers, and mempool admission through
+//! `sendrawtransaction` from concurrent clients (block propagation is in
+//! `propagation`).
 
 use crate::figures::{Report, Rounds};
 use crate::import::{import_into, standard};
@@ -9,12 +10,12 @@ use lode_core::codec::Encode;
 use lode_core::ChainSpec;
 use lode_node::testkit::ChainBuilder;
 use lode_tests::{free_port, wait_for, NodeOptions, TestNode};
-use serde_json::{json, Value};
-use std::collections::{HashMap, VecDeque};
+use serde_json::json;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-fn copy_dir(from: &Path, to: &Path) {
+/// Copies a data directory (without RocksDB's lock file).
+pub fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).expect("mkdir");
     for entry in std::fs::read_dir(from).expect("read_dir") {
         let entry = entry.expect("entry");
@@ -80,123 +81,6 @@ pub fn sync(report: &mut Report) {
             rounds,
         );
     }
-}
-
-/// Peer ids of every node, and each node's connections by index.
-fn topology(nodes: &[TestNode]) -> Vec<Vec<usize>> {
-    let ids: HashMap<String, usize> = nodes.iter().enumerate().map(|(i, n)| (n.peer_id(), i)).collect();
-    nodes
-        .iter()
-        .map(|n| {
-            let peers = n.rpc("getpeerinfo", json!([]));
-            let mut v: Vec<usize> = peers
-                .as_array()
-                .map(|a| a.iter().filter_map(|p| p["peer_id"].as_str().and_then(|id| ids.get(id).copied())).collect())
-                .unwrap_or_default();
-            v.sort_unstable();
-            v.dedup();
-            v
-        })
-        .collect()
-}
-
-/// Hops from node 0 to every node over the connection graph.
-fn hops_from_first(graph: &[Vec<usize>]) -> Vec<Option<usize>> {
-    let mut hops = vec![None; graph.len()];
-    hops[0] = Some(0);
-    let mut queue = VecDeque::from([0usize]);
-    while let Some(i) = queue.pop_front() {
-        let h = hops[i].unwrap_or(0);
-        for &j in &graph[i] {
-            if hops[j].is_none() {
-                hops[j] = Some(h + 1);
-                queue.push_back(j);
-            }
-        }
-    }
-    hops
-}
-
-/// Blocks of many transactions submitted to one of eight nodes, timed
-/// until every other node has it as its tip.
-pub fn propagation(report: &mut Report) {
-    eprintln!("propagation");
-    let (nodes_n, txs) = if report.quick { (4, 200) } else { (8, 2000) };
-    let spec = ChainSpec::regtest();
-    let mut builder = ChainBuilder::new(spec.clone());
-    // Enough coins for the big blocks: they double every block once mature.
-    let blocks = builder.blocks(spec.coinbase_maturity as usize + 14, 400);
-    let bigs: Vec<_> = (0..report.rounds()).map(|_| builder.next_block(txs)).collect();
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let seed = tmp.path().join("seed");
-    import_into(&seed.join("chain"), &blocks);
-    // The reference: connecting the same block in process, on a copy of
-    // the chain that has had the earlier rounds' blocks.
-    let check = tmp.path().join("check");
-    copy_dir(&seed, &check);
-    let mut nodes: Vec<TestNode> = Vec::new();
-    for i in 0..nodes_n {
-        let d = tmp.path().join(format!("n{i}"));
-        copy_dir(&seed, &d);
-        // Bootnodes form a chain plus the first; the nodes' own peer
-        // discovery (Kademlia, eight outbound peers wanted) adds links.
-        let boots = match i {
-            0 => vec![],
-            1 => vec![nodes[0].p2p_addr()],
-            _ => vec![nodes[i - 1].p2p_addr(), nodes[0].p2p_addr()],
-        };
-        nodes.push(start_on(&d, boots));
-    }
-    // Let discovery settle: the graph measured below is the one used.
-    let mut last = Vec::new();
-    let mut stable_since = Instant::now();
-    let settle = Instant::now();
-    while settle.elapsed() < Duration::from_secs(if report.quick { 5 } else { 20 }) {
-        let counts: Vec<u64> =
-            nodes.iter().map(|n| n.rpc("getnetworkinfo", json!([]))["connections"].as_u64().unwrap_or(0)).collect();
-        if counts != last {
-            last = counts;
-            stable_since = Instant::now();
-        } else if last.iter().all(|&c| c > 0) && stable_since.elapsed() > Duration::from_secs(3) {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(250));
-    }
-    let (mut median, mut worst) = (Rounds::default(), Rounds::default());
-    let mut graphs = Vec::new();
-    for big in &bigs {
-        let validation = import_into(&check.join("chain"), std::slice::from_ref(big)) * 1000.0;
-        let graph = topology(&nodes);
-        let hops = hops_from_first(&graph);
-        graphs.push(json!({"links": graph, "hops_from_submitter": hops}));
-        let hash = big.hash().to_hex();
-        let hex = hex::encode(big.encode());
-        let start = Instant::now();
-        nodes[0].rpc("submitblock", json!([hex]));
-        let mut arrivals = Vec::new();
-        let mut pending: Vec<usize> = (1..nodes_n).collect();
-        wait_for("propagation", Duration::from_secs(300), || {
-            pending.retain(|&i| {
-                if nodes[i].tip() == hash {
-                    arrivals.push(start.elapsed().as_secs_f64() * 1000.0);
-                    false
-                } else {
-                    true
-                }
-            });
-            pending.is_empty().then_some(())
-        });
-        arrivals.sort_by(f64::total_cmp);
-        median.push(validation, arrivals[arrivals.len() / 2]);
-        worst.push(validation, arrivals[arrivals.len() - 1]);
-    }
-    let big_txs = bigs[0].transactions.len() - 1;
-    let name = format!("block of {big_txs} tx from node 0 to {} others", nodes_n - 1);
-    let reference = "connecting the same block in process (ms)";
-    report.add_rounds("propagation.median_ms", &format!("{name}: median arrival"), "ms", reference, &median);
-    report.add_rounds("propagation.worst_ms", &format!("{name}: last arrival"), "ms", reference, &worst);
-    let detail: Value = json!({"nodes": nodes_n, "transactions": big_txs, "graphs": graphs});
-    report.detail("propagation.median_ms", detail);
 }
 
 /// Transactions accepted per second through RPC from concurrent clients,

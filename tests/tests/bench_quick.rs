@@ -25,8 +25,9 @@ const IDS: &[&str] = &[
     "mempool.rpc_accept",
     "sync.peers_1",
     "sync.peers_3",
-    "propagation.median_ms",
-    "propagation.worst_ms",
+    "propagation.compact",
+    "propagation.bytes",
+    "propagation.full",
 ];
 
 /// Figures read against a goal rather than a measured reference.
