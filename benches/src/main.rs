@@ -7,6 +7,7 @@
 
 mod figures;
 mod import;
+mod mempool;
 mod network;
 mod nodeproc;
 mod propagation;
@@ -63,7 +64,7 @@ fn main() {
         nodeproc::restart(&mut report, data_dir);
     }
     if run("mempool") {
-        network::mempool(&mut report);
+        mempool::mempool(&mut report);
     }
     if run("sync") {
         network::sync(&mut report);

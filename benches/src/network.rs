@@ -1,16 +1,10 @@
 //! Whole-node figures with real `lode-node` processes on loopback: sync
-//! from one and from three peers, and mempool admission through
-//! `sendrawtransaction` from concurrent clients (block propagation is in
-//! `propagation`).
+//! from one and from three peers (block propagation is in `propagation`,
+//! mempool admission in `mempool`).
 
 use crate::figures::{Report, Rounds};
 use crate::import::{import_into, standard};
-use crate::sections::signature_bound;
-use lode_core::codec::Encode;
-use lode_core::ChainSpec;
-use lode_node::testkit::ChainBuilder;
 use lode_tests::{free_port, wait_for, NodeOptions, TestNode};
-use serde_json::json;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -81,54 +75,4 @@ pub fn sync(report: &mut Report) {
             rounds,
         );
     }
-}
-
-/// Transactions accepted per second through RPC from concurrent clients,
-/// each round beside the signature bound.
-pub fn mempool(report: &mut Report) {
-    eprintln!("mempool");
-    let spec = ChainSpec::regtest();
-    let n_tx = if report.quick { 400 } else { 4000 };
-    let mut builder = ChainBuilder::new(spec.clone());
-    let blocks = builder.blocks(spec.coinbase_maturity as usize + 16, 600);
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let seed = tmp.path().join("seed");
-    import_into(&seed.join("chain"), &blocks);
-    // Transactions for the next block, submitted instead of mined.
-    let next = builder.next_block(n_tx);
-    let hexes: Vec<String> = next.transactions[1..].iter().map(|t| hex::encode(t.encode())).collect();
-    let clients = 4;
-    let chunks: Vec<Vec<String>> =
-        (0..clients).map(|c| hexes.iter().skip(c).step_by(clients).cloned().collect()).collect();
-    let mut rounds = Rounds::default();
-    for round in 0..report.rounds() {
-        let bound = signature_bound(report);
-        let dir = tmp.path().join(format!("node{round}"));
-        copy_dir(&seed, &dir);
-        let node = start_on(&dir, Vec::new());
-        let start = Instant::now();
-        std::thread::scope(|s| {
-            for chunk in &chunks {
-                let node = &node;
-                s.spawn(move || {
-                    for h in chunk {
-                        node.rpc("sendrawtransaction", json!([h]));
-                    }
-                });
-            }
-        });
-        let elapsed = start.elapsed().as_secs_f64();
-        let size = node.rpc("getmempoolinfo", json!([]))["size"].as_u64().unwrap_or(0);
-        assert_eq!(size as usize, hexes.len(), "every transaction admitted");
-        rounds.push(bound, hexes.len() as f64 / elapsed);
-        drop(node);
-        let _ = std::fs::remove_dir_all(&dir);
-    }
-    report.add_rounds(
-        "mempool.rpc_accept",
-        &format!("{} tx via sendrawtransaction, {clients} clients", hexes.len()),
-        "tx/s",
-        "cores × 1-core verify rate",
-        &rounds,
-    );
 }
