@@ -31,6 +31,16 @@ fn memory_size(report: &Report) -> usize {
     }
 }
 
+/// A gauge from the node's `/metrics` (plain HTTP on 127.0.0.1).
+fn metric(port: u16, name: &str) -> Option<f64> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").ok()?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).ok()?;
+    text.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+}
+
 /// RSS of the node (MiB): total, anonymous (heap), file-backed.
 fn rss(pid: u32) -> (f64, f64, f64) {
     let get = |f| proc_status_mib(pid, f).unwrap_or(0.0);
@@ -46,7 +56,9 @@ pub fn memory(report: &mut Report) -> DataDir {
     let (_, txs) = standard_size(report);
     let tmp = tempfile::tempdir().expect("tempdir");
     let path = tmp.path().join("node");
-    let mut node = TestNode::start_in(&path, NodeOptions::default(), free_port(), free_port());
+    let mut node =
+        TestNode::start_in(&path, NodeOptions { metrics: true, ..Default::default() }, free_port(), free_port());
+    let metrics_port = node.metrics_port.expect("metrics on");
     let pid = node.pid().expect("node pid");
     // Generated while the node imports (the bench holds at most 16 blocks,
     // so its own memory stays out of the way).
@@ -77,7 +89,8 @@ pub fn memory(report: &mut Report) -> DataDir {
             at_marks.push(rss(pid));
         }
         if i % (n / 20).max(1) == 0 {
-            series.push(json!([i, rss(pid).0]));
+            let cache_mib = metric(metrics_port, "lode_db_cache_bytes").unwrap_or(0.0) / (1024.0 * 1024.0);
+            series.push(json!([i, rss(pid).0, cache_mib]));
         }
     }
     let seconds = start.elapsed().as_secs_f64();
@@ -102,6 +115,7 @@ pub fn memory(report: &mut Report) -> DataDir {
             "transactions": total_tx,
             "rss_mib_at": {"25%": mib(q1), "50%": mib(half), "100%": mib(full)},
             "rss_mib_series": series,
+            "series_columns": ["blocks", "VmRSS MiB", "lode_db_cache_bytes MiB (block cache + charged memtables)"],
             "import_seconds": seconds,
             "db_cache_mb": "node default",
         }),

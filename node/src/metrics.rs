@@ -67,6 +67,9 @@ pub struct Metrics {
     pub hashrate: Gauge,
     /// Peers at our tip with a different UTXO commitment.
     pub commitment_mismatches: Gauge,
+    /// Bytes in the database's block cache, memtables charged to it
+    /// (bounded by `--db-cache-mb`).
+    pub db_cache_bytes: Gauge,
     /// Time to process a block.
     pub block_validation: Histogram,
     /// Block relay counters, copied from the network every second.
@@ -77,13 +80,18 @@ impl Metrics {
     /// Prometheus text format.
     pub fn render(&self) -> String {
         let mut s = String::new();
-        let gauges: [(&str, &str, &Gauge); 7] = [
+        let gauges: [(&str, &str, &Gauge); 8] = [
             ("lode_chain_height", "Height of the active chain", &self.height),
             ("lode_headers", "Known block headers", &self.headers),
             ("lode_peers", "Connected peers", &self.peers),
             ("lode_mempool_transactions", "Transactions in the mempool", &self.mempool_size),
             ("lode_mempool_bytes", "Bytes of transactions in the mempool", &self.mempool_bytes),
             ("lode_hashrate", "Local mining hash rate, hashes per second", &self.hashrate),
+            (
+                "lode_db_cache_bytes",
+                "Bytes in the database block cache, memtables included (bounded by --db-cache-mb)",
+                &self.db_cache_bytes,
+            ),
             (
                 "lode_utxo_commitment_mismatches",
                 "Peers at our tip whose UTXO commitment differs",

@@ -353,6 +353,7 @@ impl Node {
         self.metrics.headers.set(headers as f64);
         self.metrics.mempool_size.set(size as f64);
         self.metrics.mempool_bytes.set(bytes as f64);
+        self.metrics.db_cache_bytes.set(self.store.cache_usage() as f64);
     }
 
     /// Builds a block template on the tip paying `address`. The template is
