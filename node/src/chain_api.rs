@@ -118,6 +118,10 @@ pub trait NetworkChain: Send + Sync + 'static {
     /// take the total encoded size past `max_bytes` (at least one block).
     /// Implementations read the batch under one lock, not one per block.
     fn serve_blocks(&self, hashes: &[Hash256], announced: &HashSet<Hash256>, max_bytes: usize) -> Vec<Block>;
+    /// Lowest height whose block body this node stores and serves: 0 for an
+    /// archive node, the prune height for a pruned one (`serve_blocks`
+    /// leaves out the bodies below it, as it does blocks it never had).
+    fn lowest_served_height(&self) -> Height;
     /// Cumulative work of a known header (`None` if unknown).
     fn header_work(&self, hash: &Hash256) -> Option<Work>;
     /// Whether the block is stored (or known invalid).

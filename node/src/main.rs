@@ -77,6 +77,11 @@ struct Args {
     /// Signature checks the signature cache remembers (about 100 bytes each).
     #[arg(long, default_value_t = lode_node::chain::DEFAULT_SIG_CACHE_ENTRIES)]
     sig_cache_entries: usize,
+    /// Keep only the bodies and undo data of the last N blocks (N at least
+    /// 288); older bodies are deleted as new blocks connect. A data directory
+    /// once pruned needs this flag from then on (or a resync from empty).
+    #[arg(long, value_name = "N")]
+    prune_blocks: Option<u32>,
     /// Seconds a misbehaving peer stays banned.
     #[arg(long, default_value_t = 3600)]
     ban_secs: u64,
@@ -140,6 +145,12 @@ fn fail(msg: String) -> ! {
 
 async fn run(args: Args) -> Result<(), String> {
     let spec = load_spec(&args.chain)?;
+    if let Some(keep) = args.prune_blocks.filter(|k| *k < lode_node::chain::MIN_PRUNE_BLOCKS) {
+        return Err(format!(
+            "--prune-blocks {keep} is too small: at least {} blocks must be kept",
+            lode_node::chain::MIN_PRUNE_BLOCKS
+        ));
+    }
     let miner_address = match &args.miner_address {
         Some(s) => Some(Address::decode(s, &spec.address_prefix).map_err(|e| format!("--miner-address: {e}"))?),
         None => None,
@@ -174,13 +185,14 @@ async fn run(args: Args) -> Result<(), String> {
     let config = ChainConfig {
         cache_bytes: args.db_cache_mb << 20,
         sig_cache_entries: args.sig_cache_entries,
+        prune_blocks: args.prune_blocks,
         ..ChainConfig::default()
     };
     let node = Node::open(&data_dir.join("chain"), spec.clone(), config, MempoolPolicy::default())
         .map_err(|e| format!("cannot open the chain in {}: {e}", data_dir.display()))?;
     {
         let chain = node.chain();
-        tracing::info!(chain = %spec.name, height = chain.state().height.0, tip = %chain.state().tip, data_dir = %data_dir.display(), "chain loaded");
+        tracing::info!(chain = %spec.name, height = chain.state().height.0, tip = %chain.state().tip, prune_height = ?chain.prune_height().map(|h| h.0), data_dir = %data_dir.display(), "chain loaded");
     }
     node.set_miner_address(miner_address);
     node.load_fee_estimates(data_dir.join(lode_node::fees::FILE_NAME));

@@ -513,6 +513,7 @@ impl NetworkChain for Node {
             if !chain.is_active(h) && !announced.contains(h) {
                 continue;
             }
+            // A pruned body reads as absent: served like a block we never had.
             let Some(b) = chain.store().block(h).ok().flatten() else { continue };
             let size = b.encoded_size();
             if !out.is_empty() && bytes.saturating_add(size) > max_bytes {
@@ -522,6 +523,10 @@ impl NetworkChain for Node {
             out.push(b);
         }
         out
+    }
+
+    fn lowest_served_height(&self) -> Height {
+        lock(&self.chain).prune_height().unwrap_or(Height::GENESIS)
     }
 
     fn header_work(&self, hash: &Hash256) -> Option<lode_core::pow::Work> {

@@ -20,7 +20,7 @@ use crate::store::{BlockStatus, ChainStateRecord, Store, StoreBatch, StoreError,
 use lode_core::subsidy::block_subsidy;
 use lode_core::tx::OutPoint;
 use lode_core::validation::{connect_block_deferred, Coin, ConnectContext, ConnectOutcome, PendingConnect};
-use lode_core::{Block, Hash256};
+use lode_core::{Block, Hash256, Height};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
@@ -81,11 +81,16 @@ pub(super) struct Checked {
     started: Instant,
 }
 
+/// The chain state, UTXO commitment and prune height after a block.
+type AfterBlock = (ChainStateRecord, UtxoCommitment, Option<Height>);
+
 /// The batch that connects a checked block, and the state after it.
 pub(super) struct Built<'a> {
     batch: StoreBatch<'a>,
     state: ChainStateRecord,
     commitment: UtxoCommitment,
+    /// The prune height after it (`None`: an archive).
+    prune: Option<Height>,
 }
 
 /// A verified block waiting to be written.
@@ -109,7 +114,7 @@ impl Chain {
         let mut next = Some(self.check(first, &Overlay::new())?);
         let mut ready: Option<Ready<'_>> = None;
         let mut stop: Option<ChainError> = None;
-        let mut base = (self.state, self.commitment);
+        let mut base = (self.state, self.commitment, self.prune);
         let mut index = 0;
         while next.is_some() || ready.is_some() {
             let cur = next.take();
@@ -120,13 +125,13 @@ impl Chain {
                 || cur.as_ref().map(|c| super::verify::check_signatures(&c.pending, &this.sig_cache)),
                 || {
                     let written = to_write.map(|r| {
-                        let (state, commitment) = (r.built.state, r.built.commitment);
-                        store.write(r.built.batch, sync).map(|()| (r.checked, state, commitment, r.sigs))
+                        let (state, commitment, prune) = (r.built.state, r.built.commitment, r.built.prune);
+                        store.write(r.built.batch, sync).map(|()| (r.checked, (state, commitment, prune), r.sigs))
                     });
                     if matches!(written, Some(Err(_))) {
                         return (written, None, None);
                     }
-                    let built = cur.as_ref().map(|c| this.build(&store, c, base.0, base.1));
+                    let built = cur.as_ref().map(|c| this.build(&store, c, base));
                     let checked_next = match (&cur, follower) {
                         (Some(c), Some(h)) => Some(this.check(h, &c.overlay)),
                         _ => None,
@@ -135,13 +140,13 @@ impl Chain {
                 },
             );
             if let Some(w) = written {
-                let (checked, state, commitment, sigs) = w?;
-                self.apply(checked, state, commitment, sigs, update);
+                let (checked, after, sigs) = w?;
+                self.apply(checked, after, sigs, update);
             }
             match (cur, verified, built) {
                 (Some(c), Some(Err(source)), _) => return Err(ChainError::Invalid { hash: c.hash, source }),
                 (Some(checked), Some(Ok(sigs)), Some(built)) => {
-                    base = (built.state, built.commitment);
+                    base = (built.state, built.commitment, built.prune);
                     ready = Some(Ready { checked, built, sigs });
                 }
                 _ => {}
@@ -183,16 +188,11 @@ impl Chain {
         Ok(Checked { hash: *hash, entry, block, pending, overlay, started })
     }
 
-    /// The batch that connects `c` on top of `state` and `commitment`: its
-    /// body and header too when they were not written yet (one batch per
-    /// block).
-    fn build<'s>(
-        &self,
-        store: &'s Store,
-        c: &Checked,
-        mut state: ChainStateRecord,
-        mut commitment: UtxoCommitment,
-    ) -> Built<'s> {
+    /// The batch that connects `c` on top of `state`, `commitment` and the
+    /// prune height: its body and header too when they were not written
+    /// yet, and the deletes of the bodies it pushes out of a pruned node's
+    /// window (one batch per block).
+    fn build<'s>(&self, store: &'s Store, c: &Checked, (mut state, mut commitment, prune): AfterBlock) -> Built<'s> {
         let (hash, height, outcome) = (&c.hash, c.entry.height, &c.pending.outcome);
         let mut batch = store.batch();
         if let Some(Some(body)) = self.unwritten.get(hash) {
@@ -225,20 +225,21 @@ impl Chain {
         state.height = height;
         state.commitment = commitment.to_hash().0;
         batch.put_chain_state(&state);
-        Built { batch, state, commitment }
+        let prune = prune.map(|current| self.prune_into(&mut batch, height, current));
+        Built { batch, state, commitment, prune }
     }
 
     /// Makes a written block the tip in memory.
     fn apply(
         &mut self,
         c: Checked,
-        state: ChainStateRecord,
-        commitment: UtxoCommitment,
+        (state, commitment, prune): AfterBlock,
         (sigs, cached): (usize, usize),
         update: &mut TipUpdate,
     ) {
         self.state = state;
         self.commitment = commitment;
+        self.prune = prune;
         self.active.push(c.hash);
         self.index.set_status(&c.hash, BlockStatus::Valid);
         self.unwritten.remove(&c.hash);

@@ -136,6 +136,14 @@ impl HeaderIndex {
         }
     }
 
+    /// Stops offering a block as a candidate tip (a branch the chain cannot
+    /// move to); it stays valid and may become a candidate again.
+    pub fn remove_candidate(&mut self, hash: &Hash256) {
+        if let Some(e) = self.entries.get(hash) {
+            self.candidates.remove(&(e.work, Reverse(e.seq), *hash));
+        }
+    }
+
     /// Marks `hash` and every descendant invalid; returns them all.
     pub fn mark_invalid_subtree(&mut self, hash: &Hash256) -> Vec<Hash256> {
         let mut out = Vec::new();

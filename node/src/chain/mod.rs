@@ -9,6 +9,7 @@ mod connect;
 mod headers;
 mod index;
 mod orphans;
+mod prune;
 mod tip_update;
 mod tips;
 mod update;
@@ -17,6 +18,7 @@ mod verify;
 pub use headers::{HeaderChainOutcome, NEAR_TIP_BLOCKS};
 pub use index::Entry;
 pub use orphans::OrphanPool;
+pub use prune::MIN_PRUNE_BLOCKS;
 pub use tip_update::{TipUpdate, MAX_READMIT_BYTES, MAX_UPDATE_CONNECTED};
 pub use tips::{ChainTip, TipStatus};
 pub use verify::IntegrityReport;
@@ -56,6 +58,23 @@ pub enum ChainError {
     /// The header's parent is unknown.
     #[error("parent {0} of the header is unknown")]
     UnknownParent(Hash256),
+    /// `--prune-blocks` below the minimum.
+    #[error("--prune-blocks {keep} is too small: at least {min} blocks must be kept")]
+    PruneTooSmall {
+        /// Asked for.
+        keep: u32,
+        /// The minimum.
+        min: u32,
+    },
+    /// A pruned database opened as an archive.
+    #[error(
+        "this data directory was pruned (block bodies below height {prune_height} are deleted); run with \
+         --prune-blocks, or resync from an empty data directory to get an archive node again"
+    )]
+    PrunedNeedsResync {
+        /// Its prune height.
+        prune_height: Height,
+    },
     /// Timestamp too far ahead: try again later.
     #[error("block {hash} deferred: {source}")]
     Deferred {
@@ -113,6 +132,9 @@ pub struct ChainConfig {
     pub max_orphan_bytes: usize,
     /// fsync every update (survives power loss, slower).
     pub sync_writes: bool,
+    /// Keep only the bodies and undo data of the last this many blocks
+    /// (`--prune-blocks`; at least [`MIN_PRUNE_BLOCKS`]); `None`: keep all.
+    pub prune_blocks: Option<u32>,
 }
 
 impl Default for ChainConfig {
@@ -123,6 +145,7 @@ impl Default for ChainConfig {
             max_orphans: 200,
             max_orphan_bytes: 64 << 20,
             sync_writes: false,
+            prune_blocks: None,
         }
     }
 }
@@ -150,6 +173,8 @@ pub struct Chain {
     /// per block), the rest into one batch at the end of the call. Their
     /// records are taken from the index when written.
     unwritten: HashMap<Hash256, Option<Arc<Block>>>,
+    /// Lowest active height whose body is stored; `None` for an archive.
+    prune: Option<Height>,
 }
 
 /// Seconds since the Unix epoch.
@@ -169,6 +194,9 @@ impl Chain {
         let genesis = spec.genesis_block();
         let genesis_hash = spec.genesis_hash();
         let store = Arc::new(Store::open(dir, genesis_hash, spec.max_block_size, config.cache_bytes)?);
+        // Before anything else is written: a pruned database opened as an
+        // archive must stay untouched.
+        let prune = prune::open_prune_state(&store, &config)?;
         let mut index = HeaderIndex::default();
         let mut records = store.all_headers()?;
         let state = match store.chain_state()? {
@@ -255,6 +283,7 @@ impl Chain {
             next_seq,
             config,
             unwritten: HashMap::new(),
+            prune,
         };
         // A crash between storing a block and connecting it, or in the middle
         // of a reorg, leaves a heavier stored branch than the tip: take it now,
@@ -268,6 +297,7 @@ impl Chain {
                 "activated the most-work stored chain at start-up"
             );
         }
+        chain.catch_up_pruning()?;
         Ok(chain)
     }
 
@@ -402,7 +432,13 @@ impl Chain {
 
     /// Flushes the database (clean shutdown).
     pub fn flush(&self) -> Result<(), ChainError> {
-        Ok(self.store.flush()?)
+        self.store.flush()?;
+        if self.prune.is_some() {
+            // Pruned bodies' space is returned now, not at some later
+            // compaction (the kept window is small, so this is quick).
+            self.store.compact_bodies();
+        }
+        Ok(())
     }
 }
 

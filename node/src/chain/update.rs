@@ -38,6 +38,13 @@ impl Chain {
                 }
             }
             let fork_height = self.index.get(&cur).map(|e| e.height).unwrap_or_default();
+            if self.reorg_too_deep(&best, fork_height) {
+                // Not invalid: only unreachable from here. Dropped as a
+                // candidate so the loop moves on (a new block on that
+                // branch is offered, and refused, again).
+                self.index.remove_candidate(&best);
+                continue;
+            }
             while self.state.height > fork_height {
                 let block = self.disconnect_tip()?;
                 update.push_disconnected(block);

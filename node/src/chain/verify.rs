@@ -34,8 +34,25 @@ impl Chain {
     /// corrupt record instead of failing on it.
     pub fn verify_integrity(&self) -> Result<IntegrityReport, ChainError> {
         let mut report = IntegrityReport { ok: true, blocks_checked: 0, utxos_checked: 0, error: None };
+        let prune_height = self.prune.map_or(0, |h| h.0);
         for height in 0..=self.state.height.0 {
             let Some(hash) = self.hash_at(Height(height)) else { continue };
+            if height < prune_height {
+                // Pruned: its body must be gone, or the prune height and
+                // the deletes were not written together.
+                match self.store.has_block(&hash) {
+                    Ok(false) => continue,
+                    Ok(true) => {
+                        return Ok(fail(
+                            report,
+                            format!(
+                                "block {hash} at height {height} is below the prune height {prune_height} but stored"
+                            ),
+                        ))
+                    }
+                    Err(e) => return Ok(fail(report, format!("block at height {height}: {e}"))),
+                }
+            }
             match self.store.block(&hash) {
                 Ok(Some(block)) => {
                     let (root, mutated) = block.compute_merkle_root();

@@ -56,6 +56,9 @@ pub enum ExplorerError {
     /// Well-formed but unknown (HTTP 404).
     #[error("{0}")]
     NotFound(String),
+    /// Known, but its block body was pruned by this node (HTTP 410).
+    #[error("{0}")]
+    Pruned(String),
     /// Too many clients of one kind (HTTP 503).
     #[error("{0}")]
     Busy(String),
@@ -70,6 +73,7 @@ impl ExplorerError {
         match self {
             ExplorerError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ExplorerError::NotFound(_) => StatusCode::NOT_FOUND,
+            ExplorerError::Pruned(_) => StatusCode::GONE,
             ExplorerError::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
             ExplorerError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }

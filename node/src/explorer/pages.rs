@@ -115,7 +115,9 @@ async fn block(State(ex): Shared, Path(hash): Path<String>, params: Params) -> P
         .read(move |n| match query::block_txs(n, &hash, start, TXS_PER_PAGE) {
             Ok((info, txs)) => Ok((info, Some(txs))),
             // A header without a body still has a page.
-            Err(ExplorerError::NotFound(_)) => query::block(n, &hash).map(|(info, _)| (info, None)),
+            Err(ExplorerError::NotFound(_) | ExplorerError::Pruned(_)) => {
+                query::block(n, &hash).map(|(info, _)| (info, None))
+            }
             Err(e) => Err(e),
         })
         .await

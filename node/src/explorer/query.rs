@@ -319,6 +319,19 @@ fn fee_of(tx: &Transaction, prevouts: &[Option<TxOut>]) -> Option<u64> {
     Some(inputs.saturating_sub(outputs))
 }
 
+/// The error for a known block without a body: pruned (410) or never
+/// stored (404).
+fn missing_body(node: &Node, hash: &Hash256) -> ExplorerError {
+    let chain = node.chain();
+    match chain.prune_height() {
+        Some(prune) if chain.is_pruned(hash) => ExplorerError::Pruned(format!(
+            "block {hash} was pruned: this node stores block bodies from height {} up",
+            prune.0
+        )),
+        _ => ExplorerError::NotFound(format!("block {hash}: header known, body not stored")),
+    }
+}
+
 /// Views of the transactions of a stored block, `start..start + count`.
 pub fn block_txs(
     node: &Node,
@@ -327,7 +340,7 @@ pub fn block_txs(
     count: usize,
 ) -> Result<(BlockInfo, Vec<TxView>), ExplorerError> {
     let (info, body) = block(node, hash)?;
-    let body = body.ok_or_else(|| ExplorerError::NotFound(format!("block {hash}: header known, body not stored")))?;
+    let body = body.ok_or_else(|| missing_body(node, hash))?;
     let views = {
         let chain = node.chain();
         let undo = undo_map(&chain, hash)?;
@@ -386,10 +399,16 @@ pub fn tx(node: &Node, txid: &Hash256) -> Result<TxView, ExplorerError> {
         .store()
         .tx_location(txid)?
         .ok_or_else(|| ExplorerError::NotFound(format!("transaction {txid} not found")))?;
-    let block = chain
-        .store()
-        .block(&loc.block)?
-        .ok_or_else(|| ExplorerError::NotFound(format!("transaction {txid}: its block is not stored")))?;
+    let Some(block) = chain.store().block(&loc.block)? else {
+        return Err(match chain.prune_height() {
+            Some(prune) if chain.is_pruned(&loc.block) => ExplorerError::Pruned(format!(
+                "transaction {txid} is in block {} at height {}, which was pruned: this node stores block bodies \
+                 from height {} up",
+                loc.block, loc.height.0, prune.0
+            )),
+            _ => ExplorerError::NotFound(format!("transaction {txid}: its block is not stored")),
+        });
+    };
     let tx = block
         .transactions
         .get(loc.index as usize)

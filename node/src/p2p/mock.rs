@@ -9,7 +9,7 @@ use lode_core::pow::Work;
 use lode_core::validation::check_header;
 use lode_core::{ChainSpec, Hash256, Height, Transaction};
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::broadcast;
 
@@ -60,6 +60,9 @@ pub struct MockChain {
     /// Accept blocks holding invalid transactions (a buggy or hostile
     /// miner's node, which then announces them as its own).
     pub sloppy: AtomicBool,
+    /// Lowest height whose body it serves (a pruned peer; 0 serves all):
+    /// `serve_blocks` leaves out the bodies below it, as a pruned node does.
+    pub lowest_served: AtomicU32,
 }
 
 fn work_of(h: &BlockHeader) -> Work {
@@ -91,6 +94,7 @@ impl MockChain {
             serve_delay_ms: std::sync::atomic::AtomicU64::new(0),
             tx_submits: AtomicUsize::new(0),
             sloppy: AtomicBool::new(false),
+            lowest_served: AtomicU32::new(0),
         })
     }
 
@@ -266,10 +270,14 @@ impl NetworkChain for MockChain {
         }
         let st = self.lock();
         let active: HashSet<Hash256> = Self::active_chain(&st).into_iter().collect();
+        let lowest = self.lowest_served.load(Ordering::Relaxed);
         let mut out = Vec::new();
         let mut bytes = 0usize;
         for h in hashes {
             if !active.contains(h) && !announced.contains(h) {
+                continue;
+            }
+            if st.headers.get(h).is_some_and(|e| e.height < lowest) {
                 continue;
             }
             let Some(b) = st.bodies.get(h) else { continue };
@@ -282,6 +290,10 @@ impl NetworkChain for MockChain {
         }
         self.served.fetch_add(out.len(), Ordering::Relaxed);
         out
+    }
+
+    fn lowest_served_height(&self) -> Height {
+        Height(self.lowest_served.load(Ordering::Relaxed))
     }
 
     fn header_work(&self, hash: &Hash256) -> Option<Work> {

@@ -139,6 +139,8 @@ impl Methods {
                     "median_time": chain.median_time_past(),
                     "headers": best.height.0,
                     "best_header_hash": best.header.hash(),
+                    "pruned": chain.prune_height().is_some(),
+                    "prune_height": chain.prune_height().map(|h| h.0),
                 }))
             }
             "getblockhash" => {
@@ -555,6 +557,11 @@ fn tx_error(e: MempoolError) -> RpcError {
 
 fn load_block(chain: &Chain, hash: &Hash256) -> Result<Block, RpcError> {
     chain.store().block(hash).map_err(|e| RpcError::internal(e.to_string()))?.ok_or_else(|| match chain.entry(hash) {
+        Some(e) if chain.is_pruned(hash) => RpcError::pruned(format!(
+            "block {hash} at height {} was pruned: this node stores bodies from height {} up",
+            e.height.0,
+            chain.prune_height().unwrap_or_default().0
+        )),
         Some(_) => RpcError::not_found(format!("block {hash}: header known, body not stored")),
         None => RpcError::not_found(format!("block {hash} not found")),
     })

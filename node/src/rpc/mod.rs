@@ -45,6 +45,12 @@ impl RpcError {
     pub fn not_found(m: impl Into<String>) -> Self {
         Self::new(-5, m)
     }
+    /// A block body (or a transaction's block) this pruned node deleted:
+    /// known, but not available here (Bitcoin Core answers pruned data
+    /// with its misc error, -1).
+    pub fn pruned(m: impl Into<String>) -> Self {
+        Self::new(-1, m)
+    }
     /// Consensus-invalid transaction.
     pub fn tx_invalid(m: impl Into<String>) -> Self {
         Self::new(-25, m)

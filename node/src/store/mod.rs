@@ -37,6 +37,9 @@ const ALL_CFS: [&str; 8] = [CF_HEADERS, CF_BLOCKS, CF_HEIGHT, CF_UTXO, CF_UNDO, 
 const META_SCHEMA: &[u8] = b"schema";
 const META_GENESIS: &[u8] = b"genesis";
 const META_STATE: &[u8] = b"state";
+/// Present only in a pruned database: the lowest active height whose body
+/// and undo data are still stored (everything below was deleted).
+const META_PRUNE: &[u8] = b"prune_height";
 
 /// Largest stored value we will decode (a block body is bounded separately).
 const MAX_RECORD: usize = 64 * 1024 * 1024;
@@ -225,6 +228,23 @@ impl Store {
         match self.db.get_cf(self.cf(CF_META), META_STATE)? {
             Some(b) => Ok(Some(decode("chain state", META_STATE, &b)?)),
             None => Ok(None),
+        }
+    }
+
+    /// The prune height of a pruned database (lowest height whose body is
+    /// stored); `None` when no body was ever pruned here (an archive).
+    pub fn prune_height(&self) -> Result<Option<Height>, StoreError> {
+        match self.db.get_cf(self.cf(CF_META), META_PRUNE)? {
+            Some(b) => Ok(Some(Height(decode("prune height", META_PRUNE, &b)?))),
+            None => Ok(None),
+        }
+    }
+
+    /// Compacts the body and undo column families so deleted (pruned)
+    /// records leave the disk now rather than at RocksDB's next compaction.
+    pub fn compact_bodies(&self) {
+        for name in [CF_BLOCKS, CF_UNDO] {
+            self.db.compact_range_cf(self.cf(name), None::<&[u8]>, None::<&[u8]>);
         }
     }
 

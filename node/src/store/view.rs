@@ -3,7 +3,7 @@
 
 use super::{
     encode, keys, Store, CF_ADDR_INDEX, CF_BLOCKS, CF_HEADERS, CF_HEIGHT, CF_META, CF_TX_INDEX, CF_UNDO, CF_UTXO,
-    META_STATE,
+    META_PRUNE, META_STATE,
 };
 use super::{ChainStateRecord, HeaderRecord, TxLocation};
 use lode_core::block::Block;
@@ -79,6 +79,18 @@ impl<'a> StoreBatch<'a> {
     /// Stores a block body.
     pub fn put_block(&mut self, hash: &Hash256, block: &Block) {
         self.batch.put_cf(self.store.cf(CF_BLOCKS), hash.0, block.encode());
+    }
+
+    /// Deletes a block body and its undo data (pruning; the header, the
+    /// height index and the transaction indexes stay).
+    pub fn prune_block(&mut self, hash: &Hash256) {
+        self.batch.delete_cf(self.store.cf(CF_BLOCKS), hash.0);
+        self.batch.delete_cf(self.store.cf(CF_UNDO), hash.0);
+    }
+
+    /// Records the lowest height whose body is still stored.
+    pub fn put_prune_height(&mut self, height: Height) {
+        self.batch.put_cf(self.store.cf(CF_META), META_PRUNE, encode(&height.0));
     }
 
     /// Adds a coin (and its address-index entry).
