@@ -261,7 +261,10 @@ async fn a_catch_up_announces_its_newest_block_not_each_block_it_fetched() {
     wait_tip(&b, last, "b catches up by sync").await;
     wait_tip(&c, last, "c follows b").await;
     let heard = stats(&c).compact_blocks;
-    assert!(heard <= 4, "c heard {heard} compact blocks of b's catch-up of {}", blocks.len());
+    // One announcement each time b's download drains: 1-4 seen on a quiet
+    // machine, 9 on a loaded one; 23 without the rule (one per block, fewer
+    // than 300 only because lagging chain events are skipped).
+    assert!(heard <= 12, "c heard {heard} compact blocks of b's catch-up of {}", blocks.len());
     for n in [&a, &b, &c] {
         n.handle.shutdown().await;
     }
