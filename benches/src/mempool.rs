@@ -139,5 +139,6 @@ fn process_cpu_seconds(pid: u32) -> f64 {
     let fields: Vec<&str> = stat.rsplit_once(')').map(|(_, r)| r.split_whitespace().collect()).unwrap_or_default();
     let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
     // utime and stime are fields 14 and 15 of stat, 12 and 13 after ')'.
+    // In clock ticks of USER_HZ, which is 100 on Linux.
     (ticks(11) + ticks(12)) / 100.0
 }
