@@ -238,6 +238,10 @@ async fn a_burst_of_connected_blocks_sends_few_vouch_requests_and_costs_the_anno
     }
 }
 
+// Ignored: flaky. b's download drains between status-triggered batches, so
+// the count with the rule ranged 1 to 41 (a CI emulation at 22fc99f) and
+// overlaps the 23 seen without it; it does not tell the rule apart.
+#[ignore = "flaky: does not separate the rule from its absence (1-41 with it, 23 without)"]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_catch_up_announces_its_newest_block_not_each_block_it_fetched() {
     // a - b - c in a line; b is out of initial sync when a gains blocks
