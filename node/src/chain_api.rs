@@ -107,9 +107,9 @@ pub trait NetworkChain: Send + Sync + 'static {
     fn headers_after(&self, locator: &[Hash256], max: usize) -> Vec<BlockHeader>;
     /// Adds headers (in order, each the parent of the next) to the header tree.
     fn accept_headers(&self, headers: &[BlockHeader]) -> HeadersOutcome;
-    /// Hashes of blocks on the best header chain whose bodies we lack, lowest
-    /// first, at most `max`.
-    fn missing_blocks(&self, max: usize) -> Vec<Hash256>;
+    /// Blocks on the best header chain whose bodies we lack, with their
+    /// heights, lowest first, at most `max`.
+    fn missing_blocks(&self, max: usize) -> Vec<(Hash256, Height)>;
     /// A stored block.
     fn block(&self, hash: &Hash256) -> Option<Block>;
     /// Blocks for a peer's `GetBlocks`, in the order asked: only those on
@@ -118,10 +118,10 @@ pub trait NetworkChain: Send + Sync + 'static {
     /// take the total encoded size past `max_bytes` (at least one block).
     /// Implementations read the batch under one lock, not one per block.
     fn serve_blocks(&self, hashes: &[Hash256], announced: &HashSet<Hash256>, max_bytes: usize) -> Vec<Block>;
-    /// Lowest height whose block body this node stores and serves: 0 for an
-    /// archive node, the prune height for a pruned one (`serve_blocks`
-    /// leaves out the bodies below it, as it does blocks it never had).
-    fn lowest_served_height(&self) -> Height;
+    /// Which bodies this node stores and serves, as advertised to peers
+    /// (`serve_blocks` leaves out bodies below `lowest`, as it does blocks
+    /// it never had).
+    fn served_bodies(&self) -> ServedBodies;
     /// Cumulative work of a known header (`None` if unknown).
     fn header_work(&self, hash: &Hash256) -> Option<Work>;
     /// Whether the block is stored (or known invalid).
@@ -144,4 +144,14 @@ pub trait NetworkChain: Send + Sync + 'static {
     fn mempool_scan(&self, f: &mut dyn FnMut(&Hash256, &Transaction));
     /// Events to announce to peers.
     fn subscribe(&self) -> tokio::sync::broadcast::Receiver<ChainEvent>;
+}
+
+/// Which block bodies a node keeps and serves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ServedBodies {
+    /// Configured to keep every body (no `--prune-blocks`).
+    pub archive: bool,
+    /// Lowest height whose body is stored: 0 for an archive node, the
+    /// prune height for a pruned one.
+    pub lowest: Height,
 }

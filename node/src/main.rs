@@ -274,6 +274,8 @@ async fn run(args: Args) -> Result<(), String> {
                     let (i, o) = p.connection_counts();
                     node.metrics.peers.set((i + o) as f64);
                     node.metrics.commitment_mismatches.set(p.commitment_mismatches() as f64);
+                    node.metrics.archive_peers.set(p.archive_peers() as f64);
+                    node.metrics.history_unavailable.set(if p.history_unavailable() { 1.0 } else { 0.0 });
                     *node.metrics.relay.lock().unwrap_or_else(|e| e.into_inner()) = p.relay_stats();
                 }
             }

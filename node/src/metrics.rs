@@ -67,6 +67,10 @@ pub struct Metrics {
     pub hashrate: Gauge,
     /// Peers at our tip with a different UTXO commitment.
     pub commitment_mismatches: Gauge,
+    /// Connected peers that keep every block body.
+    pub archive_peers: Gauge,
+    /// 1 while sync needs bodies no connected peer keeps.
+    pub history_unavailable: Gauge,
     /// Bytes in the database's block cache, memtables charged to it
     /// (bounded by `--db-cache-mb`).
     pub db_cache_bytes: Gauge,
@@ -80,7 +84,7 @@ impl Metrics {
     /// Prometheus text format.
     pub fn render(&self) -> String {
         let mut s = String::new();
-        let gauges: [(&str, &str, &Gauge); 8] = [
+        let gauges: [(&str, &str, &Gauge); 10] = [
             ("lode_chain_height", "Height of the active chain", &self.height),
             ("lode_headers", "Known block headers", &self.headers),
             ("lode_peers", "Connected peers", &self.peers),
@@ -96,6 +100,16 @@ impl Metrics {
                 "lode_utxo_commitment_mismatches",
                 "Peers at our tip whose UTXO commitment differs",
                 &self.commitment_mismatches,
+            ),
+            (
+                "lode_p2p_archive_peers",
+                "Connected peers that advertise keeping every block body (a warning is logged below 2)",
+                &self.archive_peers,
+            ),
+            (
+                "lode_sync_history_unavailable",
+                "1 while sync needs block bodies that every connected peer has pruned",
+                &self.history_unavailable,
             ),
         ];
         for (name, help, g) in gauges {

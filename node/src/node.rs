@@ -490,7 +490,7 @@ impl NetworkChain for Node {
         }
     }
 
-    fn missing_blocks(&self, max: usize) -> Vec<Hash256> {
+    fn missing_blocks(&self, max: usize) -> Vec<(Hash256, Height)> {
         lock(&self.chain).missing_blocks(max)
     }
 
@@ -525,8 +525,12 @@ impl NetworkChain for Node {
         out
     }
 
-    fn lowest_served_height(&self) -> Height {
-        lock(&self.chain).prune_height().unwrap_or(Height::GENESIS)
+    fn served_bodies(&self) -> crate::chain_api::ServedBodies {
+        let chain = lock(&self.chain);
+        crate::chain_api::ServedBodies {
+            archive: !chain.is_pruning(),
+            lowest: chain.prune_height().unwrap_or(Height::GENESIS),
+        }
     }
 
     fn header_work(&self, hash: &Hash256) -> Option<lode_core::pow::Work> {

@@ -7,13 +7,13 @@
 use crate::alloc::bounded;
 use lode_core::codec::{Decode, Encode};
 use lode_core::{Block, ChainSpec, Transaction};
-use lode_node::p2p::wire::{max_tx_size, SyncRequest, SyncResponse};
+use lode_node::p2p::wire::{max_tx_size, ServicesReply, SyncRequest, SyncResponse};
 use std::sync::OnceLock;
 
 const FACTOR: usize = 8;
 
 /// The message kinds, by selector byte (`data[0] % len`).
-pub const KINDS: [&str; 4] = ["sync_request", "sync_response", "gossip_block", "gossip_tx"];
+pub const KINDS: [&str; 5] = ["sync_request", "sync_response", "gossip_block", "gossip_tx", "services_reply"];
 
 fn max_block_size() -> usize {
     static SPEC: OnceLock<ChainSpec> = OnceLock::new();
@@ -34,6 +34,11 @@ pub fn run(data: &[u8]) {
         "sync_response" => {
             if let Ok(m) = bounded("sync response", n, FACTOR, || SyncResponse::decode(input, max)) {
                 assert_eq!(m.encode(), input, "sync response re-encodes differently");
+            }
+        }
+        "services_reply" => {
+            if let Ok(s) = bounded("services reply", n, FACTOR, || ServicesReply::decode(input)) {
+                assert_eq!(s.encode(), input, "services reply re-encodes differently");
             }
         }
         "gossip_block" => {

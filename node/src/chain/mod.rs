@@ -405,7 +405,7 @@ impl Chain {
     }
 
     /// Blocks on the best header chain without bodies, lowest first.
-    pub fn missing_blocks(&self, max: usize) -> Vec<Hash256> {
+    pub fn missing_blocks(&self, max: usize) -> Vec<(Hash256, Height)> {
         let best = self.best_header();
         if best.chain_data || max == 0 {
             return Vec::new();
@@ -416,13 +416,13 @@ impl Chain {
             if e.chain_data {
                 break;
             }
-            path.push((cur, e.has_data()));
+            path.push((cur, e.height, e.has_data()));
             if e.height.0 == 0 {
                 break;
             }
             cur = e.header.prev_hash;
         }
-        path.iter().rev().filter(|(_, has)| !has).map(|(h, _)| *h).take(max).collect()
+        path.iter().rev().filter(|(_, _, has)| !has).map(|(h, height, _)| (*h, *height)).take(max).collect()
     }
 
     /// The UTXO commitment at the tip.

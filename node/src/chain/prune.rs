@@ -59,6 +59,12 @@ impl Chain {
         self.prune
     }
 
+    /// Whether this node is configured to prune (`--prune-blocks`), even
+    /// before it has pruned anything.
+    pub fn is_pruning(&self) -> bool {
+        self.config.prune_blocks.is_some()
+    }
+
     /// Whether the body of `hash` is known to have been pruned (its header
     /// is on the active chain below the prune height and was connected).
     pub fn is_pruned(&self, hash: &Hash256) -> bool {

@@ -164,7 +164,7 @@ fn a_pruned_node_serves_only_the_bodies_it_keeps() {
         r.unwrap();
     }
     let prune = 300 + 1 - KEEP;
-    assert_eq!(node.lowest_served_height(), Height(prune));
+    assert_eq!(node.served_bodies(), crate::chain_api::ServedBodies { archive: false, lowest: Height(prune) });
     let (old, kept) = (blocks[prune as usize - 2].hash(), blocks[prune as usize - 1].hash());
     let served = node.serve_blocks(&[old, kept], &Default::default(), usize::MAX);
     assert_eq!(served.iter().map(Block::hash).collect::<Vec<_>>(), vec![kept], "the pruned body is simply absent");

@@ -8,6 +8,7 @@
 use super::addresses::AddressGuard;
 use super::codec::SyncCodec;
 use super::compact::CmpctCodec;
+use super::services::ServicesCodec;
 use super::{P2pConfig, P2pError};
 use libp2p::gossipsub::{self, IdentTopic, MessageAuthenticity, MessageId, ValidationMode};
 use libp2p::identity::Keypair;
@@ -37,6 +38,8 @@ pub struct Names {
     pub cmpct_blocks: IdentTopic,
     /// The compact block request-response protocol (`getblocktxn`, vouches).
     pub cmpct: StreamProtocol,
+    /// The service advertisement protocol (which bodies a peer keeps).
+    pub services: StreamProtocol,
 }
 
 impl Names {
@@ -55,6 +58,7 @@ impl Names {
             txs: IdentTopic::new(format!("{prefix}/tx/1")),
             cmpct_blocks: IdentTopic::new(format!("{prefix}/cmpctblock/1")),
             cmpct: proto("cmpct/1")?,
+            services: proto("services/1")?,
             prefix,
         })
     }
@@ -85,6 +89,8 @@ pub struct Behaviour {
     pub sync: request_response::Behaviour<SyncCodec>,
     /// Missing transactions of compact blocks, and vouches.
     pub cmpct: request_response::Behaviour<CmpctCodec>,
+    /// Which block bodies peers keep (archive or pruned, and from where).
+    pub services: request_response::Behaviour<ServicesCodec>,
 }
 
 /// A `getblocktxn` unanswered for this long is given up and the full
@@ -202,6 +208,12 @@ pub fn build_swarm(
             .with_max_concurrent_streams(64),
     );
 
+    let services = request_response::Behaviour::with_codec(
+        ServicesCodec,
+        [(names.services.clone(), request_response::ProtocolSupport::Full)],
+        request_response::Config::default().with_request_timeout(config.request_timeout).with_max_concurrent_streams(8),
+    );
+
     let behaviour = Behaviour {
         blocked: allow_block_list::Behaviour::default(),
         guard: AddressGuard::new(config.exempt_loopback, config.max_inbound_per_ip),
@@ -216,6 +228,7 @@ pub fn build_swarm(
         gossipsub,
         sync,
         cmpct,
+        services,
     };
 
     let idle = config.idle_connection_timeout;

@@ -40,6 +40,10 @@ impl Service {
                         address_group: p.group.map(|g| g.to_string()).unwrap_or_default(),
                         connected_secs: p.connected_at.elapsed().as_secs(),
                         min_ping_ms: p.min_ping.map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+                        archive: p.services.archive(),
+                        lowest_height: p.services.archive().map(|_| p.services.horizon()),
+                        blocks_received: p.blocks_received,
+                        blocks_missing: p.blocks_missing,
                     })
                     .collect();
                 v.sort_by(|a, b| a.peer_id.cmp(&b.peer_id));
@@ -388,10 +392,12 @@ impl Service {
         let _ = self.swarm.disconnect_peer_id(peer);
     }
 
-    fn update_counts(&self) {
+    pub(super) fn update_counts(&self) {
         let inbound = self.peers.values().filter(|p| p.direction == Direction::Inbound).count();
         self.shared.inbound.store(inbound, Ordering::Relaxed);
         self.shared.outbound.store(self.peers.len() - inbound, Ordering::Relaxed);
+        let archive = self.peers.values().filter(|p| p.services.archive() == Some(true)).count();
+        self.shared.archive_peers.store(archive, Ordering::Relaxed);
     }
 
     pub(super) fn on_swarm_event(&mut self, ev: SwarmEvent<BehaviourEvent>) {
@@ -490,6 +496,7 @@ impl Service {
             }
             BehaviourEvent::Sync(ev) => self.on_sync_event(ev),
             BehaviourEvent::Cmpct(ev) => self.on_cmpct_event(ev),
+            BehaviourEvent::Services(ev) => self.on_services_event(ev),
             BehaviourEvent::Kad(kad::Event::RoutingUpdated { peer, .. }) => {
                 tracing::trace!(%peer, "kademlia routing updated")
             }

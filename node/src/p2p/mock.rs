@@ -72,13 +72,19 @@ fn work_of(h: &BlockHeader) -> Work {
 impl MockChain {
     /// A chain holding only `spec`'s genesis block.
     pub fn new(spec: ChainSpec) -> Arc<MockChain> {
+        MockChain::with_event_capacity(spec, 4096)
+    }
+
+    /// A chain whose event channel holds `capacity` events (a small one
+    /// makes the network task miss events under a burst).
+    pub fn with_event_capacity(spec: ChainSpec, capacity: usize) -> Arc<MockChain> {
         let genesis = spec.genesis_block();
         let g = genesis.hash();
         let mut st = State { tip: g, best_header: g, ..Default::default() };
         st.headers.insert(g, Entry { header: genesis.header, height: 0, work: work_of(&genesis.header) });
         st.bodies.insert(g, genesis);
         st.connected.insert(g);
-        let (events, _) = broadcast::channel(4096);
+        let (events, _) = broadcast::channel(capacity.max(1));
         Arc::new(MockChain {
             spec,
             state: Mutex::new(st),
@@ -248,9 +254,14 @@ impl NetworkChain for MockChain {
         HeadersOutcome::Accepted { new }
     }
 
-    fn missing_blocks(&self, max: usize) -> Vec<Hash256> {
+    fn missing_blocks(&self, max: usize) -> Vec<(Hash256, Height)> {
         let st = self.lock();
-        Self::best_header_chain(&st).into_iter().filter(|h| !st.bodies.contains_key(h)).take(max).collect()
+        Self::best_header_chain(&st)
+            .into_iter()
+            .filter(|h| !st.bodies.contains_key(h))
+            .map(|h| (h, Height(st.headers[&h].height)))
+            .take(max)
+            .collect()
     }
 
     fn block(&self, hash: &Hash256) -> Option<Block> {
@@ -292,8 +303,9 @@ impl NetworkChain for MockChain {
         out
     }
 
-    fn lowest_served_height(&self) -> Height {
-        Height(self.lowest_served.load(Ordering::Relaxed))
+    fn served_bodies(&self) -> crate::chain_api::ServedBodies {
+        let lowest = self.lowest_served.load(Ordering::Relaxed);
+        crate::chain_api::ServedBodies { archive: lowest == 0, lowest: Height(lowest) }
     }
 
     fn header_work(&self, hash: &Hash256) -> Option<Work> {

@@ -106,6 +106,7 @@ mod peers;
 mod raw_peer;
 mod requests;
 mod service;
+mod services;
 mod sync;
 #[cfg(test)]
 mod tests;
@@ -234,6 +235,15 @@ pub struct PeerInfo {
     pub connected_secs: u64,
     /// Its lowest ping round trip in milliseconds, once measured.
     pub min_ping_ms: Option<u64>,
+    /// It advertised keeping every block body (`None` until it says, and
+    /// for peers that do not speak the services protocol).
+    pub archive: Option<bool>,
+    /// Lowest height whose body it advertised keeping.
+    pub lowest_height: Option<u32>,
+    /// Block bodies it delivered to our sync.
+    pub blocks_received: u64,
+    /// Block bodies we asked it for that its replies left out.
+    pub blocks_missing: u64,
 }
 
 /// A banned peer as `listbanned` shows it.
@@ -308,6 +318,10 @@ pub(crate) struct Shared {
     pub(crate) outbound: AtomicUsize,
     pub(crate) mismatches: AtomicU64,
     pub(crate) relay: Arc<compact::RelayCounters>,
+    /// Connected peers that advertised keeping every body.
+    pub(crate) archive_peers: AtomicUsize,
+    /// Sync needs bodies below every connected peer's horizon.
+    pub(crate) history_unavailable: AtomicBool,
 }
 
 /// Controls a running network service; cheap to clone.
@@ -390,6 +404,17 @@ impl P2pHandle {
     /// Connected peers as (inbound, outbound).
     pub fn connection_counts(&self) -> (usize, usize) {
         (self.shared.inbound.load(Ordering::Relaxed), self.shared.outbound.load(Ordering::Relaxed))
+    }
+
+    /// Connected peers that advertised keeping every block body.
+    pub fn archive_peers(&self) -> usize {
+        self.shared.archive_peers.load(Ordering::Relaxed)
+    }
+
+    /// True while sync needs block bodies that no connected peer keeps
+    /// (every one has pruned them).
+    pub fn history_unavailable(&self) -> bool {
+        self.shared.history_unavailable.load(Ordering::Relaxed)
     }
 
     /// Times a peer at our tip reported a different UTXO commitment.

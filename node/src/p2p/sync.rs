@@ -24,8 +24,10 @@ pub struct Limits {
     pub window: usize,
     /// Most hashes per request.
     pub per_request: usize,
-    /// Most outstanding requests per peer.
+    /// Outstanding requests of a peer whose delivery rate is not measured yet.
     pub per_peer: usize,
+    /// Most outstanding requests of one peer, however fast.
+    pub per_peer_max: usize,
     /// Most outstanding requests in all (replies are bounded in bytes, so
     /// this bounds the bytes in flight).
     pub max_requests: usize,
@@ -57,6 +59,8 @@ pub struct Delivery {
     pub unsolicited: usize,
     /// Asked-for blocks the reply left out.
     pub missing: usize,
+    /// Asked-for blocks it delivered.
+    pub received: usize,
 }
 
 /// The block download schedule.
@@ -65,6 +69,8 @@ pub struct Downloader {
     limits: Limits,
     order: VecDeque<Hash256>,
     slots: HashMap<Hash256, Slot>,
+    /// Height of each scheduled block (peers serve heights from a horizon up).
+    heights: HashMap<Hash256, u32>,
     requests: HashMap<OutboundRequestId, InFlight>,
     peer_requests: HashMap<PeerId, usize>,
     lacks: HashMap<PeerId, HashSet<Hash256>>,
@@ -78,9 +84,26 @@ pub struct Downloader {
     /// Peers that stalled the download: one request at a time until they
     /// answer one in time.
     slow: HashSet<PeerId>,
+    /// Lowest height each candidate peer serves, as of the last [`Self::plan`].
+    horizons: HashMap<PeerId, u32>,
+    /// Outstanding requests each candidate may have, as of the last plan.
+    allowances: HashMap<PeerId, usize>,
+    /// Each peer's measured delivery rate in bytes a second (a moving
+    /// average of its replies).
+    rates: HashMap<PeerId, f64>,
+    /// When each peer's last reply arrived: with requests pipelined, a
+    /// reply's time is measured from here, not from when it was sent.
+    last_delivery: HashMap<PeerId, Instant>,
+    /// No refill before this: the last one offered bodies nobody serves,
+    /// and asking again at once would only spin.
+    refill_hold: Option<Instant>,
     /// A `missing_blocks` query is running.
     pub refilling: bool,
 }
+
+/// How long after dropping bodies nobody serves the window is refilled
+/// (the refill offers them again, for a peer that may have come since).
+const UNAVAILABLE_RETRY: Duration = Duration::from_secs(1);
 
 impl Downloader {
     /// An empty schedule.
@@ -89,6 +112,7 @@ impl Downloader {
             limits,
             order: VecDeque::new(),
             slots: HashMap::new(),
+            heights: HashMap::new(),
             requests: HashMap::new(),
             peer_requests: HashMap::new(),
             lacks: HashMap::new(),
@@ -96,13 +120,20 @@ impl Downloader {
             ready_bytes: 0,
             stall_timeout: limits.stall_min,
             slow: HashSet::new(),
+            horizons: HashMap::new(),
+            allowances: HashMap::new(),
+            rates: HashMap::new(),
+            last_delivery: HashMap::new(),
+            refill_hold: None,
             refilling: false,
         }
     }
 
     /// Whether the schedule is short enough to ask the chain for more.
     pub fn wants_refill(&self) -> bool {
-        !self.refilling && self.order.len() + self.submitting.len() < self.limits.window / 2 + 1
+        !self.refilling
+            && self.order.len() + self.submitting.len() < self.limits.window / 2 + 1
+            && self.refill_hold.is_none_or(|t| Instant::now() >= t)
     }
 
     /// How many bodies to ask the chain for.
@@ -110,10 +141,11 @@ impl Downloader {
         self.limits.window
     }
 
-    /// Schedules bodies (lowest first) not already scheduled or submitted.
-    pub fn add(&mut self, hashes: Vec<Hash256>) -> usize {
+    /// Schedules bodies (lowest first, with their heights) not already
+    /// scheduled or submitted.
+    pub fn add(&mut self, blocks: Vec<(Hash256, u32)>) -> usize {
         let mut added = 0;
-        for h in hashes {
+        for (h, height) in blocks {
             if self.order.len() + self.submitting.len() >= self.limits.window {
                 break;
             }
@@ -121,16 +153,52 @@ impl Downloader {
                 continue;
             }
             self.slots.insert(h, Slot::Queued);
-            self.order.push_back(h);
+            self.heights.insert(h, height);
+            // Bodies come back after being dropped as unavailable: keep
+            // the schedule in height order, since it is released in order.
+            let heights = &self.heights;
+            let at = self.order.partition_point(|o| heights.get(o).is_some_and(|x| *x <= height));
+            self.order.insert(at, h);
             added += 1;
         }
         added
     }
 
+    /// The peers that may be asked for bodies now, each with the lowest
+    /// height it serves, and how many requests each may have outstanding:
+    /// a share of all requests in proportion to its measured delivery rate
+    /// (a peer not yet measured gets the default), so a fast peer serves
+    /// more and a slow one holds few blocks the window waits on.
+    pub fn plan(&mut self, peers: &[(PeerId, u32)]) {
+        self.horizons = peers.iter().copied().collect();
+        let measured: Vec<f64> = peers.iter().filter_map(|(p, _)| self.rates.get(p).copied()).collect();
+        let mean = if measured.is_empty() { 0.0 } else { measured.iter().sum::<f64>() / measured.len() as f64 };
+        let total: f64 = peers.iter().map(|(p, _)| self.rates.get(p).copied().unwrap_or(mean)).sum();
+        let slots = self.limits.max_requests as f64;
+        self.allowances = peers
+            .iter()
+            .map(|(p, _)| {
+                let n = match self.rates.get(p) {
+                    // Rounded share; the float is small and non-negative.
+                    Some(rate) if total > 0.0 => (slots * rate / total).round() as usize,
+                    Some(_) => 1,
+                    None => self.limits.per_peer,
+                };
+                (*p, n.clamp(1, self.limits.per_peer_max))
+            })
+            .collect();
+    }
+
     /// The next hashes to ask `peer` for, or `None` when it is busy, has
-    /// nothing we need, or too many downloaded bodies are waiting.
+    /// nothing we need at or above its horizon, or too many downloaded
+    /// bodies are waiting.
     pub fn next_batch(&mut self, peer: &PeerId) -> Option<Vec<Hash256>> {
-        let allowance = if self.slow.contains(peer) { 1 } else { self.limits.per_peer };
+        let allowance = if self.slow.contains(peer) {
+            1
+        } else {
+            self.allowances.get(peer).copied().unwrap_or(self.limits.per_peer)
+        };
+        let horizon = self.horizons.get(peer).copied().unwrap_or(0);
         if self.peer_requests.get(peer).copied().unwrap_or(0) >= allowance
             || self.requests.len() >= self.limits.max_requests
             || self.ready_bytes >= self.limits.max_ready_bytes
@@ -142,6 +210,7 @@ impl Downloader {
             .order
             .iter()
             .filter(|h| matches!(self.slots.get(*h), Some(Slot::Queued)) && !lacks.is_some_and(|l| l.contains(*h)))
+            .filter(|h| self.heights.get(*h).is_some_and(|height| *height >= horizon))
             .take(self.limits.per_request)
             .copied()
             .collect();
@@ -234,15 +303,28 @@ impl Downloader {
         blocks: Vec<(Block, usize)>,
         complete: bool,
     ) -> Option<(PeerId, Delivery)> {
-        let InFlight { peer, hashes, stale, .. } = self.finish_request(id)?;
+        self.on_blocks_at(id, blocks, complete, Instant::now())
+    }
+
+    fn on_blocks_at(
+        &mut self,
+        id: &OutboundRequestId,
+        blocks: Vec<(Block, usize)>,
+        complete: bool,
+        now: Instant,
+    ) -> Option<(PeerId, Delivery)> {
+        let InFlight { peer, hashes, stale, sent } = self.finish_request(id)?;
         let mut asked: HashSet<Hash256> = hashes.iter().copied().collect();
         let mut delivery = Delivery::default();
+        let mut bytes = 0usize;
         for (block, size) in blocks {
             let h = block.hash();
             if !asked.remove(&h) {
                 delivery.unsolicited += 1;
                 continue;
             }
+            delivery.received += 1;
+            bytes = bytes.saturating_add(size);
             // A late reply to a stalled request still fills blocks that
             // went back to the queue or to another peer.
             if let Some(slot @ (Slot::InFlight | Slot::Queued)) = self.slots.get_mut(&h) {
@@ -251,6 +333,7 @@ impl Downloader {
             }
         }
         delivery.missing = asked.len();
+        self.measure(peer, bytes, sent, now);
         if stale {
             // Its blocks were reassigned when it stalled: what it left out
             // is someone else's now.
@@ -272,6 +355,16 @@ impl Downloader {
         Some((peer, delivery))
     }
 
+    /// Folds one reply into the peer's delivery rate.
+    fn measure(&mut self, peer: PeerId, bytes: usize, sent: Instant, now: Instant) {
+        let from = self.last_delivery.get(&peer).map_or(sent, |t| (*t).max(sent));
+        let secs = now.saturating_duration_since(from).as_secs_f64().max(0.001);
+        let sample = bytes as f64 / secs;
+        let rate = self.rates.entry(peer).or_insert(sample);
+        *rate = 0.5 * *rate + 0.5 * sample;
+        self.last_delivery.insert(peer, now);
+    }
+
     /// A failed or timed-out request: its hashes go back to the queue for
     /// any peer (the next batch may well go elsewhere).
     pub fn on_failure(&mut self, id: &OutboundRequestId) -> Option<PeerId> {
@@ -291,6 +384,10 @@ impl Downloader {
         }
         self.lacks.remove(peer);
         self.slow.remove(peer);
+        self.rates.remove(peer);
+        self.last_delivery.remove(peer);
+        self.horizons.remove(peer);
+        self.allowances.remove(peer);
     }
 
     /// The peer reported a new status: it may have blocks it lacked before.
@@ -298,23 +395,33 @@ impl Downloader {
         self.lacks.remove(peer);
     }
 
-    /// Drops queued hashes that none of `peers` can serve, so one block
-    /// nobody has does not stall the window (a later refill retries it).
-    pub fn drop_unavailable(&mut self, peers: &[PeerId]) {
+    /// Drops queued hashes that none of the planned peers can serve (each
+    /// lacks it or has pruned it), so one block nobody has does not stall
+    /// the window (a later refill retries it).
+    pub fn drop_unavailable(&mut self) {
+        if self.horizons.is_empty() {
+            return;
+        }
+        let serves = |p: &PeerId, h: &Hash256| {
+            let height = self.heights.get(h).copied().unwrap_or(0);
+            height >= self.horizons.get(p).copied().unwrap_or(0) && !self.lacks.get(p).is_some_and(|l| l.contains(h))
+        };
         let gone: Vec<Hash256> = self
             .order
             .iter()
             .filter(|h| matches!(self.slots.get(*h), Some(Slot::Queued)))
-            .filter(|h| peers.iter().all(|p| self.lacks.get(p).is_some_and(|l| l.contains(*h))))
+            .filter(|h| !self.horizons.keys().any(|p| serves(p, h)))
             .copied()
             .collect();
         if gone.is_empty() {
             return;
         }
+        self.refill_hold = Some(Instant::now() + UNAVAILABLE_RETRY);
         let set: HashSet<Hash256> = gone.into_iter().collect();
         self.order.retain(|h| !set.contains(h));
         for h in &set {
             self.slots.remove(h);
+            self.heights.remove(h);
         }
         for l in self.lacks.values_mut() {
             l.retain(|h| !set.contains(h));
@@ -332,6 +439,7 @@ impl Downloader {
                 _ => break,
             }
             self.order.pop_front();
+            self.heights.remove(&h);
             if let Some(Slot::Ready(block, peer, size)) = self.slots.remove(&h) {
                 // Its bytes stay counted until the chain is done with it.
                 self.submitting.insert(h, size);
@@ -411,6 +519,7 @@ mod tests {
             window: 8,
             per_request: 2,
             per_peer: 2,
+            per_peer_max: 4,
             max_requests: 16,
             max_ready_bytes: 1 << 20,
             stall_min: Duration::from_secs(2),
@@ -421,6 +530,11 @@ mod tests {
     fn blocks(n: usize) -> Vec<Block> {
         let mut b = crate::testkit::ChainBuilder::new(ChainSpec::regtest());
         b.blocks(n, 0)
+    }
+
+    /// The blocks' hashes with their heights (the first block at height 1).
+    fn scheduled(chain: &[Block]) -> Vec<(Hash256, u32)> {
+        chain.iter().zip(1..).map(|(b, h)| (b.hash(), h)).collect()
     }
 
     fn id(n: u64) -> OutboundRequestId {
@@ -452,7 +566,7 @@ mod tests {
         let chain = blocks(4);
         let hashes: Vec<Hash256> = chain.iter().map(Block::hash).collect();
         let mut d = Downloader::new(limits());
-        assert_eq!(d.add(hashes.clone()), 4);
+        assert_eq!(d.add(scheduled(&chain)), 4);
         let (a, b) = (PeerId::random(), PeerId::random());
         let first = d.next_batch(&a).unwrap();
         assert_eq!(first, hashes[0..2]);
@@ -489,7 +603,7 @@ mod tests {
         let chain = blocks(4);
         let hashes: Vec<Hash256> = chain.iter().map(Block::hash).collect();
         let mut d = Downloader::new(limits());
-        d.add(hashes.clone());
+        d.add(scheduled(&chain));
         let (a, b) = (PeerId::random(), PeerId::random());
         let t0 = Instant::now();
         let first = d.next_batch(&a).unwrap();
@@ -517,7 +631,7 @@ mod tests {
         let chain = blocks(2);
         let hashes: Vec<Hash256> = chain.iter().map(Block::hash).collect();
         let mut d = Downloader::new(limits());
-        d.add(hashes.clone());
+        d.add(scheduled(&chain));
         let a = PeerId::random();
         let batch = d.next_batch(&a).unwrap();
         d.register(id(3), a, batch);
@@ -535,7 +649,93 @@ mod tests {
         let other = blocks(1).remove(0);
         let (_, del) = d.on_blocks(&id(5), vec![(other, 1)], true).unwrap();
         assert_eq!((del.unsolicited, del.missing), (1, 2));
-        d.drop_unavailable(&[a]);
+        d.plan(&[(a, 0)]);
+        d.drop_unavailable();
         assert_eq!(d.pending(), 0);
+        let _ = hashes;
+    }
+
+    #[test]
+    fn a_pruned_peer_is_never_asked_below_its_horizon() {
+        let chain = blocks(6);
+        let hashes: Vec<Hash256> = chain.iter().map(Block::hash).collect();
+        let mut d = Downloader::new(limits());
+        d.add(scheduled(&chain));
+        let (archive, pruned) = (PeerId::random(), PeerId::random());
+        // The pruned peer keeps heights 4 and up.
+        d.plan(&[(pruned, 4), (archive, 0)]);
+        let first = d.next_batch(&pruned).unwrap();
+        assert_eq!(first, hashes[3..5], "heights 4 and 5, not the lowest queued");
+        d.register(id(20), pruned, first);
+        let second = d.next_batch(&pruned).unwrap();
+        assert_eq!(second, hashes[5..6]);
+        d.register(id(21), pruned, second);
+        assert!(d.next_batch(&pruned).is_none(), "nothing left at or above its horizon");
+        assert_eq!(d.next_batch(&archive).unwrap(), hashes[0..2], "the old bodies go to the archive peer");
+    }
+
+    #[test]
+    fn bodies_below_every_horizon_are_dropped_and_come_back_with_an_archive_peer() {
+        let chain = blocks(4);
+        let mut d = Downloader::new(limits());
+        d.add(scheduled(&chain));
+        let (p1, p2) = (PeerId::random(), PeerId::random());
+        d.plan(&[(p1, 3), (p2, 3)]);
+        d.drop_unavailable();
+        assert_eq!(d.pending(), 2, "heights 1 and 2 nobody serves are dropped; 3 and 4 stay");
+        // The next refill offers them again; an archive peer takes them.
+        let archive = PeerId::random();
+        d.add(scheduled(&chain[..2]));
+        d.plan(&[(p1, 3), (p2, 3), (archive, 0)]);
+        d.drop_unavailable();
+        assert_eq!(d.pending(), 4);
+        assert_eq!(d.next_batch(&archive).unwrap(), vec![chain[0].hash(), chain[1].hash()]);
+    }
+
+    #[test]
+    fn requests_are_shared_in_proportion_to_measured_delivery_rate() {
+        let chain = blocks(40);
+        let mut d = Downloader::new(Limits {
+            window: 64,
+            per_request: 1,
+            per_peer: 2,
+            per_peer_max: 8,
+            max_requests: 8,
+            ..limits()
+        });
+        d.add(scheduled(&chain));
+        let (fast, slow) = (PeerId::random(), PeerId::random());
+        d.plan(&[(fast, 0), (slow, 0)]);
+        // Unmeasured, each gets the default.
+        let t0 = Instant::now();
+        let mut n = 30;
+        for peer in [fast, slow] {
+            for _ in 0..2 {
+                let batch = d.next_batch(&peer).unwrap();
+                d.register_at(id(n), peer, batch, t0);
+                n += 1;
+            }
+            assert!(d.next_batch(&peer).is_none(), "default allowance of two");
+        }
+        // fast delivers its two blocks in 10 ms, slow its two in 100 ms.
+        let block = |i: usize| vec![(chain[i].clone(), 1000)];
+        d.on_blocks_at(&id(30), block(0), true, t0 + Duration::from_millis(5)).unwrap();
+        d.on_blocks_at(&id(31), block(1), true, t0 + Duration::from_millis(10)).unwrap();
+        d.on_blocks_at(&id(32), block(2), true, t0 + Duration::from_millis(50)).unwrap();
+        d.on_blocks_at(&id(33), block(3), true, t0 + Duration::from_millis(100)).unwrap();
+        d.plan(&[(fast, 0), (slow, 0)]);
+        let mut count = |peer: PeerId, n: &mut u64| {
+            let mut k = 0;
+            while let Some(batch) = d.next_batch(&peer) {
+                d.register(id(*n), peer, batch);
+                *n += 1;
+                k += 1;
+            }
+            k
+        };
+        let mut next = 34;
+        let (f, s) = (count(fast, &mut next), count(slow, &mut next));
+        assert!(f >= 5 * s, "ten times the rate should get most of the eight requests: fast {f}, slow {s}");
+        assert!(s >= 1, "a slow peer still gets one");
     }
 }

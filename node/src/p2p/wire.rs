@@ -2,3 +2,4 @@
 //! the fuzz targets (lode-fuzz), with the limits their decoders apply.
 
 pub use super::codec::{max_tx_size, Request as SyncRequest, Response as SyncResponse, Status as SyncStatus};
+pub use super::services::Services as ServicesReply;

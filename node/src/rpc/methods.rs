@@ -73,6 +73,7 @@ impl Methods {
                     "connections": inbound + outbound,
                     "inbound": inbound,
                     "outbound": outbound,
+                    "archive_peers": p2p.archive_peers(),
                 }))
             }
             "addpeer" => {
@@ -141,6 +142,7 @@ impl Methods {
                     "best_header_hash": best.header.hash(),
                     "pruned": chain.prune_height().is_some(),
                     "prune_height": chain.prune_height().map(|h| h.0),
+                    "history_unavailable": self.p2p.as_ref().is_some_and(|p| p.history_unavailable()),
                 }))
             }
             "getblockhash" => {

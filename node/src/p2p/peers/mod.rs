@@ -23,7 +23,7 @@ mod store;
 #[cfg(test)]
 mod tests;
 
-pub use state::{Direction, Peer};
+pub use state::{Direction, Peer, ServicesState};
 pub use store::{dialable, PeerStore};
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};

@@ -3,6 +3,7 @@
 
 use super::super::addresses::AddrGroup;
 use super::super::codec::Status;
+use super::super::services::Services;
 use libp2p::Multiaddr;
 use std::time::{Duration, Instant};
 
@@ -90,6 +91,45 @@ pub struct Peer {
     pub last_block: Option<Instant>,
     /// When it last gave us a transaction we did not have and accepted.
     pub last_tx: Option<Instant>,
+    /// Which block bodies it keeps, as far as we know.
+    pub services: ServicesState,
+    /// Block bodies it delivered to our sync.
+    pub blocks_received: u64,
+    /// Block bodies we asked it for that its reply left out.
+    pub blocks_missing: u64,
+}
+
+/// What we know of a peer's service advertisement.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ServicesState {
+    /// Not asked yet, or the last request failed: assumed to serve every
+    /// body (a wrong guess costs one left-out reply, see the downloader).
+    Unknown,
+    /// Asked; its bodies are not requested until it answers.
+    Pending,
+    /// It answered.
+    Known(Services),
+    /// It does not speak the services protocol (an older node or another
+    /// implementation): it serves every body it has, like an archive node.
+    Unsupported,
+}
+
+impl ServicesState {
+    /// Lowest height whose body we may ask it for.
+    pub fn horizon(&self) -> u32 {
+        match self {
+            ServicesState::Known(s) => s.lowest_height,
+            _ => 0,
+        }
+    }
+
+    /// Whether it advertised keeping every body (`None`: it has not said).
+    pub fn archive(&self) -> Option<bool> {
+        match self {
+            ServicesState::Known(s) => Some(s.archive),
+            _ => None,
+        }
+    }
 }
 
 impl Peer {
@@ -114,6 +154,9 @@ impl Peer {
             min_ping: None,
             last_block: None,
             last_tx: None,
+            services: ServicesState::Unknown,
+            blocks_received: 0,
+            blocks_missing: 0,
         }
     }
 }

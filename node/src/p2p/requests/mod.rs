@@ -11,6 +11,7 @@ mod compact;
 mod gossip;
 mod headers;
 mod serve;
+mod services;
 
 use serve::response_size;
 
@@ -72,16 +73,21 @@ impl Service {
                 }
                 self.on_headers_done(peer, count, outcome, checked)
             }
-            Internal::Missing(mut hashes) => {
+            Internal::Missing(missing) => {
                 // Blocks being rebuilt from compact blocks are not fetched
                 // whole meanwhile (a rebuild that fails leaves them to us).
-                hashes.retain(|h| !self.compact.pending.contains_key(h));
+                let blocks: Vec<(lode_core::Hash256, u32)> = missing
+                    .into_iter()
+                    .filter(|(h, _)| !self.compact.pending.contains_key(h))
+                    .map(|(h, height)| (h, height.0))
+                    .collect();
                 self.downloader.refilling = false;
-                self.downloader.add(hashes);
+                self.downloader.add(blocks);
                 self.schedule_downloads();
             }
             Internal::BlockDone { hash, origin, outcome } => self.on_block_done(hash, origin, outcome),
             Internal::CompactPrepared { hash, prepared } => self.on_compact_prepared(hash, prepared),
+            Internal::Reannounce(txs) => self.on_reannounce(txs),
             Internal::CompactRespond { channel, response } => {
                 let _ = self.swarm.behaviour_mut().cmpct.send_response(channel, response);
             }

@@ -3,7 +3,7 @@
 //! block download scheduling.
 
 use crate::p2p::codec::{Request, Response, Status, MAX_HEADERS};
-use crate::p2p::peers::penalty;
+use crate::p2p::peers::{penalty, ServicesState};
 use crate::p2p::service::{Internal, Origin, Service, MAX_SERVING_BYTES, MAX_SERVING_PER_PEER};
 use crate::p2p::workers::BlockJob;
 use libp2p::request_response::{self, InboundRequestId, OutboundFailure, OutboundRequestId, ResponseChannel};
@@ -176,6 +176,10 @@ impl Service {
             let budget = crate::p2p::codec::block_reply_budget(self.max_block_size);
             let complete = total.saturating_add(self.max_block_size) <= budget;
             if let Some((_, delivery)) = self.downloader.on_blocks(&id, sized, complete) {
+                if let Some(p) = self.peers.get_mut(&peer) {
+                    p.blocks_received = p.blocks_received.saturating_add(delivery.received as u64);
+                    p.blocks_missing = p.blocks_missing.saturating_add(delivery.missing as u64);
+                }
                 if delivery.unsolicited > 0 {
                     self.misbehave(peer, penalty::UNSOLICITED, "sent blocks that were not asked for");
                 }
@@ -258,13 +262,16 @@ impl Service {
     /// that can serve them, and passes finished blocks on in order.
     pub(in crate::p2p) fn schedule_downloads(&mut self) {
         let Some(local) = self.local else { return };
-        let eligible: Vec<PeerId> = self
+        // A peer whose services answer is outstanding waits for it: it may
+        // have pruned the bodies we would ask for first.
+        let eligible: Vec<(PeerId, u32)> = self
             .peers
             .iter()
             .filter(|(id, p)| {
                 self.header_peers.contains(id) || p.status.as_ref().is_some_and(|s| s.chainwork > local.tip.chainwork)
             })
-            .map(|(id, _)| *id)
+            .filter(|(_, p)| p.services != ServicesState::Pending)
+            .map(|(id, p)| (*id, p.services.horizon()))
             .collect();
         let behind = local.best_header.chainwork > local.tip.chainwork;
         if (behind || !eligible.is_empty()) && self.downloader.wants_refill() {
@@ -276,7 +283,8 @@ impl Service {
                 let _ = tx.send(Internal::Missing(chain.missing_blocks(window)));
             });
         }
-        for peer in &eligible {
+        self.downloader.plan(&eligible);
+        for (peer, _) in &eligible {
             while let Some(batch) = self.downloader.next_batch(peer) {
                 let id =
                     self.swarm.behaviour_mut().sync.send_request(peer, Request::GetBlocks { hashes: batch.clone() });
@@ -284,8 +292,9 @@ impl Service {
             }
         }
         if !eligible.is_empty() {
-            self.downloader.drop_unavailable(&eligible);
+            self.downloader.drop_unavailable();
         }
+        self.check_history(&eligible, behind);
         for (block, peer) in self.downloader.take_ready() {
             self.fetched.insert(block.hash().0);
             let _ = self.block_jobs.send(BlockJob { block, origin: Origin::Sync { peer } });

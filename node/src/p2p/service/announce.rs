@@ -8,7 +8,12 @@ use libp2p::gossipsub::{self};
 use std::sync::atomic::Ordering;
 use tokio::sync::broadcast;
 
-use super::Service;
+use super::{Internal, Service};
+
+/// Most bytes of mempool transactions re-announced after missed chain
+/// events (the pool can be far larger; what is left out reaches peers when
+/// mined).
+const REANNOUNCE_MAX_BYTES: usize = 32 * 1024 * 1024;
 
 impl Service {
     /// Announces the newest block a catch-up connected once nothing more
@@ -53,7 +58,11 @@ impl Service {
             }
             Ok(ChainEvent::Tx(t)) => (self.names.txs.clone(), lode_core::codec::Encode::encode(t.as_ref())),
             Err(broadcast::error::RecvError::Lagged(n)) => {
-                tracing::warn!(skipped = n, "missed chain events; peers catch up through status exchange");
+                // Missed blocks reach peers through status exchange; missed
+                // transactions have no such path (there is no mempool sync),
+                // so the mempool's are offered again.
+                tracing::warn!(skipped = n, "missed chain events; re-announcing the mempool's transactions");
+                self.reannounce_mempool();
                 return;
             }
             Err(broadcast::error::RecvError::Closed) => {
@@ -61,11 +70,50 @@ impl Service {
                 return;
             }
         };
-        // What came by gossip is forwarded by gossipsub once validated.
         // Transactions are always announced: in initial sync the node
         // ignores gossiped ones, but its own (RPC, wallet) must leave it.
-        if !self.seen.insert(workers::gossip_id(&data)) {
+        self.publish_unseen(topic, data);
+    }
+
+    /// Reads the mempool off the loop (at most [`REANNOUNCE_MAX_BYTES`])
+    /// and hands its transactions back as [`Internal::Reannounce`].
+    fn reannounce_mempool(&mut self) {
+        if self.reannouncing {
             return;
+        }
+        self.reannouncing = true;
+        let chain = self.chain.clone();
+        let tx = self.internal_tx.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut out = Vec::new();
+            let mut bytes = 0usize;
+            chain.mempool_scan(&mut |_, t| {
+                if bytes < REANNOUNCE_MAX_BYTES {
+                    let data = lode_core::codec::Encode::encode(t);
+                    bytes += data.len();
+                    out.push(data);
+                }
+            });
+            let _ = tx.send(Internal::Reannounce(out));
+        });
+    }
+
+    /// Publishes the encoded transactions not announced lately.
+    pub(in crate::p2p) fn on_reannounce(&mut self, txs: Vec<Vec<u8>>) {
+        self.reannouncing = false;
+        let mut announced = 0usize;
+        for data in txs {
+            announced += usize::from(self.publish_unseen(self.names.txs.clone(), data));
+        }
+        tracing::info!(announced, "re-announced missed transactions");
+    }
+
+    /// Publishes `data` unless we published or forwarded it lately (what
+    /// came by gossip is forwarded by gossipsub once validated); true when
+    /// it was published.
+    fn publish_unseen(&mut self, topic: gossipsub::IdentTopic, data: Vec<u8>) -> bool {
+        if !self.seen.insert(workers::gossip_id(&data)) {
+            return false;
         }
         match self.swarm.behaviour_mut().gossipsub.publish(topic, data) {
             Ok(_) | Err(gossipsub::PublishError::Duplicate) => {}
@@ -74,5 +122,6 @@ impl Service {
             }
             Err(e) => tracing::warn!(%e, "announcing failed"),
         }
+        true
     }
 }

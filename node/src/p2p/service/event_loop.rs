@@ -83,6 +83,7 @@ impl Service {
             tracing::info!(%peer, timeout = ?self.downloader.stall_timeout(), "block download stalled on a peer; its blocks go to others");
         }
         self.schedule_downloads();
+        self.check_archive_peers(now);
         self.check_gossip_scores();
         self.expire_compact(now);
         self.forget_gone_peers();

@@ -26,8 +26,9 @@ impl Service {
                 let tip = chain.tip();
                 let commitment = chain.utxo_commitment();
                 let best_header = chain.best_header();
+                let served = chain.served_bodies();
                 if chain.tip().hash == tip.hash {
-                    view = Some(LocalView { tip, best_header, commitment });
+                    view = Some(LocalView { tip, best_header, commitment, served });
                     break;
                 }
             }
@@ -81,5 +82,6 @@ impl Service {
         p.last_status = Some(Instant::now());
         let id = self.swarm.behaviour_mut().sync.send_request(&peer, Request::Status(status));
         self.status_requests.insert(id, peer);
+        self.request_services(peer);
     }
 }

@@ -85,8 +85,11 @@ pub(super) const KAD_MIN_INTERVAL: Duration = Duration::from_millis(500);
 const KAD_INTERVAL: Duration = Duration::from_secs(30);
 /// Total budget of downloaded blocks waiting for submission.
 const MAX_READY_BYTES: usize = 64 * 1024 * 1024;
-/// Outstanding block requests per peer.
+/// Outstanding block requests of a peer whose delivery rate is not yet
+/// measured.
 const REQUESTS_PER_PEER: usize = 4;
+/// Most outstanding block requests of one peer, however fast it delivers.
+const MAX_REQUESTS_PER_PEER: usize = 8;
 /// Outstanding block requests in all: with replies of at most
 /// [`super::codec::BLOCK_REPLY_BUDGET`] this bounds the bytes in flight.
 const MAX_BLOCK_REQUESTS: usize = 16;
@@ -147,6 +150,8 @@ pub(crate) struct LocalView {
     pub tip: TipInfo,
     pub best_header: TipInfo,
     pub commitment: Hash256,
+    /// The bodies we keep, as we advertise them.
+    pub served: crate::chain_api::ServedBodies,
 }
 
 /// Results of blocking chain calls, delivered back to the loop.
@@ -171,7 +176,7 @@ pub(crate) enum Internal {
         checked: Option<Vec<BlockHeader>>,
         proven: Option<lode_core::pow::Work>,
     },
-    Missing(Vec<Hash256>),
+    Missing(Vec<(Hash256, lode_core::Height)>),
     BlockDone {
         hash: Hash256,
         origin: Origin,
@@ -186,6 +191,8 @@ pub(crate) enum Internal {
         hash: Hash256,
         prepared: super::compact::Prepared,
     },
+    /// Encoded mempool transactions to re-announce after missed chain events.
+    Reannounce(Vec<Vec<u8>>),
     /// A `getblocktxn` answer read off the loop.
     CompactRespond {
         channel: ResponseChannel<super::compact::CmpctResponse>,
@@ -264,6 +271,14 @@ pub(crate) struct Service {
     pub(super) last_kad: Instant,
     /// A lookup was skipped for being too soon after the last.
     pub(super) kad_wanted: bool,
+    /// A mempool read for re-announcement is running.
+    pub(super) reannouncing: bool,
+    /// When the service started (warnings about peers wait a little).
+    pub(super) started: Instant,
+    /// When we last warned of too few archive peers.
+    pub(super) archive_warned: Option<Instant>,
+    /// When we last warned that history is unavailable.
+    pub(super) history_warned: Option<Instant>,
 }
 
 /// What one peer's headers have shown us.

@@ -18,7 +18,7 @@ use tokio::sync::mpsc;
 
 use super::{
     gossip_scoring, peer_of, Command, Service, ANNOUNCED_BLOCKS, FETCHED_BLOCKS, KAD_MIN_INTERVAL, MAX_BLOCK_REQUESTS,
-    MAX_READY_BYTES, REQUESTS_PER_PEER, STALL_TIMEOUT_MAX, STALL_TIMEOUT_MIN,
+    MAX_READY_BYTES, MAX_REQUESTS_PER_PEER, REQUESTS_PER_PEER, STALL_TIMEOUT_MAX, STALL_TIMEOUT_MIN,
 };
 
 impl Service {
@@ -84,6 +84,7 @@ impl Service {
             window: config.download_window.max(1),
             per_request: config.blocks_per_request.clamp(1, crate::p2p::codec::MAX_BLOCKS_PER_REQUEST),
             per_peer: REQUESTS_PER_PEER,
+            per_peer_max: MAX_REQUESTS_PER_PEER,
             max_requests: MAX_BLOCK_REQUESTS,
             max_ready_bytes: MAX_READY_BYTES,
             stall_min: STALL_TIMEOUT_MIN,
@@ -141,6 +142,10 @@ impl Service {
             last_save: now,
             last_kad: now.checked_sub(KAD_MIN_INTERVAL).unwrap_or(now),
             kad_wanted: false,
+            reannouncing: false,
+            started: now,
+            archive_warned: None,
+            history_warned: None,
         };
         service.refresh_local();
 

@@ -163,3 +163,26 @@ async fn a_gossiped_transaction_above_the_relay_policy_is_malformed() {
     publish_until_banned(&a, "ban for a well-formed transaction above the relay policy", false, tx).await;
     a.handle.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transactions_whose_events_the_network_task_missed_are_still_announced() {
+    // An event channel of 8: a burst of 300 accepted transactions outruns
+    // the network task, which misses most of their events.
+    let a = node(crate::p2p::mock::MockChain::with_event_capacity(ChainSpec::regtest(), 8), &[]).await;
+    let b = node(regtest(), &[a.addr().await]).await;
+    wait_for("connected", || async { connected(&a, &b).await.then_some(()) }).await;
+    // Gossip reaches only peers whose subscription we have seen: wait
+    // until one transaction gets through.
+    let probe = some_tx(0);
+    assert_eq!(a.chain.submit_tx(probe.clone()), crate::chain_api::TxOutcome::Accepted);
+    wait_for("the first transaction reaches b", || async { b.chain.has_tx(&probe.txid()).then_some(()) }).await;
+    let txs: Vec<_> = (1..=300u32).map(|i| some_tx((i % 250) as u8)).collect();
+    for tx in &txs {
+        assert_eq!(a.chain.submit_tx(tx.clone()), crate::chain_api::TxOutcome::Accepted);
+    }
+    wait_for("every transaction reaches b", || async { txs.iter().all(|t| b.chain.has_tx(&t.txid())).then_some(()) })
+        .await;
+    for n in [&a, &b] {
+        n.handle.shutdown().await;
+    }
+}

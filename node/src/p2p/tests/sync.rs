@@ -163,3 +163,49 @@ async fn a_stalling_block_source_is_worked_around_quickly() {
         n.handle.shutdown().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pruned_peers_serve_only_above_their_horizon_and_missing_history_is_reported_until_an_archive_joins() {
+    let mut builder = ChainBuilder::new(ChainSpec::regtest());
+    let blocks = builder.blocks(400, 0);
+    let horizon = 300;
+    let pruned = || {
+        let c = regtest();
+        c.lowest_served.store(horizon, Ordering::Relaxed);
+        submit_all(&c, &blocks);
+        c
+    };
+    let p1 = node(pruned(), &[]).await;
+    let p2 = node(pruned(), &[]).await;
+    let n = node(regtest(), &[p1.addr().await, p2.addr().await]).await;
+    // Both peers have pruned block 1: sync cannot start, and says so.
+    wait_for("history reported unavailable", || async { n.handle.history_unavailable().then_some(()) }).await;
+    assert_eq!(n.chain.height(), 0);
+    let peers = n.handle.peers().await;
+    assert_eq!(peers.len(), 2);
+    for p in &peers {
+        assert_eq!((p.archive, p.lowest_height), (Some(false), Some(horizon)), "{p:?}");
+    }
+    assert_eq!(n.handle.archive_peers(), 0);
+
+    let archive = regtest();
+    submit_all(&archive, &blocks);
+    let a = node(archive, &[]).await;
+    let a_addr = a.addr().await;
+    n.handle.add_peer(&a_addr).await.expect("dial the archive node");
+    wait_for("synced from the archive node", || async { (n.chain.height() == 400).then_some(()) }).await;
+    wait_for("history available again", || async { (!n.handle.history_unavailable()).then_some(()) }).await;
+    assert_eq!(n.handle.archive_peers(), 1);
+    let a_id = a.handle.local_peer_id();
+    for p in n.handle.peers().await {
+        if p.peer_id == a_id {
+            assert_eq!((p.archive, p.lowest_height), (Some(true), Some(0)));
+            assert!(p.blocks_received >= u64::from(horizon) - 1, "the bodies below the horizon came from it: {p:?}");
+        } else {
+            assert_eq!(p.blocks_missing, 0, "a pruned peer was asked for a body below its horizon: {p:?}");
+        }
+    }
+    for node in [&n, &p1, &p2, &a] {
+        node.handle.shutdown().await;
+    }
+}
