@@ -175,6 +175,9 @@ pub struct Chain {
     unwritten: HashMap<Hash256, Option<Arc<Block>>>,
     /// Lowest active height whose body is stored; `None` for an archive.
     prune: Option<Height>,
+    /// Fork height of the last deep reorg refused with a warning: every
+    /// new block on that branch is refused again, at debug level.
+    deep_reorg_warned: Option<Height>,
 }
 
 /// Seconds since the Unix epoch.
@@ -284,6 +287,7 @@ impl Chain {
             config,
             unwritten: HashMap::new(),
             prune,
+            deep_reorg_warned: None,
         };
         // A crash between storing a block and connecting it, or in the middle
         // of a reorg, leaves a heavier stored branch than the tip: take it now,

@@ -29,6 +29,10 @@ const CATCH_UP_STEP: u32 = 1_000;
 /// kept window shrank while running, which the start-up catch-up avoids).
 const MAX_PRUNE_PER_CONNECT: u32 = 16;
 
+/// Dead side branches are swept each time the prune height crosses a
+/// multiple of this: a sweep walks every branch tip, so not on every block.
+const SIDE_SWEEP_EVERY: u32 = 144;
+
 /// The prune state the database and the configuration agree on: the
 /// prune height, `None` for an archive. Refuses a kept window below
 /// [`MIN_PRUNE_BLOCKS`] and a pruned database opened without pruning.
@@ -65,11 +69,18 @@ impl Chain {
         self.config.prune_blocks.is_some()
     }
 
-    /// Whether the body of `hash` is known to have been pruned (its header
-    /// is on the active chain below the prune height and was connected).
+    /// Whether the body of `hash` is known to have been pruned: on the
+    /// active chain below the prune height, or on a dead side branch whose
+    /// stored body a sweep deleted.
     pub fn is_pruned(&self, hash: &Hash256) -> bool {
         let Some(prune) = self.prune else { return false };
-        self.index.get(hash).is_some_and(|e| e.height < prune && e.has_data()) && self.is_active(hash)
+        let Some(e) = self.index.get(hash).filter(|e| e.has_data()) else { return false };
+        if self.is_active(hash) {
+            e.height < prune
+        } else {
+            // Bodies are deleted only by pruning.
+            matches!(self.store.has_block(hash), Ok(false))
+        }
     }
 
     /// The prune height after connecting a block at `height` (from
@@ -87,8 +98,50 @@ impl Chain {
         }
         if next != current.0 {
             batch.put_prune_height(Height(next));
+            if next / SIDE_SWEEP_EVERY != current.0 / SIDE_SWEEP_EVERY {
+                self.sweep_dead_branches(batch, Height(next));
+            }
         }
         Height(next)
+    }
+
+    /// Adds to `batch` the deletion of every stored body on a side branch
+    /// that forks below `prune` (fork height + 1 < prune): the deep-reorg
+    /// refusal keeps such a branch from ever becoming active, so its bodies
+    /// are dead weight (Bitcoin Core's pruning drops them with their block
+    /// files). Returns how many were deleted.
+    fn sweep_dead_branches(&self, batch: &mut StoreBatch<'_>, prune: Height) -> usize {
+        let mut deleted = std::collections::HashSet::new();
+        for leaf in self.index.leaves() {
+            let mut branch = Vec::new();
+            let mut cur = leaf;
+            let fork = loop {
+                let Some(e) = self.index.get(&cur) else { break None };
+                if self.is_active(&cur) {
+                    break Some(e.height);
+                }
+                if e.has_data() {
+                    branch.push(cur);
+                }
+                if e.height.0 == 0 {
+                    break None;
+                }
+                cur = e.header.prev_hash;
+            };
+            if fork.is_none_or(|f| f.0.saturating_add(1) >= prune.0) {
+                continue;
+            }
+            for hash in branch {
+                if !deleted.contains(&hash) && matches!(self.store.has_block(&hash), Ok(true)) {
+                    batch.prune_block(&hash);
+                    deleted.insert(hash);
+                }
+            }
+        }
+        if !deleted.is_empty() {
+            tracing::info!(bodies = deleted.len(), prune_height = prune.0, "pruned the bodies of dead side branches");
+        }
+        deleted.len()
     }
 
     /// Deletes the bodies a freshly enabled (or narrowed) prune window
@@ -111,6 +164,9 @@ impl Chain {
                 }
             }
             batch.put_prune_height(Height(end));
+            if end == target {
+                self.sweep_dead_branches(&mut batch, Height(end));
+            }
             self.store.write(batch, self.config.sync_writes)?;
             current = Height(end);
             self.prune = Some(current);
@@ -123,10 +179,14 @@ impl Chain {
 
     /// Whether moving to a branch that forks at `fork_height` would have to
     /// disconnect a block whose undo data was pruned; logs the refusal.
-    pub(super) fn reorg_too_deep(&self, best: &Hash256, fork_height: Height) -> bool {
+    pub(super) fn reorg_too_deep(&mut self, best: &Hash256, fork_height: Height) -> bool {
         let Some(prune) = self.prune else { return false };
         if self.state.height <= fork_height || fork_height.0.saturating_add(1) >= prune.0 {
             return false;
+        }
+        if self.deep_reorg_warned.replace(fork_height) == Some(fork_height) {
+            tracing::debug!(candidate = %best, fork_height = fork_height.0, "refusing a reorg below the prune height again");
+            return true;
         }
         tracing::warn!(
             candidate = %best,

@@ -151,6 +151,40 @@ fn a_reorg_below_the_prune_height_is_refused_and_one_above_it_is_taken() {
 }
 
 #[test]
+fn dead_side_branches_lose_their_bodies_once_the_prune_height_passes_their_fork_point() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut main = ChainBuilder::new(ChainSpec::regtest());
+    let shared = main.blocks(100, 1);
+    let mut dead = main.fork(1);
+    let main_blocks = main.blocks(300, 1);
+    let mut chain = open_with(dir.path(), Some(KEEP)).unwrap();
+    import(&mut chain, &shared);
+    import(&mut chain, &main_blocks);
+    // A lighter branch forking at height 100 (below the prune height 113):
+    // stored, since sync asked for it, but it can never become active.
+    let dead_blocks = dead.blocks(5, 1);
+    import(&mut chain, &dead_blocks);
+    // A side branch forking at the tip stays: a reorg to it is allowed.
+    let mut live = main.fork(2);
+    let live_blocks = live.blocks(1, 1);
+    import(&mut chain, &live_blocks);
+    for b in &dead_blocks {
+        assert!(chain.store().has_block(&b.hash()).unwrap(), "stored at first");
+    }
+    // The prune height crosses the next multiple of the sweep interval.
+    let more = main.blocks(SIDE_SWEEP_EVERY as usize, 1);
+    import(&mut chain, &more);
+    for b in &dead_blocks {
+        assert!(!chain.store().has_block(&b.hash()).unwrap(), "a dead branch's body is deleted");
+        assert!(chain.is_pruned(&b.hash()), "and reported as pruned");
+    }
+    assert!(chain.store().has_block(&live_blocks[0].hash()).unwrap(), "a live branch's body is kept");
+    assert!(!chain.is_pruned(&live_blocks[0].hash()));
+    let report = chain.verify_integrity().unwrap();
+    assert!(report.ok, "{report:?}");
+}
+
+#[test]
 fn a_pruned_node_serves_only_the_bodies_it_keeps() {
     use crate::chain_api::NetworkChain;
     use crate::mempool::MempoolPolicy;
@@ -211,4 +245,38 @@ fn disk_use_of_archive_and_pruned_databases() {
             );
         }
     }
+}
+
+#[test]
+fn a_refused_deep_reorg_is_warned_once_per_fork_point_not_per_block() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tracing_subscriber::layer::SubscriberExt;
+    struct CountWarnings(Arc<AtomicUsize>);
+    impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for CountWarnings {
+        fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
+            if *event.metadata().level() == tracing::Level::WARN {
+                self.0.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+    let warnings = Arc::new(AtomicUsize::new(0));
+    let subscriber = tracing_subscriber::registry().with(CountWarnings(warnings.clone()));
+    tracing::subscriber::with_default(subscriber, || {
+        let dir = tempfile::tempdir().unwrap();
+        let mut main = ChainBuilder::new(ChainSpec::regtest());
+        let shared = main.blocks(100, 1);
+        let mut deep = main.fork(1);
+        let main_blocks = main.blocks(300, 1);
+        let mut chain = open_with(dir.path(), Some(KEEP)).unwrap();
+        import(&mut chain, &shared);
+        import(&mut chain, &main_blocks);
+        let tip = chain.state().tip;
+        // One block at a time: from the 301st on, each makes the branch the
+        // heaviest candidate again, and each is refused.
+        for b in deep.blocks(310, 1) {
+            chain.accept_block(b).unwrap();
+        }
+        assert_eq!(chain.state().tip, tip);
+    });
+    assert_eq!(warnings.load(Ordering::Relaxed), 1, "one warning for the fork point, not one per block");
 }
