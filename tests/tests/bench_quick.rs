@@ -25,6 +25,8 @@ const IDS: &[&str] = &[
     "mempool.rpc_accept",
     "sync.peers_1",
     "sync.peers_3",
+    "sync.mixed",
+    "sync.mixed_disk",
     "propagation.compact",
     "propagation.bytes",
     "propagation.full",
