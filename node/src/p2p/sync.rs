@@ -439,7 +439,6 @@ impl Downloader {
                 _ => break,
             }
             self.order.pop_front();
-            self.heights.remove(&h);
             if let Some(Slot::Ready(block, peer, size)) = self.slots.remove(&h) {
                 // Its bytes stay counted until the chain is done with it.
                 self.submitting.insert(h, size);
@@ -453,7 +452,28 @@ impl Downloader {
     pub fn submitted(&mut self, hash: &Hash256) {
         if let Some(size) = self.submitting.remove(hash) {
             self.ready_bytes = self.ready_bytes.saturating_sub(size);
+            self.heights.remove(hash);
         }
+    }
+
+    /// The lowest height above `tip` whose body is neither downloaded nor
+    /// with the chain: where sync has to fetch next.
+    pub fn first_missing(&self, tip: u32) -> u32 {
+        let held = self
+            .submitting
+            .keys()
+            .chain(self.slots.iter().filter(|(_, s)| matches!(s, Slot::Ready(..))).map(|(h, _)| h));
+        let mut heights: Vec<u32> = held.filter_map(|h| self.heights.get(h).copied()).collect();
+        heights.sort_unstable();
+        let mut next = tip.saturating_add(1);
+        for h in heights {
+            if h == next {
+                next = next.saturating_add(1);
+            } else if h > next {
+                break;
+            }
+        }
+        next
     }
 
     /// Nothing scheduled, in flight or waiting for the chain.
@@ -690,6 +710,26 @@ mod tests {
         d.drop_unavailable();
         assert_eq!(d.pending(), 4);
         assert_eq!(d.next_batch(&archive).unwrap(), vec![chain[0].hash(), chain[1].hash()]);
+    }
+
+    #[test]
+    fn the_first_missing_height_skips_bodies_already_downloaded_or_with_the_chain() {
+        let chain = blocks(5);
+        let mut d = Downloader::new(limits());
+        d.add(scheduled(&chain));
+        assert_eq!(d.first_missing(0), 1, "nothing downloaded yet");
+        let p = PeerId::random();
+        let batch = d.next_batch(&p).unwrap();
+        d.register(id(40), p, batch);
+        let batch = d.next_batch(&p).unwrap();
+        d.register(id(41), p, batch);
+        d.on_blocks(&id(40), vec![(chain[0].clone(), 10), (chain[1].clone(), 10)], true).unwrap();
+        d.on_blocks(&id(41), vec![(chain[2].clone(), 10)], true).unwrap();
+        assert_eq!(d.first_missing(0), 4, "heights 1-3 are ready, 4 went back to the queue");
+        assert_eq!(d.take_ready().len(), 3);
+        assert_eq!(d.first_missing(0), 4, "with the chain now, still held");
+        d.submitted(&chain[0].hash());
+        assert_eq!(d.first_missing(1), 4, "the tip moved past the first");
     }
 
     #[test]

@@ -102,8 +102,8 @@ pub struct Peer {
 /// What we know of a peer's service advertisement.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ServicesState {
-    /// Not asked yet, or the last request failed: assumed to serve every
-    /// body (a wrong guess costs one left-out reply, see the downloader).
+    /// Not asked yet, or the last request failed (asked again with the
+    /// next status request).
     Unknown,
     /// Asked; its bodies are not requested until it answers.
     Pending,
@@ -115,6 +115,13 @@ pub enum ServicesState {
 }
 
 impl ServicesState {
+    /// Whether sync may ask it for bodies: once it has said which it keeps,
+    /// or shown it does not speak the protocol. Not before: the first
+    /// bodies sync wants may be below its horizon.
+    pub fn may_serve_bodies(&self) -> bool {
+        matches!(self, ServicesState::Known(_) | ServicesState::Unsupported)
+    }
+
     /// Lowest height whose body we may ask it for.
     pub fn horizon(&self) -> u32 {
         match self {

@@ -65,3 +65,17 @@ fn corrupt_store_starts_empty() {
     let s = PeerStore::load(&path);
     assert!(s.candidates(Instant::now(), |_| false).is_empty());
 }
+
+#[test]
+fn bodies_are_asked_only_of_peers_whose_services_are_known_or_unsupported() {
+    use crate::p2p::services::Services;
+    // A peer not yet asked (say, connected before our first chain read)
+    // may have pruned the first bodies sync wants.
+    assert!(!ServicesState::Unknown.may_serve_bodies());
+    assert!(!ServicesState::Pending.may_serve_bodies());
+    assert!(ServicesState::Unsupported.may_serve_bodies());
+    let pruned = ServicesState::Known(Services { archive: false, lowest_height: 413 });
+    assert!(pruned.may_serve_bodies());
+    assert_eq!(pruned.horizon(), 413);
+    assert_eq!(ServicesState::Unsupported.horizon(), 0);
+}

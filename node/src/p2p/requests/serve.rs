@@ -3,7 +3,7 @@
 //! block download scheduling.
 
 use crate::p2p::codec::{Request, Response, Status, MAX_HEADERS};
-use crate::p2p::peers::{penalty, ServicesState};
+use crate::p2p::peers::penalty;
 use crate::p2p::service::{Internal, Origin, Service, MAX_SERVING_BYTES, MAX_SERVING_PER_PEER};
 use crate::p2p::workers::BlockJob;
 use libp2p::request_response::{self, InboundRequestId, OutboundFailure, OutboundRequestId, ResponseChannel};
@@ -270,7 +270,7 @@ impl Service {
             .filter(|(id, p)| {
                 self.header_peers.contains(id) || p.status.as_ref().is_some_and(|s| s.chainwork > local.tip.chainwork)
             })
-            .filter(|(_, p)| p.services != ServicesState::Pending)
+            .filter(|(_, p)| p.services.may_serve_bodies())
             .map(|(id, p)| (*id, p.services.horizon()))
             .collect();
         let behind = local.best_header.chainwork > local.tip.chainwork;
@@ -294,7 +294,8 @@ impl Service {
         if !eligible.is_empty() {
             self.downloader.drop_unavailable();
         }
-        self.check_history(&eligible, behind);
+        let next = self.downloader.first_missing(local.tip.height.0);
+        self.check_history(&eligible, behind, next);
         for (block, peer) in self.downloader.take_ready() {
             self.fetched.insert(block.hash().0);
             let _ = self.block_jobs.send(BlockJob { block, origin: Origin::Sync { peer } });

@@ -80,8 +80,8 @@ impl Service {
                 if unsupported {
                     p.services = ServicesState::Unsupported;
                 } else if p.services == ServicesState::Pending {
-                    // Asked again with the next status; meanwhile it is
-                    // treated as serving everything.
+                    // Asked again with the next status request; no bodies
+                    // are asked of it meanwhile.
                     p.services = ServicesState::Unknown;
                 }
                 match error {
@@ -113,13 +113,13 @@ impl Service {
         self.schedule_downloads();
     }
 
-    /// History is unavailable when we are behind and the next body we
-    /// need is below the horizon of every peer that could serve our best
-    /// header chain: no request can make progress, so say so rather than
-    /// appear to hang. Called after each scheduling round.
-    pub(in crate::p2p) fn check_history(&mut self, eligible: &[(PeerId, u32)], behind: bool) {
+    /// History is unavailable when we are behind and the lowest body we
+    /// need and do not hold yet (`next`) is below the horizon of every peer
+    /// that could serve our best header chain: no request can make
+    /// progress, so say so rather than appear to hang. Called after each
+    /// scheduling round.
+    pub(in crate::p2p) fn check_history(&mut self, eligible: &[(PeerId, u32)], behind: bool, next: u32) {
         let Some(local) = self.local else { return };
-        let next = local.tip.height.0.saturating_add(1);
         let unavailable = behind && !eligible.is_empty() && eligible.iter().all(|(_, horizon)| *horizon > next);
         let was = self.shared.history_unavailable.swap(unavailable, Ordering::Relaxed);
         let now = Instant::now();

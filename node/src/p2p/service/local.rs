@@ -72,6 +72,9 @@ impl Service {
     }
 
     pub(in crate::p2p) fn request_status(&mut self, peer: PeerId) {
+        // Which bodies it keeps does not depend on our view: ask even
+        // before our first chain read.
+        self.request_services(peer);
         let Some(status) = self.our_status() else {
             return;
         };
@@ -82,6 +85,5 @@ impl Service {
         p.last_status = Some(Instant::now());
         let id = self.swarm.behaviour_mut().sync.send_request(&peer, Request::Status(status));
         self.status_requests.insert(id, peer);
-        self.request_services(peer);
     }
 }
