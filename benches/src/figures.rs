@@ -309,12 +309,18 @@ pub fn load_average() -> String {
         .unwrap_or_default()
 }
 
-/// The checked-out commit (with `+dirty` if the tree has changes), when
-/// run inside a git work tree.
+/// The commit checked out in the source tree this binary was built from
+/// (with `+dirty` if the tree has changes), wherever the bench runs from;
+/// empty when that tree is not a git work tree.
 fn commit() -> String {
+    commit_in(std::path::Path::new(env!("CARGO_MANIFEST_DIR")))
+}
+
+fn commit_in(dir: &std::path::Path) -> String {
     let git = |args: &[&str]| {
         std::process::Command::new("git")
             .args(args)
+            .current_dir(dir)
             .output()
             .ok()
             .filter(|o| o.status.success())
@@ -345,6 +351,24 @@ pub fn proc_status_mib(pid: u32, field: &str) -> Option<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_commit_is_read_from_the_source_tree_not_the_working_directory() {
+        let outside = tempfile::tempdir().expect("tempdir");
+        assert_eq!(commit_in(outside.path()), "", "no work tree there");
+        let source = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        if !source.join("../.git").exists() {
+            return; // built from an export, not a checkout
+        }
+        // The bench was once run from outside the checkout and its JSON
+        // named no commit. (No other test of this binary uses the working
+        // directory.)
+        let back = std::env::current_dir().expect("cwd");
+        std::env::set_current_dir(outside.path()).expect("cd outside");
+        let found = commit();
+        std::env::set_current_dir(back).expect("cd back");
+        assert!(!found.is_empty(), "the source tree's commit, run from outside it");
+    }
 
     #[test]
     fn median_of_odd_and_even_counts() {
