@@ -107,16 +107,24 @@ fn an_archive_reopened_with_pruning_prunes_its_backlog() {
     assert_window(&chain, 1_403 + 1 - KEEP);
 }
 
+/// A chain pruned with the smallest window at height 400 (prune height
+/// 113), the builder of its main branch, and a builder of a branch forking
+/// at height 100, below the prune height.
+fn pruned_400_with_a_fork_at_100(dir: &Path) -> (Chain, ChainBuilder, ChainBuilder) {
+    let mut main = ChainBuilder::new(ChainSpec::regtest());
+    let shared = main.blocks(100, 1);
+    let fork = main.fork(1);
+    let main_blocks = main.blocks(300, 1);
+    let mut chain = open_with(dir, Some(KEEP)).unwrap();
+    import(&mut chain, &shared);
+    import(&mut chain, &main_blocks);
+    (chain, main, fork)
+}
+
 #[test]
 fn a_reorg_below_the_prune_height_is_refused_and_one_above_it_is_taken() {
     let dir = tempfile::tempdir().unwrap();
-    let mut main = ChainBuilder::new(ChainSpec::regtest());
-    let shared = main.blocks(100, 1);
-    let mut deep = main.fork(1);
-    let main_blocks = main.blocks(300, 1);
-    let mut chain = open_with(dir.path(), Some(KEEP)).unwrap();
-    import(&mut chain, &shared);
-    import(&mut chain, &main_blocks);
+    let (mut chain, mut main, mut deep) = pruned_400_with_a_fork_at_100(dir.path());
     let prune = 400 + 1 - KEEP;
     assert_window(&chain, prune);
     let tip = chain.state().tip;
@@ -153,13 +161,7 @@ fn a_reorg_below_the_prune_height_is_refused_and_one_above_it_is_taken() {
 #[test]
 fn dead_side_branches_lose_their_bodies_once_the_prune_height_passes_their_fork_point() {
     let dir = tempfile::tempdir().unwrap();
-    let mut main = ChainBuilder::new(ChainSpec::regtest());
-    let shared = main.blocks(100, 1);
-    let mut dead = main.fork(1);
-    let main_blocks = main.blocks(300, 1);
-    let mut chain = open_with(dir.path(), Some(KEEP)).unwrap();
-    import(&mut chain, &shared);
-    import(&mut chain, &main_blocks);
+    let (mut chain, mut main, mut dead) = pruned_400_with_a_fork_at_100(dir.path());
     // A lighter branch forking at height 100 (below the prune height 113):
     // stored, since sync asked for it, but it can never become active.
     let dead_blocks = dead.blocks(5, 1);
@@ -263,13 +265,7 @@ fn a_refused_deep_reorg_is_warned_once_per_fork_point_not_per_block() {
     let subscriber = tracing_subscriber::registry().with(CountWarnings(warnings.clone()));
     tracing::subscriber::with_default(subscriber, || {
         let dir = tempfile::tempdir().unwrap();
-        let mut main = ChainBuilder::new(ChainSpec::regtest());
-        let shared = main.blocks(100, 1);
-        let mut deep = main.fork(1);
-        let main_blocks = main.blocks(300, 1);
-        let mut chain = open_with(dir.path(), Some(KEEP)).unwrap();
-        import(&mut chain, &shared);
-        import(&mut chain, &main_blocks);
+        let (mut chain, _, mut deep) = pruned_400_with_a_fork_at_100(dir.path());
         let tip = chain.state().tip;
         // One block at a time: from the 301st on, each makes the branch the
         // heaviest candidate again, and each is refused.
