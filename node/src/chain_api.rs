@@ -83,6 +83,12 @@ pub enum HeadersOutcome {
 pub enum ChainEvent {
     /// A block was accepted (mined here or received), announce it.
     Block(Arc<Block>),
+    /// A block made here or handed to this node (mined, `submitblock`,
+    /// `generatetoaddress`) extends the tip and passed its header checks
+    /// in context and the context-free body checks; it is being connected.
+    /// Relayed compact at once, as Bitcoin Core's `NewPoWValidBlock`
+    /// (BIP152 high-bandwidth mode); a `Block` event follows if it connects.
+    Prevalidated(Arc<Block>),
     /// A transaction entered the mempool, announce it.
     Tx(Arc<Transaction>),
 }

@@ -100,3 +100,25 @@ fn immature_coinbase_spends_are_refused_without_blame() {
     assert!(!err.is_consensus_invalid(), "a peer a block ahead of us may have sent it honestly");
     assert!(matches!(NetworkChain::submit_tx(node.as_ref(), tx), crate::chain_api::TxOutcome::Rejected(_)));
 }
+
+#[test]
+fn a_block_made_here_is_announced_before_it_connects_and_an_invalid_one_is_not() {
+    use crate::chain_api::ChainEvent;
+    let dir = tempfile::tempdir().unwrap();
+    let node = open(dir.path());
+    let mut events = node.subscribe();
+    let mut builder = ChainBuilder::new(ChainSpec::regtest());
+    let blocks = builder.blocks(2, 0);
+    assert_eq!(node.process_own_block(blocks[0].clone()).unwrap(), BlockAccepted::Connected);
+    let hash = blocks[0].hash();
+    assert!(matches!(events.try_recv(), Ok(ChainEvent::Prevalidated(b)) if b.hash() == hash), "announced first");
+    assert!(matches!(events.try_recv(), Ok(ChainEvent::Block(b)) if b.hash() == hash), "then connected");
+    // A body that does not match its header is not announced early.
+    let mut bad = blocks[1].clone();
+    bad.transactions.push(bad.transactions[0].clone());
+    assert!(node.process_own_block(bad).is_err());
+    assert!(events.try_recv().is_err(), "nothing announced for an invalid block");
+    // Nor is a block that does not extend the tip (already connected here).
+    let _ = node.process_own_block(blocks[0].clone());
+    assert!(events.try_recv().is_err(), "nothing announced for a known block");
+}

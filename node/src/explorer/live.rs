@@ -28,9 +28,10 @@ struct Feed {
     _slot: OwnedSemaphorePermit,
 }
 
-/// The SSE form of a chain event.
-fn to_event(e: &ChainEvent) -> Event {
-    match e {
+/// The SSE form of a chain event (`None`: not shown, a block being
+/// connected is shown once it is).
+fn to_event(e: &ChainEvent) -> Option<Event> {
+    Some(match e {
         ChainEvent::Block(b) => {
             // The coinbase commits to the height: no chain lock needed.
             let height = b.transactions.first().and_then(|cb| match cb.inputs.first().map(|i| &i.unlock) {
@@ -40,7 +41,8 @@ fn to_event(e: &ChainEvent) -> Event {
             Event::default().event("block").data(json!({"hash": b.hash(), "height": height}).to_string())
         }
         ChainEvent::Tx(t) => Event::default().event("tx").data(json!({"txid": t.txid()}).to_string()),
-    }
+        ChainEvent::Prevalidated(_) => return None,
+    })
 }
 
 fn stream(feed: Feed) -> impl Stream<Item = Result<Event, Infallible>> {
@@ -48,16 +50,22 @@ fn stream(feed: Feed) -> impl Stream<Item = Result<Event, Infallible>> {
         if *f.shutdown.borrow() {
             return None;
         }
-        let next = tokio::select! {
-            r = f.events.recv() => r,
-            _ = f.shutdown.changed() => return None,
-        };
-        let event = match next {
-            Ok(e) => to_event(&e),
-            Err(broadcast::error::RecvError::Lagged(n)) => Event::default().event("lagged").data(n.to_string()),
-            Err(broadcast::error::RecvError::Closed) => return None,
-        };
-        Some((Ok(event), f))
+        loop {
+            let next = tokio::select! {
+                r = f.events.recv() => r,
+                _ = f.shutdown.changed() => return None,
+            };
+            let event = match next {
+                Ok(e) => to_event(&e),
+                Err(broadcast::error::RecvError::Lagged(n)) => {
+                    Some(Event::default().event("lagged").data(n.to_string()))
+                }
+                Err(broadcast::error::RecvError::Closed) => return None,
+            };
+            if let Some(event) = event {
+                return Some((Ok(event), f));
+            }
+        }
     })
 }
 

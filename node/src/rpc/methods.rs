@@ -246,7 +246,7 @@ impl Methods {
                 // when stored on a side branch, an error naming the rule
                 // when invalid.
                 use crate::chain::BlockAccepted;
-                match self.node.process_block(block, crate::chain::BlockSource::Requested) {
+                match self.node.process_own_block(block) {
                     Ok(BlockAccepted::Connected | BlockAccepted::Stored) => Ok(Value::Null),
                     Ok(BlockAccepted::AlreadyHave) => Ok(json!("duplicate")),
                     Ok(BlockAccepted::SideBranch | BlockAccepted::LowWork) => Ok(json!("inconclusive")),
@@ -397,7 +397,7 @@ impl Methods {
                     let hash = block.hash();
                     // Only a block that became the tip counts: a hash that
                     // did not connect is an error, not a result.
-                    match self.node.process_block(block, crate::chain::BlockSource::Requested) {
+                    match self.node.process_own_block(block) {
                         Ok(crate::chain::BlockAccepted::Connected) => hashes.push(hash),
                         Ok(other) => {
                             return Err(RpcError::internal(format!(

@@ -232,6 +232,9 @@ pub struct Relay {
     /// Blocks whose compact form we have relayed or are handling: never
     /// announced again as a new compact message.
     pub handled: SeenIds,
+    /// Blocks made here and relayed before they were connected, newest
+    /// last: vouched for once they connect.
+    pub made_here: VecDeque<Hash256>,
     /// Peers that vouched for blocks (see the module doc).
     vouchers: HashMap<Hash256, Vec<PeerId>>,
     vouch_order: VecDeque<Hash256>,
@@ -256,6 +259,7 @@ impl Relay {
             txn_requests: HashMap::new(),
             recent: VecDeque::new(),
             handled: SeenIds::with_capacity(HANDLED_BLOCKS),
+            made_here: VecDeque::new(),
             vouchers: HashMap::new(),
             vouch_order: VecDeque::new(),
             vouch_queue: HashMap::new(),

@@ -26,6 +26,9 @@ use std::time::{Duration, Instant};
 /// A rebuild still pending after this is dropped (the block comes by sync).
 const PENDING_EXPIRY: Duration = Duration::from_secs(30);
 
+/// Own blocks relayed before their connect that are remembered for the
+/// vouch that follows it (one or two are ever pending).
+const MADE_HERE_REMEMBERED: usize = 16;
 impl Service {
     /// A compact block arrived by gossip.
     pub(super) fn on_compact_gossip(&mut self, source: PeerId, msg: MessageId, data: &[u8]) {
@@ -343,15 +346,39 @@ impl Service {
 
     /// Announces a block we connected: compact to peers that speak it
     /// (with our vouch), whole to those that do not.
-    pub(in crate::p2p) fn announce_block(&mut self, block: Arc<Block>) {
+    /// Relays a block made here compact before it is connected (see
+    /// [`crate::chain_api::ChainEvent::Prevalidated`]); the vouch follows
+    /// once it connects.
+    pub(in crate::p2p) fn announce_prevalidated(&mut self, block: Arc<Block>) {
         let hash = block.hash();
         if self.compact.enabled && self.compact.handled.insert(hash.0) {
-            let data = CompactBlock::from_block(&block, rand::random()).encode();
-            self.compact.remember(block.clone());
-            self.seen.insert(crate::p2p::workers::gossip_id(&data));
-            let topic = self.names.cmpct_blocks.clone();
-            if let Err(e) = self.swarm.behaviour_mut().gossipsub.publish(topic, data) {
-                tracing::debug!(%e, "announcing a compact block failed");
+            self.publish_compact(block);
+            self.compact.made_here.push_back(hash);
+            if self.compact.made_here.len() > MADE_HERE_REMEMBERED {
+                self.compact.made_here.pop_front();
+            }
+        }
+    }
+
+    fn publish_compact(&mut self, block: Arc<Block>) {
+        let data = CompactBlock::from_block(&block, rand::random()).encode();
+        self.compact.remember(block);
+        self.seen.insert(crate::p2p::workers::gossip_id(&data));
+        let topic = self.names.cmpct_blocks.clone();
+        if let Err(e) = self.swarm.behaviour_mut().gossipsub.publish(topic, data) {
+            tracing::debug!(%e, "announcing a compact block failed");
+        }
+    }
+
+    pub(in crate::p2p) fn announce_block(&mut self, block: Arc<Block>) {
+        let hash = block.hash();
+        let made_here = match self.compact.made_here.iter().position(|h| *h == hash) {
+            Some(i) => self.compact.made_here.remove(i).is_some(),
+            None => false,
+        };
+        if self.compact.enabled && (self.compact.handled.insert(hash.0) || made_here) {
+            if !made_here {
+                self.publish_compact(block.clone());
             }
             for peer in self.compact_peers() {
                 self.compact.queue_vouch(peer, hash);

@@ -56,6 +56,10 @@ impl Service {
                 self.announce_block(b);
                 return;
             }
+            Ok(ChainEvent::Prevalidated(b)) => {
+                self.announce_prevalidated(b);
+                return;
+            }
             Ok(ChainEvent::Tx(t)) => (self.names.txs.clone(), lode_core::codec::Encode::encode(t.as_ref())),
             Err(broadcast::error::RecvError::Lagged(n)) => {
                 // Missed blocks reach peers through status exchange; missed

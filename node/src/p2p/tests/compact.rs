@@ -273,3 +273,29 @@ async fn a_catch_up_announces_its_newest_block_not_each_block_it_fetched() {
         n.handle.shutdown().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_block_made_here_is_relayed_compact_before_it_connects_and_vouched_for_once_it_does() {
+    let (a, b) = pair().await;
+    // Gossip reaches only peers whose subscriptions a has seen: one
+    // transaction through first.
+    let probe = some_tx(9);
+    assert_eq!(a.chain.submit_tx(probe.clone()), crate::chain_api::TxOutcome::Accepted);
+    wait_for("gossip from a reaches b", || async { b.chain.has_tx(&probe.txid()).then_some(()) }).await;
+    let pooled = txs(50);
+    for t in &pooled {
+        a.chain.pool_quietly(t.clone());
+        b.chain.pool_quietly(t.clone());
+    }
+    let block = block_with(&pooled);
+    // What the node does for a block it made, before connecting it.
+    a.chain.announce(crate::chain_api::ChainEvent::Prevalidated(std::sync::Arc::new(block.clone())));
+    wait_tip(&b, &block, "b connects the block a is still connecting").await;
+    assert_eq!(a.chain.height(), 0, "a has not connected it");
+    assert_eq!(stats(&b).vouch_requests, 0, "no vouch before a connects it");
+    submit_all(&a.chain, std::slice::from_ref(&block));
+    wait_for("a vouches for it once connected", || async { (stats(&b).vouch_requests >= 1).then_some(()) }).await;
+    for n in [&a, &b] {
+        n.handle.shutdown().await;
+    }
+}
