@@ -178,6 +178,8 @@ pub struct Chain {
     /// Fork height of the last deep reorg refused with a warning: every
     /// new block on that branch is refused again, at debug level.
     deep_reorg_warned: Option<Height>,
+    /// Deep-reorg refusals logged as warnings (the rest at debug).
+    deep_reorg_warnings: u64,
 }
 
 /// Seconds since the Unix epoch.
@@ -288,6 +290,7 @@ impl Chain {
             unwritten: HashMap::new(),
             prune,
             deep_reorg_warned: None,
+            deep_reorg_warnings: 0,
         };
         // A crash between storing a block and connecting it, or in the middle
         // of a reorg, leaves a heavier stored branch than the tip: take it now,

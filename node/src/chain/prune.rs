@@ -69,6 +69,12 @@ impl Chain {
         self.config.prune_blocks.is_some()
     }
 
+    /// Deep-reorg refusals logged as warnings so far.
+    #[cfg(test)]
+    pub(super) fn deep_reorg_warnings(&self) -> u64 {
+        self.deep_reorg_warnings
+    }
+
     /// Whether the body of `hash` is known to have been pruned: on the
     /// active chain below the prune height, or on a dead side branch whose
     /// stored body a sweep deleted.
@@ -188,6 +194,7 @@ impl Chain {
             tracing::debug!(candidate = %best, fork_height = fork_height.0, "refusing a reorg below the prune height again");
             return true;
         }
+        self.deep_reorg_warnings += 1;
         tracing::warn!(
             candidate = %best,
             fork_height = fork_height.0,
