@@ -18,6 +18,9 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::broadcast;
 
+mod admission;
+pub use admission::{InlineSubmit, INLINE_MAX_INPUTS};
+
 /// The node's shared state.
 pub struct Node {
     spec: ChainSpec,
@@ -263,100 +266,6 @@ impl Node {
             self.refresh_metrics();
         }
         dropped
-    }
-
-    /// Validates a transaction against the tip and admits it to the mempool.
-    ///
-    /// Holds no chain lock, and no lock at all while signatures are
-    /// verified, so concurrent requests verify in parallel. UTXOs are read
-    /// from the database directly: each block is one atomic batch and the
-    /// mempool follows every tip move under its own lock after the batch
-    /// is written, so a transaction admitted against a tip that moved is
-    /// removed or rechecked like one admitted just before the move. The
-    /// tip height is read before the UTXOs, so it is never newer than them
-    /// (a stale height only delays a coinbase spend by a block).
-    pub fn submit_transaction(&self, tx: Transaction) -> Result<Hash256, MempoolError> {
-        let checks = self.precheck_transaction(&tx)?;
-        crate::mempool::verify_unlocked(&checks, &self.sig_cache)?;
-        self.admit_transaction(tx)
-    }
-
-    /// Validates and admits transactions as one batch: the checks before
-    /// signatures one by one, every signature of the batch in parallel,
-    /// then admission in order, so a child may follow its parent in the
-    /// same batch. One result per transaction, in order.
-    pub fn submit_transactions(&self, txs: Vec<Transaction>) -> Vec<Result<Hash256, MempoolError>> {
-        use rayon::prelude::*;
-        let prechecked: Vec<_> = txs.iter().map(|tx| self.precheck_transaction(tx)).collect();
-        let verified: Vec<Option<MempoolError>> = prechecked
-            .par_iter()
-            .map(|p| p.as_ref().ok().and_then(|checks| crate::mempool::verify_unlocked(checks, &self.sig_cache).err()))
-            .collect();
-        txs.into_iter()
-            .zip(prechecked)
-            .zip(verified)
-            .map(|((tx, pre), bad_signature)| match (pre, bad_signature) {
-                (_, Some(e)) => Err(e),
-                (Ok(_), None) => self.admit_transaction(tx),
-                // Maybe a parent or a conflict earlier in the batch: the
-                // whole path again, now that those were admitted.
-                (Err(_), None) => self.submit_transaction(tx),
-            })
-            .collect()
-    }
-
-    fn tip_context(&self) -> (Height, ConnectContext) {
-        let next = Height(self.tip_height.load(Ordering::Acquire).saturating_add(1));
-        let ctx = ConnectContext {
-            genesis: self.spec.genesis_hash(),
-            coinbase_maturity: self.spec.coinbase_maturity,
-            subsidy: block_subsidy(&self.spec, next),
-        };
-        (next, ctx)
-    }
-
-    /// Every admission check but signatures (mempool lock held briefly).
-    fn precheck_transaction(&self, tx: &Transaction) -> Result<Vec<lode_core::crypto::SigCheck>, MempoolError> {
-        let txid = tx.txid();
-        if self.store.tx_location(&txid).ok().flatten().is_some() {
-            return Err(MempoolError::AlreadyKnown(txid));
-        }
-        let (next, ctx) = self.tip_context();
-        let view = crate::store::StoreView::new(&self.store);
-        lock(&self.mempool).precheck(tx, &view, next, &ctx)
-    }
-
-    /// Admission proper, under the mempool lock; the signatures are
-    /// normally cached by now.
-    fn admit_transaction(&self, tx: Transaction) -> Result<Hash256, MempoolError> {
-        let txid = tx.txid();
-        let (next, ctx) = self.tip_context();
-        let view = crate::store::StoreView::new(&self.store);
-        let event = Arc::new(tx.clone());
-        {
-            let mut pool = lock(&self.mempool);
-            let accepted = pool.accept(tx, &view, next, &ctx, &self.sig_cache, crate::chain::unix_now())?;
-            let mut fees = lock(&self.fees);
-            for gone in accepted.replaced.iter().chain(&accepted.evicted) {
-                fees.remove_tx(gone);
-            }
-            // A child's own rate is not what miners rank it by (its
-            // package is): only parentless transactions are followed.
-            if accepted.ancestors == 0 {
-                let rate = accepted.fee.units() as f64 / accepted.size.max(1) as f64;
-                fees.track(txid, rate, next.0.saturating_sub(1));
-            }
-            if !accepted.replaced.is_empty() {
-                tracing::debug!(%txid, replaced = accepted.replaced.len(), "replacement admitted");
-            }
-            // Only the pool's gauges changed (refresh_metrics would wait
-            // for the chain lock).
-            self.metrics.mempool_size.set(pool.len() as f64);
-            self.metrics.mempool_bytes.set(pool.bytes() as f64);
-        }
-        let _ = self.events.send(ChainEvent::Tx(event));
-        self.bump_work();
-        Ok(txid)
     }
 
     /// Updates gauges from current state.

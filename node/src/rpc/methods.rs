@@ -15,6 +15,8 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
+mod send;
+
 /// Most blocks one `generatetoaddress` call may mine.
 const MAX_GENERATE: u64 = 10_000;
 
@@ -102,6 +104,7 @@ impl Methods {
                 Params::new(params, 0)?;
                 serde_json::to_value(self.p2p()?.banned().await).map_err(|e| RpcError::internal(e.to_string()))
             }
+            "sendrawtransaction" => self.send_raw_transaction(params).await,
             "stop" => {
                 Params::new(params, 0)?;
                 let _ = self.shutdown.send(true);
@@ -189,53 +192,7 @@ impl Methods {
                     Ok(json!(hex::encode(tx.encode())))
                 }
             }
-            "sendrawtransaction" => {
-                let p = Params::new(params, 1)?;
-                let bytes = hex::decode(p.str(0, "hex")?).map_err(|e| RpcError::invalid_params(format!("hex: {e}")))?;
-                let tx = Transaction::decode_all(&bytes, spec.max_block_size)
-                    .map_err(|e| RpcError::invalid_params(format!("transaction does not decode: {e}")))?;
-                self.node.submit_transaction(tx).map(|txid| json!(txid)).map_err(tx_error)
-            }
-            "sendrawtransactions" => {
-                let p = Params::new(params, 1)?;
-                let list = p.array(0, "hexes")?;
-                if list.len() > MAX_SEND_BATCH {
-                    return Err(RpcError::invalid_params(format!("at most {MAX_SEND_BATCH} transactions per call")));
-                }
-                // A transaction that does not decode is answered in its
-                // place; the others still go in.
-                let mut decoded: Vec<Result<Transaction, RpcError>> = Vec::with_capacity(list.len());
-                for (i, v) in list.iter().enumerate() {
-                    let parsed = v
-                        .as_str()
-                        .ok_or_else(|| RpcError::invalid_params(format!("hexes[{i}] must be a string")))
-                        .and_then(|h| {
-                            hex::decode(h).map_err(|e| RpcError::invalid_params(format!("hexes[{i}]: hex: {e}")))
-                        })
-                        .and_then(|b| {
-                            Transaction::decode_all(&b, spec.max_block_size).map_err(|e| {
-                                RpcError::invalid_params(format!("hexes[{i}]: transaction does not decode: {e}"))
-                            })
-                        });
-                    decoded.push(parsed);
-                }
-                let txs: Vec<Transaction> = decoded.iter().filter_map(|d| d.as_ref().ok().cloned()).collect();
-                let mut submitted = self.node.submit_transactions(txs).into_iter();
-                let out: Vec<Value> = decoded
-                    .into_iter()
-                    .map(|d| {
-                        let result = d.and_then(|_| match submitted.next() {
-                            Some(r) => r.map_err(tx_error),
-                            None => Err(RpcError::internal("missing result")),
-                        });
-                        match result {
-                            Ok(txid) => json!({"txid": txid}),
-                            Err(e) => json!({"error": {"code": e.code, "message": e.message}}),
-                        }
-                    })
-                    .collect();
-                Ok(json!(out))
-            }
+            "sendrawtransactions" => self.send_raw_transactions(params),
             "submitblock" => {
                 let p = Params::new(params, 1)?;
                 let bytes = hex::decode(p.str(0, "hex")?).map_err(|e| RpcError::invalid_params(format!("hex: {e}")))?;

@@ -1,0 +1,170 @@
+//! Mempool admission from RPC and peers: the checks before signatures
+//! under a short mempool lock, signatures with no lock held, then
+//! admission proper under the lock again.
+//!
+//! Small transactions from RPC may be admitted on the async worker that
+//! parsed the request ([`Node::try_submit_inline`]): handing each one to a
+//! blocking thread and back cost more CPU than its signature check
+//! (measured with `lode-bench --only mempool`, see docs/performance.md).
+//! That path never waits for a lock; when one is busy it hands the
+//! transaction back for the blocking path.
+
+use super::{lock, Node};
+use crate::chain_api::ChainEvent;
+use crate::mempool::{Mempool, MempoolError};
+use lode_core::crypto::SigCheck;
+use lode_core::subsidy::block_subsidy;
+use lode_core::validation::ConnectContext;
+use lode_core::{Hash256, Height, Transaction};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
+
+/// Most inputs a transaction may have to be admitted on an async worker:
+/// each input is one signature check (about 75 µs on one core), and a
+/// worker should not be kept from its other tasks much longer than that.
+pub const INLINE_MAX_INPUTS: usize = 4;
+
+/// What [`Node::try_submit_inline`] did.
+#[derive(Debug)]
+pub enum InlineSubmit {
+    /// Admitted or refused.
+    Decided(Result<Hash256, MempoolError>),
+    /// Too large for an async worker, or a lock was busy: admit it with
+    /// [`Node::submit_transaction`] on a blocking thread. Signatures that
+    /// were already verified are in the signature cache by then.
+    Blocking(Transaction),
+}
+
+/// The lock if it is free now (a poisoned lock is taken as `lock` does).
+fn try_lock<T>(m: &Mutex<T>) -> Option<MutexGuard<'_, T>> {
+    match m.try_lock() {
+        Ok(guard) => Some(guard),
+        Err(TryLockError::Poisoned(p)) => Some(p.into_inner()),
+        Err(TryLockError::WouldBlock) => None,
+    }
+}
+
+impl Node {
+    /// Validates a transaction against the tip and admits it to the mempool.
+    ///
+    /// Holds no chain lock, and no lock at all while signatures are
+    /// verified, so concurrent requests verify in parallel. UTXOs are read
+    /// from the database directly: each block is one atomic batch and the
+    /// mempool follows every tip move under its own lock after the batch
+    /// is written, so a transaction admitted against a tip that moved is
+    /// removed or rechecked like one admitted just before the move. The
+    /// tip height is read before the UTXOs, so it is never newer than them
+    /// (a stale height only delays a coinbase spend by a block).
+    pub fn submit_transaction(&self, tx: Transaction) -> Result<Hash256, MempoolError> {
+        let checks = self.precheck_with(&tx, lock(&self.mempool))?;
+        crate::mempool::verify_unlocked(&checks, &self.sig_cache)?;
+        self.admit_with(tx, lock(&self.mempool))
+    }
+
+    /// [`Node::submit_transaction`] for a caller on an async worker: the
+    /// same checks, but it never waits for the mempool lock and takes only
+    /// transactions of at most [`INLINE_MAX_INPUTS`] inputs; anything else
+    /// is handed back as [`InlineSubmit::Blocking`].
+    pub fn try_submit_inline(&self, tx: Transaction) -> InlineSubmit {
+        if tx.inputs.len() > INLINE_MAX_INPUTS {
+            return InlineSubmit::Blocking(tx);
+        }
+        let Some(pool) = try_lock(&self.mempool) else {
+            return InlineSubmit::Blocking(tx);
+        };
+        let checks = match self.precheck_with(&tx, pool) {
+            Ok(checks) => checks,
+            Err(e) => return InlineSubmit::Decided(Err(e)),
+        };
+        if let Err(e) = crate::mempool::verify_unlocked(&checks, &self.sig_cache) {
+            return InlineSubmit::Decided(Err(e));
+        }
+        match try_lock(&self.mempool) {
+            Some(pool) => InlineSubmit::Decided(self.admit_with(tx, pool)),
+            None => InlineSubmit::Blocking(tx),
+        }
+    }
+
+    /// Validates and admits transactions as one batch: the checks before
+    /// signatures one by one, every signature of the batch in parallel,
+    /// then admission in order, so a child may follow its parent in the
+    /// same batch. One result per transaction, in order.
+    pub fn submit_transactions(&self, txs: Vec<Transaction>) -> Vec<Result<Hash256, MempoolError>> {
+        use rayon::prelude::*;
+        let prechecked: Vec<_> = txs.iter().map(|tx| self.precheck_with(tx, lock(&self.mempool))).collect();
+        let verified: Vec<Option<MempoolError>> = prechecked
+            .par_iter()
+            .map(|p| p.as_ref().ok().and_then(|checks| crate::mempool::verify_unlocked(checks, &self.sig_cache).err()))
+            .collect();
+        txs.into_iter()
+            .zip(prechecked)
+            .zip(verified)
+            .map(|((tx, pre), bad_signature)| match (pre, bad_signature) {
+                (_, Some(e)) => Err(e),
+                (Ok(_), None) => self.admit_with(tx, lock(&self.mempool)),
+                // Maybe a parent or a conflict earlier in the batch: the
+                // whole path again, now that those were admitted.
+                (Err(_), None) => self.submit_transaction(tx),
+            })
+            .collect()
+    }
+
+    fn tip_context(&self) -> (Height, ConnectContext) {
+        let next = Height(self.tip_height.load(Ordering::Acquire).saturating_add(1));
+        let ctx = ConnectContext {
+            genesis: self.spec.genesis_hash(),
+            coinbase_maturity: self.spec.coinbase_maturity,
+            subsidy: block_subsidy(&self.spec, next),
+        };
+        (next, ctx)
+    }
+
+    /// Every admission check but signatures, under the given (briefly
+    /// held) mempool lock.
+    fn precheck_with(&self, tx: &Transaction, pool: MutexGuard<'_, Mempool>) -> Result<Vec<SigCheck>, MempoolError> {
+        let txid = tx.txid();
+        if self.store.tx_location(&txid).ok().flatten().is_some() {
+            return Err(MempoolError::AlreadyKnown(txid));
+        }
+        let (next, ctx) = self.tip_context();
+        let view = crate::store::StoreView::new(&self.store);
+        pool.precheck(tx, &view, next, &ctx)
+    }
+
+    /// Admission proper, under the given mempool lock; the signatures are
+    /// normally cached by now.
+    fn admit_with(&self, tx: Transaction, mut pool: MutexGuard<'_, Mempool>) -> Result<Hash256, MempoolError> {
+        let txid = tx.txid();
+        let (next, ctx) = self.tip_context();
+        let view = crate::store::StoreView::new(&self.store);
+        let event = Arc::new(tx.clone());
+        {
+            let accepted = pool.accept(tx, &view, next, &ctx, &self.sig_cache, crate::chain::unix_now())?;
+            let mut fees = lock(&self.fees);
+            for gone in accepted.replaced.iter().chain(&accepted.evicted) {
+                fees.remove_tx(gone);
+            }
+            // A child's own rate is not what miners rank it by (its
+            // package is): only parentless transactions are followed.
+            if accepted.ancestors == 0 {
+                let rate = accepted.fee.units() as f64 / accepted.size.max(1) as f64;
+                fees.track(txid, rate, next.0.saturating_sub(1));
+            }
+            if !accepted.replaced.is_empty() {
+                tracing::debug!(%txid, replaced = accepted.replaced.len(), "replacement admitted");
+            }
+            // Only the pool's gauges changed (refresh_metrics would wait
+            // for the chain lock).
+            self.metrics.mempool_size.set(pool.len() as f64);
+            self.metrics.mempool_bytes.set(pool.bytes() as f64);
+        }
+        drop(pool);
+        let _ = self.events.send(ChainEvent::Tx(event));
+        self.bump_work();
+        Ok(txid)
+    }
+}
+
+#[cfg(test)]
+#[path = "admission_tests.rs"]
+mod tests;

@@ -1,0 +1,104 @@
+//! The inline admission path never waits for a lock and takes only small
+//! transactions; everything else is handed back for a blocking thread.
+
+use super::{InlineSubmit, INLINE_MAX_INPUTS};
+use crate::chain::{BlockSource, ChainConfig};
+use crate::mempool::{MempoolError, MempoolPolicy};
+use crate::node::Node;
+use crate::testkit::ChainBuilder;
+use lode_core::crypto::SecretKey;
+use lode_core::tx::{OutPoint, TxIn, TxOut, Unlock};
+use lode_core::validation::TxError;
+use lode_core::{Address, Amount, Block, ChainSpec, Transaction};
+use std::sync::{mpsc, Arc};
+use std::time::Duration;
+
+/// A node with `n` blocks whose coinbases pay `builder`'s key.
+fn node_with_coins(dir: &std::path::Path, n: usize) -> (Arc<Node>, ChainBuilder, Vec<Block>) {
+    let node = Node::open(dir, ChainSpec::regtest(), ChainConfig::default(), MempoolPolicy::default()).expect("open");
+    let mut builder = ChainBuilder::new(ChainSpec::regtest());
+    let blocks = builder.blocks(n, 0);
+    for b in &blocks {
+        node.process_block(b.clone(), BlockSource::Requested).expect("import");
+    }
+    (node, builder, blocks)
+}
+
+/// Spends the coinbases of `blocks` in one transaction to `to`.
+fn spend(key: &SecretKey, blocks: &[Block], to: Address) -> Transaction {
+    let values: Vec<Amount> = blocks.iter().map(|b| b.transactions[0].outputs[0].value).collect();
+    let total: u64 = values.iter().map(|v| v.units()).sum();
+    let mut tx = Transaction {
+        version: 1,
+        inputs: blocks
+            .iter()
+            .map(|b| TxIn {
+                prevout: OutPoint { txid: b.transactions[0].txid(), vout: 0 },
+                unlock: Unlock::Signature { pubkey: key.public_key(), sig: Default::default() },
+            })
+            .collect(),
+        outputs: vec![TxOut { value: Amount::from_units(total - 10_000), address: to }],
+        lock_time: 0,
+    };
+    let keys = vec![key; blocks.len()];
+    tx.sign_inputs(&ChainSpec::regtest().genesis_hash(), &keys, &values);
+    tx
+}
+
+#[test]
+fn a_busy_mempool_lock_hands_the_transaction_back_instead_of_waiting_for_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (node, builder, blocks) = node_with_coins(dir.path(), 12);
+    let tx = spend(builder.key(), &blocks[..1], builder.address());
+    let txid = tx.txid();
+    let held = node.mempool();
+    let (done, outcome) = mpsc::channel();
+    let worker = {
+        let node = node.clone();
+        std::thread::spawn(move || {
+            let _ = done.send(node.try_submit_inline(tx));
+        })
+    };
+    // A waiting lock would not answer until `held` is dropped below.
+    let answer = outcome.recv_timeout(Duration::from_secs(30)).expect("answered while the lock is held");
+    drop(held);
+    worker.join().expect("worker thread");
+    let InlineSubmit::Blocking(back) = answer else { panic!("expected the transaction back, got {answer:?}") };
+    assert_eq!(back.txid(), txid, "the same transaction is handed back");
+    assert_eq!(node.submit_transaction(back).expect("admitted on the blocking path"), txid);
+    assert!(node.mempool().contains(&txid));
+}
+
+#[test]
+fn only_transactions_within_the_inline_input_limit_are_decided_inline() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (node, builder, blocks) = node_with_coins(dir.path(), 20);
+    let big = spend(builder.key(), &blocks[..INLINE_MAX_INPUTS + 1], builder.address());
+    let InlineSubmit::Blocking(big) = node.try_submit_inline(big) else {
+        panic!("a large transaction was decided inline")
+    };
+    assert!(!node.mempool().contains(&big.txid()), "nothing admitted yet");
+    node.submit_transaction(big).expect("the blocking path admits it");
+
+    let small = spend(builder.key(), &blocks[INLINE_MAX_INPUTS + 1..2 * INLINE_MAX_INPUTS + 1], builder.address());
+    let txid = small.txid();
+    match node.try_submit_inline(small) {
+        InlineSubmit::Decided(Ok(id)) => assert_eq!(id, txid),
+        other => panic!("expected admission inline, got {other:?}"),
+    }
+    assert!(node.mempool().contains(&txid));
+}
+
+#[test]
+fn a_bad_signature_is_refused_inline_and_nothing_is_admitted() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (node, builder, blocks) = node_with_coins(dir.path(), 12);
+    let mut tx = spend(builder.key(), &blocks[..1], builder.address());
+    tx.outputs[0].value = Amount::from_units(tx.outputs[0].value.units() - 1);
+    let txid = tx.txid();
+    match node.try_submit_inline(tx) {
+        InlineSubmit::Decided(Err(MempoolError::Invalid(TxError::BadSignature(0)))) => {}
+        other => panic!("expected a bad signature refusal, got {other:?}"),
+    }
+    assert!(!node.mempool().contains(&txid));
+}
