@@ -29,13 +29,17 @@ struct Plan {
 
 /// Verifies signature checks that [`Mempool::precheck`] returned, with no
 /// lock held, and remembers those that pass so [`Mempool::accept`] does
-/// not verify them again.
+/// not verify them again (when all were cached already, nothing is
+/// written to the cache).
 pub fn verify_unlocked(checks: &[SigCheck], sig_cache: &SigCache) -> Result<(), MempoolError> {
-    if let Err(i) = verify_sig_checks(checks, Some(sig_cache)) {
-        return Err(TxError::BadSignature(i).into());
+    match verify_sig_checks(checks, Some(sig_cache)) {
+        Err(i) => Err(TxError::BadSignature(i).into()),
+        Ok((0, _)) => Ok(()),
+        Ok(_) => {
+            sig_cache.insert_all(checks);
+            Ok(())
+        }
     }
-    sig_cache.insert_all(checks);
-    Ok(())
 }
 
 impl Mempool {
@@ -65,11 +69,9 @@ impl Mempool {
         now: u64,
     ) -> Result<AcceptedTx, MempoolError> {
         let Plan { txid, size, fee, checks, conflicts, ancestors, victims } = self.plan(&tx, view, next_height, ctx)?;
-        // Only now the expensive part: a cheap refusal costs no verification.
-        if let Err(i) = verify_sig_checks(&checks, Some(sig_cache)) {
-            return Err(TxError::BadSignature(i).into());
-        }
-        sig_cache.insert_all(&checks);
+        // Only now the expensive part: a cheap refusal costs no verification
+        // (and after `verify_unlocked` every check is a cache hit).
+        verify_unlocked(&checks, sig_cache)?;
         // Every input passed check_tx_inputs against this view just now
         // (and none spends a replaced transaction, so removing those first
         // loses nothing it needs).
