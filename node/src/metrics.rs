@@ -116,7 +116,7 @@ impl Metrics {
             let _ = writeln!(s, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {}", g.get());
         }
         let r = *self.relay.lock().unwrap_or_else(|p| p.into_inner());
-        let counters: [(&str, &str, u64); 9] = [
+        let counters: [(&str, &str, u64); 10] = [
             ("lode_compact_blocks_received_total", "Compact blocks received by gossip", r.compact_blocks),
             (
                 "lode_compact_bytes_received_total",
@@ -141,6 +141,11 @@ impl Metrics {
                 r.fallbacks,
             ),
             ("lode_compact_fast_relayed_total", "Compact blocks forwarded before being connected", r.fast_relayed),
+            (
+                "lode_blocks_announced_total",
+                "Blocks announced to peers (made or relayed here, or a catch-up's newest)",
+                r.blocks_announced,
+            ),
             (
                 "lode_compact_vouch_requests_received_total",
                 "Vouch requests received (each names up to 16 blocks)",

@@ -135,6 +135,9 @@ pub struct RelayCounters {
     pub fast_relayed: AtomicU64,
     /// Vouch requests received (each may carry several blocks).
     pub vouch_requests: AtomicU64,
+    /// Blocks this node announced to its peers (made or relayed here, or
+    /// the newest block of a catch-up).
+    pub blocks_announced: AtomicU64,
 }
 
 /// A snapshot of [`RelayCounters`].
@@ -158,6 +161,8 @@ pub struct RelayStats {
     pub fast_relayed: u64,
     /// Vouch requests received.
     pub vouch_requests: u64,
+    /// Blocks this node announced to its peers.
+    pub blocks_announced: u64,
 }
 
 impl RelayCounters {
@@ -179,6 +184,7 @@ impl RelayCounters {
             fallbacks: get(&self.fallbacks),
             fast_relayed: get(&self.fast_relayed),
             vouch_requests: get(&self.vouch_requests),
+            blocks_announced: get(&self.blocks_announced),
         }
     }
 }

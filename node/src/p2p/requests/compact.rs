@@ -372,6 +372,7 @@ impl Service {
 
     pub(in crate::p2p) fn announce_block(&mut self, block: Arc<Block>) {
         let hash = block.hash();
+        RelayCounters::add(&self.compact.counters.blocks_announced, 1);
         let made_here = match self.compact.made_here.iter().position(|h| *h == hash) {
             Some(i) => self.compact.made_here.remove(i).is_some(),
             None => false,

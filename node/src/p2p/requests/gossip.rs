@@ -127,7 +127,6 @@ impl Service {
             Origin::Compact { source } => self.on_compact_block_done(hash, source, outcome),
             Origin::Sync { peer } => {
                 self.downloader.submitted(&hash);
-                self.flush_sync_announce();
                 if matches!(outcome, BlockOutcome::Accepted { .. }) {
                     self.note_novel_block(peer);
                 }

@@ -16,11 +16,13 @@ use super::{Internal, Service};
 const REANNOUNCE_MAX_BYTES: usize = 32 * 1024 * 1024;
 
 impl Service {
-    /// Announces the newest block a catch-up connected once nothing more
-    /// is being downloaded (called on chain events, finished blocks and
-    /// the tick).
+    /// Announces the newest block a catch-up fetched, if the download is
+    /// idle (called on the one-second tick).
     pub(in crate::p2p) fn flush_sync_announce(&mut self) {
-        if !self.downloader.is_idle() {
+        // Checked here, not when the block connected: a catch-up long
+        // enough to count as initial sync again ends in it, and its newest
+        // block is still news once it is over (seen: never announced).
+        if !self.downloader.is_idle() || self.shared.initial_sync.load(Ordering::Relaxed) {
             return;
         }
         if let Some(b) = self.sync_announce.take() {
@@ -39,17 +41,17 @@ impl Service {
                 self.refresh_local();
                 let hash = b.hash();
                 // Old blocks our own sync fetched are news to nobody while
-                // we catch up; after initial sync a catch-up announces its
-                // newest block once the download has drained, not each
-                // block of its runs (Core announces a new tip, not a
-                // batch). Everything else is announced, initial sync or
-                // not: above all what this node mined or was handed over
-                // RPC, which nobody else can tell the network about.
+                // we catch up; a catch-up announces its newest block on the
+                // next tick that finds the download idle and initial sync
+                // over, not each block of its runs (Core announces a new
+                // tip, not a batch). Not on each drain: a download fed
+                // one status at a time drains every few blocks (112
+                // announcements for 300 blocks, measured). Everything else
+                // is announced, initial sync or not: above all what this
+                // node mined or was handed over RPC, which nobody else can
+                // tell the network about.
                 if self.fetched.contains(&hash.0) {
-                    if !self.shared.initial_sync.load(Ordering::Relaxed) {
-                        self.sync_announce = Some(b);
-                        self.flush_sync_announce();
-                    }
+                    self.sync_announce = Some(b);
                     return;
                 }
                 self.announced.insert(hash.0);

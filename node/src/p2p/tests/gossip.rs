@@ -171,11 +171,7 @@ async fn transactions_whose_events_the_network_task_missed_are_still_announced()
     let a = node(crate::p2p::mock::MockChain::with_event_capacity(ChainSpec::regtest(), 8), &[]).await;
     let b = node(regtest(), &[a.addr().await]).await;
     wait_for("connected", || async { connected(&a, &b).await.then_some(()) }).await;
-    // Gossip reaches only peers whose subscription we have seen: wait
-    // until one transaction gets through.
-    let probe = some_tx(0);
-    assert_eq!(a.chain.submit_tx(probe.clone()), crate::chain_api::TxOutcome::Accepted);
-    wait_for("the first transaction reaches b", || async { b.chain.has_tx(&probe.txid()).then_some(()) }).await;
+    wait_gossip_path(&a, &b).await;
     let txs: Vec<_> = (1..=300u32).map(|i| some_tx((i % 250) as u8)).collect();
     for tx in &txs {
         assert_eq!(a.chain.submit_tx(tx.clone()), crate::chain_api::TxOutcome::Accepted);

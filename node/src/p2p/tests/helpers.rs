@@ -90,6 +90,22 @@ where
     }
 }
 
+/// Submits a fresh transaction at `a` every 200 ms until one reaches `b`.
+/// Gossip reaches only peers whose subscription `a` has seen, and one
+/// published before that is lost: a single probe made tests flaky.
+pub(super) async fn wait_gossip_path(a: &Node, b: &Node) {
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    for n in 0u8.. {
+        let probe = some_tx(n);
+        assert_eq!(a.chain.submit_tx(probe.clone()), crate::chain_api::TxOutcome::Accepted);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        if b.chain.has_tx(&probe.txid()) {
+            return;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for gossip from a to reach b");
+    }
+}
+
 /// Asserts `cond` holds throughout `period` (for "never happens" checks).
 pub(super) async fn holds_for<F, Fut>(what: &str, period: Duration, mut cond: F)
 where
