@@ -34,6 +34,10 @@ pub struct Node {
     store: Arc<crate::store::Store>,
     /// Height of the active tip, set under the chain lock after each move.
     tip_height: AtomicU32,
+    /// How often the mempool has followed a tip move (changed under the
+    /// mempool lock): admission reuses the coins its precheck read only if
+    /// this has not changed since.
+    tip_moves: AtomicU64,
     events: broadcast::Sender<ChainEvent>,
     work_version: AtomicU64,
     miner_address: Mutex<Option<Address>>,
@@ -68,6 +72,7 @@ impl Node {
             sig_cache,
             store,
             tip_height,
+            tip_moves: AtomicU64::new(0),
             events,
             work_version: AtomicU64::new(1),
             miner_address: Mutex::new(None),
@@ -218,6 +223,7 @@ impl Node {
     /// descendants, so no template can carry a transaction the tip refuses.
     fn follow_tip(&self, chain: &Chain, update: &TipUpdate) {
         let mut pool = lock(&self.mempool);
+        self.tip_moves.fetch_add(1, Ordering::AcqRel);
         let mut fees = lock(&self.fees);
         // The kept connected blocks are the newest, ending at the tip.
         let tip = chain.state().height.0;

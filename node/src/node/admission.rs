@@ -12,10 +12,14 @@
 use super::{lock, Node};
 use crate::chain_api::ChainEvent;
 use crate::mempool::{Mempool, MempoolError};
+use crate::store::StoreView;
 use lode_core::crypto::SigCheck;
 use lode_core::subsidy::block_subsidy;
-use lode_core::validation::ConnectContext;
+use lode_core::tx::OutPoint;
+use lode_core::validation::{Coin, ConnectContext, UtxoView};
 use lode_core::{Hash256, Height, Transaction};
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 
@@ -44,6 +48,36 @@ fn try_lock<T>(m: &Mutex<T>) -> Option<MutexGuard<'_, T>> {
     }
 }
 
+/// The store's UTXO set, remembering every coin read (found or not), so
+/// that admission can reuse what its precheck read.
+struct ReadCoins<'a> {
+    store: StoreView<'a>,
+    read: RefCell<HashMap<OutPoint, Option<Coin>>>,
+}
+
+impl UtxoView for ReadCoins<'_> {
+    fn coin(&self, outpoint: &OutPoint) -> Option<Coin> {
+        if let Some(coin) = self.read.borrow().get(outpoint) {
+            return *coin;
+        }
+        let coin = self.store.coin(outpoint);
+        self.read.borrow_mut().insert(*outpoint, coin);
+        coin
+    }
+}
+
+/// What a precheck found and read: admission repeats the pool's checks
+/// but, while the tip has not moved, takes the coins and the tip context
+/// from here instead of reading the store again (three reads per input
+/// before: precheck, the admission checks, the spent outputs).
+struct Prechecked {
+    checks: Vec<SigCheck>,
+    read: HashMap<OutPoint, Option<Coin>>,
+    tip_moves: u64,
+    next: Height,
+    ctx: ConnectContext,
+}
+
 impl Node {
     /// Validates a transaction against the tip and admits it to the mempool.
     ///
@@ -56,9 +90,9 @@ impl Node {
     /// tip height is read before the UTXOs, so it is never newer than them
     /// (a stale height only delays a coinbase spend by a block).
     pub fn submit_transaction(&self, tx: Transaction) -> Result<Hash256, MempoolError> {
-        let checks = self.precheck_with(&tx, lock(&self.mempool))?;
-        crate::mempool::verify_unlocked(&checks, &self.sig_cache)?;
-        self.admit_with(tx, lock(&self.mempool))
+        let pre = self.precheck_with(&tx, lock(&self.mempool))?;
+        crate::mempool::verify_unlocked(&pre.checks, &self.sig_cache)?;
+        self.admit_with(tx, lock(&self.mempool), Some(pre))
     }
 
     /// [`Node::submit_transaction`] for a caller on an async worker: the
@@ -72,15 +106,15 @@ impl Node {
         let Some(pool) = try_lock(&self.mempool) else {
             return InlineSubmit::Blocking(tx);
         };
-        let checks = match self.precheck_with(&tx, pool) {
-            Ok(checks) => checks,
+        let pre = match self.precheck_with(&tx, pool) {
+            Ok(pre) => pre,
             Err(e) => return InlineSubmit::Decided(Err(e)),
         };
-        if let Err(e) = crate::mempool::verify_unlocked(&checks, &self.sig_cache) {
+        if let Err(e) = crate::mempool::verify_unlocked(&pre.checks, &self.sig_cache) {
             return InlineSubmit::Decided(Err(e));
         }
         match try_lock(&self.mempool) {
-            Some(pool) => InlineSubmit::Decided(self.admit_with(tx, pool)),
+            Some(pool) => InlineSubmit::Decided(self.admit_with(tx, pool, Some(pre))),
             None => InlineSubmit::Blocking(tx),
         }
     }
@@ -94,14 +128,16 @@ impl Node {
         let prechecked: Vec<_> = txs.iter().map(|tx| self.precheck_with(tx, lock(&self.mempool))).collect();
         let verified: Vec<Option<MempoolError>> = prechecked
             .par_iter()
-            .map(|p| p.as_ref().ok().and_then(|checks| crate::mempool::verify_unlocked(checks, &self.sig_cache).err()))
+            .map(|p| {
+                p.as_ref().ok().and_then(|pre| crate::mempool::verify_unlocked(&pre.checks, &self.sig_cache).err())
+            })
             .collect();
         txs.into_iter()
             .zip(prechecked)
             .zip(verified)
             .map(|((tx, pre), bad_signature)| match (pre, bad_signature) {
                 (_, Some(e)) => Err(e),
-                (Ok(_), None) => self.admit_with(tx, lock(&self.mempool)),
+                (Ok(pre), None) => self.admit_with(tx, lock(&self.mempool), Some(pre)),
                 // Maybe a parent or a conflict earlier in the batch: the
                 // whole path again, now that those were admitted.
                 (Err(_), None) => self.submit_transaction(tx),
@@ -121,22 +157,42 @@ impl Node {
 
     /// Every admission check but signatures, under the given (briefly
     /// held) mempool lock.
-    fn precheck_with(&self, tx: &Transaction, pool: MutexGuard<'_, Mempool>) -> Result<Vec<SigCheck>, MempoolError> {
+    fn precheck_with(&self, tx: &Transaction, pool: MutexGuard<'_, Mempool>) -> Result<Prechecked, MempoolError> {
         let txid = tx.txid();
         if self.store.tx_location(&txid).ok().flatten().is_some() {
             return Err(MempoolError::AlreadyKnown(txid));
         }
+        // Under the mempool lock, so no tip move is followed while the
+        // coins are read; the tip height is read before them.
+        let tip_moves = self.tip_moves.load(Ordering::Acquire);
         let (next, ctx) = self.tip_context();
-        let view = crate::store::StoreView::new(&self.store);
-        pool.precheck(tx, &view, next, &ctx)
+        let view = ReadCoins { store: StoreView::new(&self.store), read: RefCell::default() };
+        let checks = pool.precheck(tx, &view, next, &ctx)?;
+        Ok(Prechecked { checks, read: view.read.into_inner(), tip_moves, next, ctx })
     }
 
     /// Admission proper, under the given mempool lock; the signatures are
     /// normally cached by now.
-    fn admit_with(&self, tx: Transaction, mut pool: MutexGuard<'_, Mempool>) -> Result<Hash256, MempoolError> {
+    /// A precheck's coins are reused if the mempool has not followed a tip
+    /// move since: it is then as if the transaction were admitted at the
+    /// precheck, and the next tip move removes or rechecks it like any
+    /// other.
+    fn admit_with(
+        &self,
+        tx: Transaction,
+        mut pool: MutexGuard<'_, Mempool>,
+        pre: Option<Prechecked>,
+    ) -> Result<Hash256, MempoolError> {
         let txid = tx.txid();
-        let (next, ctx) = self.tip_context();
-        let view = crate::store::StoreView::new(&self.store);
+        let fresh = pre.filter(|p| p.tip_moves == self.tip_moves.load(Ordering::Acquire));
+        let (next, ctx, read) = match fresh {
+            Some(p) => (p.next, p.ctx, p.read),
+            None => {
+                let (next, ctx) = self.tip_context();
+                (next, ctx, HashMap::new())
+            }
+        };
+        let view = ReadCoins { store: StoreView::new(&self.store), read: RefCell::new(read) };
         let event = Arc::new(tx.clone());
         {
             let accepted = pool.accept(tx, &view, next, &ctx, &self.sig_cache, crate::chain::unix_now())?;

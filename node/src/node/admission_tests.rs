@@ -102,3 +102,25 @@ fn a_bad_signature_is_refused_inline_and_nothing_is_admitted() {
     }
     assert!(!node.mempool().contains(&txid));
 }
+
+#[test]
+fn coins_a_precheck_read_are_not_reused_once_a_block_spent_them() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (node, builder, blocks) = node_with_coins(dir.path(), 12);
+    let ours = spend(builder.key(), &blocks[..1], builder.address());
+    let pre = node.precheck_with(&ours, super::lock(&node.mempool)).expect("precheck passes");
+
+    // Between precheck and admission a block spends the same coin.
+    let theirs = spend(builder.key(), &blocks[..1], Address([7; 20]));
+    node.submit_transaction(theirs.clone()).expect("the other spend admitted");
+    let mut block = node.block_template(builder.address());
+    assert!(block.transactions.iter().any(|t| t.txid() == theirs.txid()), "the template carries it");
+    assert!(crate::miner::mine_block(&mut block, &std::sync::atomic::AtomicBool::new(false)));
+    node.process_block(block, BlockSource::Requested).expect("block connects");
+
+    match node.admit_with(ours.clone(), super::lock(&node.mempool), Some(pre)) {
+        Err(MempoolError::MissingInputs { .. }) => {}
+        other => panic!("a spend of a coin the tip spent was not refused: {other:?}"),
+    }
+    assert!(!node.mempool().contains(&ours.txid()));
+}
