@@ -7,6 +7,7 @@ pub mod explorer;
 pub mod fault;
 pub mod fees;
 pub mod listen;
+pub mod memory;
 pub mod mempool;
 pub mod metrics;
 pub mod miner;

@@ -129,6 +129,7 @@ fn main() {
     let args = Args::parse();
     init_logging(&args.log_format);
     lode_node::fault::abort_on_panic();
+    lode_node::memory::limit_malloc_arenas();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,
         Err(e) => fail(format!("cannot start the async runtime: {e}")),
