@@ -451,3 +451,6 @@ impl Chain {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod mutant_tests;
