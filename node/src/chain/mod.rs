@@ -454,3 +454,6 @@ mod tests;
 
 #[cfg(test)]
 mod mutant_tests;
+
+#[cfg(test)]
+mod mutant_tests_reports;
