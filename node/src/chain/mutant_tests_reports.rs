@@ -203,3 +203,31 @@ fn merging_a_truncated_update_keeps_its_full_counts_and_the_truncated_flag() {
     assert_eq!(merged.connected().count(), MAX_UPDATE_CONNECTED);
     assert!(merged.truncated(), "what the merged update dropped stays dropped");
 }
+
+// tip_update.rs `changed`: `disconnected_count > 0` → `<` (an update that
+// only disconnected, as when the connect after a disconnect failed, would
+// say the tip did not move).
+#[test]
+fn an_update_that_only_disconnected_blocks_says_the_tip_moved() {
+    let mut u = TipUpdate::default();
+    assert!(!u.changed());
+    u.push_disconnected(sized_block(1, 1, 0));
+    assert!(u.changed() && u.reorganised());
+    assert_eq!((u.connected_count(), u.disconnected_count()), (0, 1));
+}
+
+// tip_update.rs `push_disconnected`: `disconnected_bytes -= s` → `/=` (the
+// byte count collapses after the first drop, so later blocks are kept past
+// the limit).
+#[test]
+fn a_reorg_far_past_the_readmission_limit_keeps_no_more_blocks_than_fit() {
+    // Four of these fit in the limit, five do not.
+    let block = block_of_size(1, MAX_READMIT_BYTES * 2 / 9);
+    let mut u = TipUpdate::default();
+    for _ in 0..10 {
+        u.push_disconnected(Arc::clone(&block));
+    }
+    assert_eq!(u.disconnected_count(), 10);
+    assert_eq!(u.disconnected_txs().len(), 4, "one transaction to re-admit per kept block");
+    assert!(u.truncated());
+}
