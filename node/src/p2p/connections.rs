@@ -101,7 +101,8 @@ impl Service {
                 }
             }
             #[cfg(test)]
-            Command::PublishCompactRaw(data) => {
+            Command::PublishCompactRaw { data, block } => {
+                self.compact.remember(block);
                 let topic = self.names.cmpct_blocks.clone();
                 if let Err(e) = self.swarm.behaviour_mut().gossipsub.publish(topic, data) {
                     tracing::warn!(?e, "raw publish failed");

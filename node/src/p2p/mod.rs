@@ -437,9 +437,12 @@ impl P2pHandle {
         let _ = self.commands.send(service::Command::PublishRaw { blocks, data }).await;
     }
 
+    /// Publishes `data` as this node's compact form of `block`, kept for
+    /// `getblocktxn` as an announced block is.
     #[cfg(test)]
-    async fn publish_compact_raw(&self, data: Vec<u8>) {
-        let _ = self.commands.send(service::Command::PublishCompactRaw(data)).await;
+    async fn publish_compact_raw(&self, data: Vec<u8>, block: lode_core::Block) {
+        let block = Arc::new(block);
+        let _ = self.commands.send(service::Command::PublishCompactRaw { data, block }).await;
     }
 }
 

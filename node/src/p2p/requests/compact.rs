@@ -19,7 +19,6 @@ use libp2p::request_response::{self, OutboundRequestId, ResponseChannel};
 use libp2p::PeerId;
 use lode_core::block::Block;
 use lode_core::{Hash256, Transaction};
-use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -292,22 +291,15 @@ impl Service {
                     }
                     return;
                 }
-                // Older blocks from the store, as `GetBlocks` serves them.
-                let announced: HashSet<Hash256> =
-                    std::iter::once(hash).filter(|h| self.announced.contains(&h.0)).collect();
-                let chain = self.chain.clone();
-                let tx = self.internal_tx.clone();
-                let max = self.max_block_size;
-                tokio::task::spawn_blocking(move || {
-                    let txs = chain
-                        .serve_blocks(&[hash], &announced, max)
-                        .into_iter()
-                        .find(|b| b.hash() == hash)
-                        .and_then(|b| pick(&b, &indexes))
-                        .unwrap_or_default();
-                    let _ =
-                        tx.send(Internal::CompactRespond { channel, response: CmpctResponse::BlockTxn { hash, txs } });
-                });
+                // Not kept: answered empty, never read from the store. A
+                // block we relayed compact is among the recent ones unless
+                // newer blocks pushed it out, and then the asker's rebuild
+                // is stale and sync serves it whole, within the serving
+                // budget. Reading the store here would let any peer buy a
+                // chain-lock hold and a block read for a 41-byte request
+                // (Bitcoin Core's MAX_BLOCKTXN_DEPTH rule, stricter).
+                let response = CmpctResponse::BlockTxn { hash, txs: Vec::new() };
+                let _ = self.swarm.behaviour_mut().cmpct.send_response(channel, response);
             }
         }
     }

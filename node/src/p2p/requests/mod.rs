@@ -88,9 +88,6 @@ impl Service {
             Internal::BlockDone { hash, origin, outcome } => self.on_block_done(hash, origin, outcome),
             Internal::CompactPrepared { hash, prepared } => self.on_compact_prepared(hash, prepared),
             Internal::Reannounce(txs) => self.on_reannounce(txs),
-            Internal::CompactRespond { channel, response } => {
-                let _ = self.swarm.behaviour_mut().cmpct.send_response(channel, response);
-            }
             Internal::TxDone { job, outcome } => {
                 let TxJob { msg, source, bytes } = job;
                 self.tx_backlog = self.tx_backlog.saturating_sub(1);

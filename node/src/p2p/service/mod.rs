@@ -118,9 +118,12 @@ pub(crate) enum Command {
         blocks: bool,
         data: Vec<u8>,
     },
-    /// A raw payload on the compact block topic.
+    /// A raw payload on the compact block topic, announcing `block`.
     #[cfg(test)]
-    PublishCompactRaw(Vec<u8>),
+    PublishCompactRaw {
+        data: Vec<u8>,
+        block: Arc<lode_core::Block>,
+    },
 }
 
 /// An `add_peer` waiting for its connection: (address, reply, deadline).
@@ -193,11 +196,6 @@ pub(crate) enum Internal {
     },
     /// Encoded mempool transactions to re-announce after missed chain events.
     Reannounce(Vec<Vec<u8>>),
-    /// A `getblocktxn` answer read off the loop.
-    CompactRespond {
-        channel: ResponseChannel<super::compact::CmpctResponse>,
-        response: super::compact::CmpctResponse,
-    },
 }
 
 /// The network task's state.

@@ -5,9 +5,10 @@
 //! node that made it. Status exchange is slowed to ten minutes so every
 //! block here can only arrive by relay.
 
-use super::super::compact::{CompactBlock, RelayStats};
+use super::super::compact::{CmpctRequest, CmpctResponse, CompactBlock, RelayStats};
 use super::super::P2pConfig;
 use super::helpers::*;
+use super::hostile::{RawPeer, Serve};
 use crate::chain_api::NetworkChain;
 use crate::testkit::ChainBuilder;
 use lode_core::block::Block;
@@ -115,7 +116,7 @@ async fn falls_back(forge: impl FnOnce(&mut CompactBlock, &Block) -> Option<Tran
         b.chain.pool_quietly(stranger);
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
-    a.handle.publish_compact_raw(compact.encode()).await;
+    a.handle.publish_compact_raw(compact.encode(), block.clone()).await;
     wait_tip(&b, &block, "the block at b after the fallback").await;
     let s = stats(&b);
     assert_eq!((s.fallbacks, s.reconstructed, s.txs_fetched), (1, 1, 11), "{s:?}");
@@ -300,4 +301,23 @@ async fn a_block_made_here_is_relayed_compact_before_it_connects_and_vouched_for
     for n in [&a, &b] {
         n.handle.shutdown().await;
     }
+}
+
+// A `getblocktxn` names any block; served from the store, each 41-byte
+// request bought a chain-lock hold and a block read off the disk.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn getblocktxn_for_a_block_not_kept_in_memory_is_answered_empty_without_reading_the_store() {
+    let chain = regtest();
+    let blocks = ChainBuilder::new(ChainSpec::regtest()).blocks(3, 0);
+    submit_all(&chain, &blocks);
+    let a = node_with(chain, slow_status, &[]).await;
+    let mut raw = RawPeer::connect(&a.addr().await, status_of(&a.chain), Serve::Nothing, Serve::Nothing).await;
+    let reads_before = (a.chain.served.load(Ordering::SeqCst), a.chain.batch_reads.load(Ordering::SeqCst));
+    let old = blocks[0].hash();
+    raw.cmpct_request(CmpctRequest::GetBlockTxn { hash: old, indexes: vec![0] });
+    let reply = raw.cmpct_reply(20).await;
+    assert_eq!(reply, Some(Ok(CmpctResponse::BlockTxn { hash: old, txs: Vec::new() })), "answered, and empty");
+    let reads_after = (a.chain.served.load(Ordering::SeqCst), a.chain.batch_reads.load(Ordering::SeqCst));
+    assert_eq!(reads_after, reads_before, "no block was read for it");
+    assert!(!banned(&a, &raw.id).await, "asking is not misbehaviour");
 }

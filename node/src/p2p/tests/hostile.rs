@@ -1,7 +1,9 @@
 //! A hostile peer built from bare libp2p parts: gossipsub with no size
-//! limits of ours, and our sync protocol answered as a test scripts it.
+//! limits of ours, our sync protocol answered as a test scripts it, and
+//! compact-relay requests sent as a test writes them.
 
 use super::super::codec::{Request, Response, Status, SyncCodec};
+use super::super::compact::{CmpctCodec, CmpctRequest, CmpctResponse};
 use futures::StreamExt;
 use libp2p::gossipsub::{self, IdentTopic, MessageAuthenticity, ValidationMode};
 use libp2p::request_response::{self, ProtocolSupport, ResponseChannel};
@@ -16,6 +18,7 @@ use tokio::sync::mpsc;
 struct Evil {
     gossipsub: gossipsub::Behaviour,
     sync: request_response::Behaviour<SyncCodec>,
+    cmpct: request_response::Behaviour<CmpctCodec>,
 }
 
 /// How the hostile peer answers header and block requests.
@@ -31,6 +34,7 @@ pub enum Serve {
 
 enum Cmd {
     Request(Request),
+    Cmpct(CmpctRequest),
     Publish { blocks: bool, data: Vec<u8> },
 }
 
@@ -39,6 +43,7 @@ pub struct RawPeer {
     pub id: PeerId,
     cmds: mpsc::UnboundedSender<Cmd>,
     replies: mpsc::UnboundedReceiver<Result<Response, String>>,
+    cmpct_replies: mpsc::UnboundedReceiver<Result<CmpctResponse, String>>,
 }
 
 impl RawPeer {
@@ -73,6 +78,11 @@ impl RawPeer {
                         .with_request_timeout(Duration::from_secs(20))
                         .with_max_concurrent_streams(256),
                 ),
+                cmpct: request_response::Behaviour::with_codec(
+                    CmpctCodec::new(spec.max_block_size),
+                    [(names.cmpct.clone(), ProtocolSupport::Full)],
+                    request_response::Config::default().with_request_timeout(Duration::from_secs(20)),
+                ),
             })
             .unwrap()
             .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
@@ -86,6 +96,7 @@ impl RawPeer {
         swarm.dial(addr).unwrap();
         let (cmds, mut cmd_rx) = mpsc::unbounded_channel();
         let (reply_tx, replies) = mpsc::unbounded_channel();
+        let (cmpct_reply_tx, cmpct_replies) = mpsc::unbounded_channel();
         let (blocks_topic, txs_topic): (IdentTopic, IdentTopic) = (names.blocks.clone(), names.txs.clone());
         tokio::spawn(async move {
             let mut held: Vec<ResponseChannel<Response>> = Vec::new();
@@ -100,6 +111,9 @@ impl RawPeer {
                     cmd = cmd_rx.recv() => match cmd {
                         Some(Cmd::Request(r)) => {
                             swarm.behaviour_mut().sync.send_request(&peer, r);
+                        }
+                        Some(Cmd::Cmpct(r)) => {
+                            swarm.behaviour_mut().cmpct.send_request(&peer, r);
                         }
                         Some(Cmd::Publish { blocks, data }) => {
                             let topic = if blocks { blocks_topic.clone() } else { txs_topic.clone() };
@@ -130,12 +144,21 @@ impl RawPeer {
                         SwarmEvent::Behaviour(EvilEvent::Sync(request_response::Event::OutboundFailure { error, .. })) => {
                             let _ = reply_tx.send(Err(error.to_string()));
                         }
+                        SwarmEvent::Behaviour(EvilEvent::Cmpct(request_response::Event::Message {
+                            message: request_response::Message::Response { response, .. },
+                            ..
+                        })) => {
+                            let _ = cmpct_reply_tx.send(Ok(response));
+                        }
+                        SwarmEvent::Behaviour(EvilEvent::Cmpct(request_response::Event::OutboundFailure { error, .. })) => {
+                            let _ = cmpct_reply_tx.send(Err(error.to_string()));
+                        }
                         _ => {}
                     },
                 }
             }
         });
-        RawPeer { id, cmds, replies }
+        RawPeer { id, cmds, replies, cmpct_replies }
     }
 
     /// Sends a sync request (the reply comes through [`Self::reply`]).
@@ -146,6 +169,17 @@ impl RawPeer {
     /// The next reply (or failure), within `secs` seconds.
     pub async fn reply(&mut self, secs: u64) -> Option<Result<Response, String>> {
         tokio::time::timeout(Duration::from_secs(secs), self.replies.recv()).await.ok().flatten()
+    }
+
+    /// Sends a compact-relay request (the reply comes through
+    /// [`Self::cmpct_reply`]).
+    pub fn cmpct_request(&self, r: CmpctRequest) {
+        let _ = self.cmds.send(Cmd::Cmpct(r));
+    }
+
+    /// The next compact-relay reply (or failure), within `secs` seconds.
+    pub async fn cmpct_reply(&mut self, secs: u64) -> Option<Result<CmpctResponse, String>> {
+        tokio::time::timeout(Duration::from_secs(secs), self.cmpct_replies.recv()).await.ok().flatten()
     }
 
     /// Publishes raw bytes on the block or transaction topic.
