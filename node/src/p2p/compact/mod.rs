@@ -47,6 +47,9 @@ pub use reconstruct::PartialBlock;
 /// Compact blocks being rebuilt at once; more are ignored (the block
 /// still arrives through sync).
 pub const MAX_PENDING: usize = 16;
+/// Of those, rebuilds one peer's compact blocks may hold: a peer that
+/// never answers `getblocktxn` cannot take every slot.
+pub const MAX_PENDING_PER_PEER: usize = 4;
 /// Rebuilt or announced blocks kept to answer `getblocktxn` from memory.
 pub const RECENT_BLOCKS: usize = 8;
 /// Blocks remembered as relayed compact (not announced again).
@@ -221,6 +224,10 @@ pub enum Prepared {
     Orphan,
     /// The header's chain is too light to store.
     LowWork,
+    /// The header is stored but would not be our new tip: no rebuild (a
+    /// known header skips the anti-DoS work check, so a peer could
+    /// otherwise have us rebuild stale blocks for free).
+    NotBest,
     /// Rebuilding started (maybe already complete).
     Started(Result<PartialBlock, CompactError>),
 }

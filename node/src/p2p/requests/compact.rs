@@ -9,7 +9,7 @@ use crate::chain_api::{BlockOutcome, HeadersOutcome};
 use crate::p2p::compact::reconstruct::TxSource;
 use crate::p2p::compact::{
     CmpctRequest, CmpctResponse, CompactBlock, CompactError, PartialBlock, Pending, Prepared, RelayCounters,
-    MAX_PENDING,
+    MAX_PENDING, MAX_PENDING_PER_PEER,
 };
 use crate::p2p::peers::penalty;
 use crate::p2p::service::{Internal, Origin, Service};
@@ -49,16 +49,19 @@ impl Service {
             return;
         }
         let hash = compact.header.hash();
-        // Whatever happens next, we never announce this block compact
-        // ourselves: gossipsub forwards this message if it is good.
-        self.compact.handled.insert(hash.0);
+        let held_by_source = self.compact.pending.values().filter(|p| p.source == source).count();
         if self.compact.invalid.contains(&hash.0)
             || self.compact.pending.contains_key(&hash)
             || self.compact.pending.len() >= MAX_PENDING
+            || held_by_source >= MAX_PENDING_PER_PEER
         {
             self.report(&msg, &source, MessageAcceptance::Ignore);
             return;
         }
+        // Taken on: whatever happens next, we never announce this block
+        // compact ourselves (gossipsub forwards this message if it is
+        // good). One ignored above may still be announced once it connects.
+        self.compact.handled.insert(hash.0);
         let fast = self.local.is_some_and(|l| l.tip.hash == compact.header.prev_hash);
         self.compact.pending.insert(
             hash,
@@ -81,6 +84,13 @@ impl Service {
                 Prepared::AlreadyHave
             } else {
                 match chain.accept_headers(&[compact.header]) {
+                    // Bitcoin Core likewise rebuilds only a block with more
+                    // work than its tip: the rest can come by sync.
+                    HeadersOutcome::Accepted { .. }
+                        if chain.header_work(&hash).is_none_or(|work| work <= chain.tip().chainwork) =>
+                    {
+                        Prepared::NotBest
+                    }
                     HeadersOutcome::Accepted { .. } => {
                         let pool = |f: &mut dyn FnMut(&Hash256, &Transaction)| chain.mempool_scan(f);
                         let extra = |f: &mut dyn FnMut(&Hash256, &Transaction)| {
@@ -102,7 +112,9 @@ impl Service {
     pub(super) fn on_compact_prepared(&mut self, hash: Hash256, prepared: Prepared) {
         let Some(source) = self.compact.pending.get(&hash).map(|p| p.source) else { return };
         match prepared {
-            Prepared::AlreadyHave | Prepared::LowWork => self.compact_drop(&hash, MessageAcceptance::Ignore),
+            Prepared::AlreadyHave | Prepared::LowWork | Prepared::NotBest => {
+                self.compact_drop(&hash, MessageAcceptance::Ignore)
+            }
             Prepared::HeaderInvalid(reason) => {
                 self.compact_drop(&hash, MessageAcceptance::Ignore);
                 // A forwarder must check the header in context before

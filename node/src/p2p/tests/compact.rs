@@ -321,3 +321,89 @@ async fn getblocktxn_for_a_block_not_kept_in_memory_is_answered_empty_without_re
     assert_eq!(reads_after, reads_before, "no block was read for it");
     assert!(!banned(&a, &raw.id).await, "asking is not misbehaviour");
 }
+
+/// `a` on a chain of two blocks, a raw peer connected to it, and the
+/// builder of `a`'s chain.
+async fn node_and_raw_peer() -> (Node, RawPeer, ChainBuilder) {
+    let chain = regtest();
+    let mut builder = ChainBuilder::new(ChainSpec::regtest());
+    submit_all(&chain, &builder.blocks(2, 0));
+    let a = node_with(chain, slow_status, &[]).await;
+    let raw = RawPeer::connect(&a.addr().await, status_of(&a.chain), Serve::Nothing, Serve::Nothing).await;
+    (a, raw, builder)
+}
+
+/// A block on `builder`'s tip whose one transaction no mempool holds, so
+/// rebuilding it takes a `getblocktxn`.
+fn block_needing_a_fetch(builder: &mut ChainBuilder, tag: u8) -> Block {
+    let out = TxOut { value: Amount::from_units(1), address: builder.address() };
+    let coinbase = Transaction::coinbase(Height(builder.height().0 + 1), vec![tag], vec![out]);
+    builder.seal(vec![coinbase, fat_tx(50_000 + u32::from(tag), 200)])
+}
+
+/// Publishes compact forms of `block` (a new nonce each time, so each is
+/// a new gossip message) until `a` has received one: gossip published
+/// before `a`'s subscription is seen is lost.
+async fn publish_until_heard(a: &Node, raw: &RawPeer, block: &Block) {
+    let mut nonce = 0;
+    wait_for("a compact block from the raw peer at the node", || {
+        nonce += 1;
+        raw.publish_compact(CompactBlock::from_block(block, nonce).encode());
+        async { (stats(a).compact_blocks > 0).then_some(()) }
+    })
+    .await;
+}
+
+// A stored header skips the anti-DoS work check, so without the rule a
+// peer could have us rebuild (and fetch for) stale blocks for free, each
+// holding a rebuild slot.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_compact_block_that_would_not_be_the_new_tip_is_not_rebuilt() {
+    let (a, mut raw, mut builder) = node_and_raw_peer().await;
+    // A sibling of a's first block: valid, stored, less work than the tip.
+    let stale = block_needing_a_fetch(&mut ChainBuilder::new(ChainSpec::regtest()), 1);
+    publish_until_heard(&a, &raw, &stale).await;
+    let mut asked = 0;
+    holds_for("no getblocktxn for a stale block", Duration::from_millis(1500), || {
+        asked += raw.blocktxn_asked();
+        async move { asked == 0 }
+    })
+    .await;
+    // The same path does fetch for a block that extends the tip.
+    let next = block_needing_a_fetch(&mut builder, 2);
+    raw.publish_compact(CompactBlock::from_block(&next, 1).encode());
+    wait_for("a getblocktxn for the block extending the tip", || {
+        let asked = raw.blocktxn_asked();
+        async move { (asked == 1).then_some(()) }
+    })
+    .await;
+    a.handle.shutdown().await;
+}
+
+// Rebuild slots are few (MAX_PENDING); one peer that never answers
+// getblocktxn must not hold them all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_peer_holds_at_most_its_share_of_the_rebuild_slots() {
+    let (a, mut raw, builder) = node_and_raw_peer().await;
+    let stale = block_needing_a_fetch(&mut ChainBuilder::new(ChainSpec::regtest()), 1);
+    publish_until_heard(&a, &raw, &stale).await;
+    let share = super::super::compact::MAX_PENDING_PER_PEER;
+    for tag in 0..=share as u8 {
+        let sibling = block_needing_a_fetch(&mut builder.fork(u32::from(tag)), 10 + tag);
+        raw.publish_compact(CompactBlock::from_block(&sibling, 1).encode());
+    }
+    let mut asked = 0;
+    wait_for("getblocktxn for the rebuilds taken on", || {
+        asked += raw.blocktxn_asked();
+        let seen = asked;
+        async move { (seen >= share).then_some(()) }
+    })
+    .await;
+    holds_for("no more rebuilds for the same peer", Duration::from_millis(1000), || {
+        asked += raw.blocktxn_asked();
+        let seen = asked;
+        async move { seen == share }
+    })
+    .await;
+    a.handle.shutdown().await;
+}

@@ -36,6 +36,7 @@ enum Cmd {
     Request(Request),
     Cmpct(CmpctRequest),
     Publish { blocks: bool, data: Vec<u8> },
+    PublishCompact(Vec<u8>),
 }
 
 /// A connected hostile peer.
@@ -44,6 +45,8 @@ pub struct RawPeer {
     cmds: mpsc::UnboundedSender<Cmd>,
     replies: mpsc::UnboundedReceiver<Result<Response, String>>,
     cmpct_replies: mpsc::UnboundedReceiver<Result<CmpctResponse, String>>,
+    /// Compact-relay requests the node sent us (never answered).
+    cmpct_asked: mpsc::UnboundedReceiver<CmpctRequest>,
 }
 
 impl RawPeer {
@@ -87,7 +90,7 @@ impl RawPeer {
             .unwrap()
             .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
             .build();
-        for t in [&names.blocks, &names.txs] {
+        for t in [&names.blocks, &names.txs, &names.cmpct_blocks] {
             swarm.behaviour_mut().gossipsub.subscribe(t).unwrap();
         }
         let id = *swarm.local_peer_id();
@@ -97,9 +100,12 @@ impl RawPeer {
         let (cmds, mut cmd_rx) = mpsc::unbounded_channel();
         let (reply_tx, replies) = mpsc::unbounded_channel();
         let (cmpct_reply_tx, cmpct_replies) = mpsc::unbounded_channel();
+        let (asked_tx, cmpct_asked) = mpsc::unbounded_channel();
+        let cmpct_topic: IdentTopic = names.cmpct_blocks.clone();
         let (blocks_topic, txs_topic): (IdentTopic, IdentTopic) = (names.blocks.clone(), names.txs.clone());
         tokio::spawn(async move {
             let mut held: Vec<ResponseChannel<Response>> = Vec::new();
+            let mut held_cmpct: Vec<ResponseChannel<CmpctResponse>> = Vec::new();
             let answer = |serve: &Serve, headers: bool| match serve {
                 Serve::Hold => None,
                 Serve::Nothing if headers => Some(Response::Headers(Vec::new())),
@@ -114,6 +120,9 @@ impl RawPeer {
                         }
                         Some(Cmd::Cmpct(r)) => {
                             swarm.behaviour_mut().cmpct.send_request(&peer, r);
+                        }
+                        Some(Cmd::PublishCompact(data)) => {
+                            let _ = swarm.behaviour_mut().gossipsub.publish(cmpct_topic.clone(), data);
                         }
                         Some(Cmd::Publish { blocks, data }) => {
                             let topic = if blocks { blocks_topic.clone() } else { txs_topic.clone() };
@@ -150,6 +159,14 @@ impl RawPeer {
                         })) => {
                             let _ = cmpct_reply_tx.send(Ok(response));
                         }
+                        SwarmEvent::Behaviour(EvilEvent::Cmpct(request_response::Event::Message {
+                            message: request_response::Message::Request { request, channel, .. },
+                            ..
+                        })) => {
+                            // Held, never answered: the asker's request stays open.
+                            held_cmpct.push(channel);
+                            let _ = asked_tx.send(request);
+                        }
                         SwarmEvent::Behaviour(EvilEvent::Cmpct(request_response::Event::OutboundFailure { error, .. })) => {
                             let _ = cmpct_reply_tx.send(Err(error.to_string()));
                         }
@@ -158,7 +175,7 @@ impl RawPeer {
                 }
             }
         });
-        RawPeer { id, cmds, replies, cmpct_replies }
+        RawPeer { id, cmds, replies, cmpct_replies, cmpct_asked }
     }
 
     /// Sends a sync request (the reply comes through [`Self::reply`]).
@@ -180,6 +197,20 @@ impl RawPeer {
     /// The next compact-relay reply (or failure), within `secs` seconds.
     pub async fn cmpct_reply(&mut self, secs: u64) -> Option<Result<CmpctResponse, String>> {
         tokio::time::timeout(Duration::from_secs(secs), self.cmpct_replies.recv()).await.ok().flatten()
+    }
+
+    /// Publishes raw bytes on the compact block topic.
+    pub fn publish_compact(&self, data: Vec<u8>) {
+        let _ = self.cmds.send(Cmd::PublishCompact(data));
+    }
+
+    /// The `getblocktxn` requests the node has sent us so far.
+    pub fn blocktxn_asked(&mut self) -> usize {
+        let mut n = 0;
+        while let Ok(r) = self.cmpct_asked.try_recv() {
+            n += usize::from(matches!(r, CmpctRequest::GetBlockTxn { .. }));
+        }
+        n
     }
 
     /// Publishes raw bytes on the block or transaction topic.
