@@ -145,17 +145,11 @@ async fn handle(req: Request<Incoming>, cookie: &Cookie, methods: &Arc<Methods>)
         Err(e) => return respond(StatusCode::OK, error_response(Value::Null, RpcError::parse(e.to_string()))),
     };
     let reply = match value {
-        Value::Array(calls) if !calls.is_empty() && calls.len() <= 1000 => {
-            // The calls of a batch run concurrently (each on a blocking
-            // thread, so signature checks use every core), a few per core
-            // at a time; answers keep the calls' order.
-            use futures::stream::StreamExt;
-            let parallel = std::thread::available_parallelism().map_or(2, |n| n.get()) * 2;
-            let out: Vec<Value> =
-                futures::stream::iter(calls).map(|c| call(c, methods)).buffered(parallel).collect().await;
-            Value::Array(out)
-        }
-        Value::Array(_) => error_response(Value::Null, RpcError::invalid_request("batch must hold 1 to 1000 calls")),
+        Value::Array(calls) if !calls.is_empty() && calls.len() <= MAX_BATCH_CALLS => call_batch(calls, methods).await,
+        Value::Array(_) => error_response(
+            Value::Null,
+            RpcError::invalid_request(format!("batch must hold 1 to {MAX_BATCH_CALLS} calls")),
+        ),
         single => call(single, methods).await,
     };
     respond(StatusCode::OK, reply)
@@ -163,6 +157,34 @@ async fn handle(req: Request<Incoming>, cookie: &Cookie, methods: &Arc<Methods>)
 
 fn error_response(id: Value, e: RpcError) -> Value {
     json!({"jsonrpc": "2.0", "id": id, "error": {"code": e.code, "message": e.message}})
+}
+
+/// Calls in one JSON-RPC batch.
+const MAX_BATCH_CALLS: usize = 1000;
+
+/// Calls of a batch in progress at once.
+fn batch_parallelism() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get()) * 2
+}
+
+/// Runs a batch's calls concurrently, a few per core at a time; answers
+/// keep the calls' order. After each call the task yields: a call that
+/// completes without waiting (a small `sendrawtransaction` is admitted on
+/// the async worker) would otherwise let one batch of 1,000 hold a
+/// runtime worker, and the network and every other RPC client with it,
+/// from its first call to its last.
+async fn call_batch(calls: Vec<Value>, methods: &Arc<Methods>) -> Value {
+    use futures::stream::StreamExt;
+    let out: Vec<Value> = futures::stream::iter(calls)
+        .map(|c| async move {
+            let answer = call(c, methods).await;
+            tokio::task::yield_now().await;
+            answer
+        })
+        .buffered(batch_parallelism())
+        .collect()
+        .await;
+    Value::Array(out)
 }
 
 async fn call(request: Value, methods: &Arc<Methods>) -> Value {
@@ -183,3 +205,7 @@ async fn call(request: Value, methods: &Arc<Methods>) -> Value {
         Err(e) => error_response(id, e),
     }
 }
+
+#[cfg(test)]
+#[path = "server_tests.rs"]
+mod tests;

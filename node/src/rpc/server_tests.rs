@@ -1,0 +1,67 @@
+//! A JSON-RPC batch shares its runtime worker with the rest of the node.
+
+use super::*;
+use crate::chain::{BlockSource, ChainConfig};
+use crate::mempool::MempoolPolicy;
+use crate::node::Node;
+use crate::rpc::MiningStatus;
+use crate::testkit::ChainBuilder;
+use lode_core::codec::Encode;
+use lode_core::tx::{OutPoint, TxIn, TxOut, Unlock};
+use lode_core::{Amount, ChainSpec, Transaction};
+
+// A small `sendrawtransaction` completes without waiting, so a batch of
+// them never returned control to the runtime: one client's batch held a
+// worker (and the network task waiting on it) from first call to last.
+#[test]
+fn a_batch_of_calls_that_never_wait_lets_other_tasks_run_between_them() {
+    let spec = ChainSpec::regtest();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let node = Node::open(dir.path(), spec.clone(), ChainConfig::default(), MempoolPolicy::default()).expect("open");
+    // More calls than the batch runs at once, each spending a mature coinbase.
+    let calls = batch_parallelism() + 2;
+    let mut builder = ChainBuilder::new(spec.clone());
+    let blocks = builder.blocks(calls + spec.coinbase_maturity as usize, 0);
+    for b in &blocks {
+        node.process_block(b.clone(), BlockSource::Requested).expect("import");
+    }
+    let key = builder.key().clone();
+    let batch: Vec<Value> = blocks[..calls]
+        .iter()
+        .enumerate()
+        .map(|(i, b)| {
+            let coinbase = &b.transactions[0];
+            let value = coinbase.outputs[0].value;
+            let mut tx = Transaction {
+                version: 1,
+                inputs: vec![TxIn {
+                    prevout: OutPoint { txid: coinbase.txid(), vout: 0 },
+                    unlock: Unlock::Signature { pubkey: key.public_key(), sig: Default::default() },
+                }],
+                outputs: vec![TxOut { value: Amount::from_units(value.units() - 10_000), address: builder.address() }],
+                lock_time: 0,
+            };
+            tx.sign_inputs(&spec.genesis_hash(), &[&key], &[value]);
+            json!({"jsonrpc": "2.0", "id": i, "method": "sendrawtransaction", "params": [hex::encode(tx.encode())]})
+        })
+        .collect();
+    let (shutdown, _) = tokio::sync::watch::channel(false);
+    let methods = Arc::new(Methods::new(node.clone(), None, Arc::new(MiningStatus::default()), shutdown));
+    let runtime = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
+    let (answers, pooled_when_the_other_task_ran) = runtime.block_on(async {
+        // One worker: this task runs only when the batch lets go of it.
+        let other = tokio::spawn({
+            let node = node.clone();
+            async move { node.mempool().len() }
+        });
+        let answers = call_batch(batch, &methods).await;
+        (answers, other.await.expect("the other task"))
+    });
+    let answers = answers.as_array().expect("an array").clone();
+    assert_eq!(answers.len(), calls);
+    assert!(answers.iter().all(|a| a.get("result").is_some()), "every transaction admitted: {answers:?}");
+    assert!(
+        pooled_when_the_other_task_ran < calls,
+        "the other task ran only after all {calls} calls: {pooled_when_the_other_task_ran} pooled"
+    );
+}
