@@ -50,6 +50,9 @@ pub const MAX_PENDING: usize = 16;
 /// Of those, rebuilds one peer's compact blocks may hold: a peer that
 /// never answers `getblocktxn` cannot take every slot.
 pub const MAX_PENDING_PER_PEER: usize = 4;
+/// Other peers' copies kept per block being rebuilt (with the first
+/// sender's, three peers per block, as Bitcoin Core allows).
+pub const MAX_ALTERNATES: usize = 2;
 /// Rebuilt or announced blocks kept to answer `getblocktxn` from memory.
 pub const RECENT_BLOCKS: usize = 8;
 /// Blocks remembered as relayed compact (not announced again).
@@ -211,6 +214,22 @@ pub struct Pending {
     pub partial: Option<PartialBlock>,
     /// When it arrived.
     pub since: Instant,
+    /// The same block from other peers, unreported, oldest first: the
+    /// rebuild moves to the next when its source fails us without fault
+    /// (no reply, an empty one), so a peer that relays a block first and
+    /// then stays silent cannot hold it back from us.
+    pub alternates: Vec<Alternate>,
+}
+
+/// Another peer's compact form of a block being rebuilt.
+#[derive(Debug)]
+pub struct Alternate {
+    /// Who sent it.
+    pub source: PeerId,
+    /// Its gossip message, reported when the rebuild ends.
+    pub msg: MessageId,
+    /// Its compact block (short ids keyed by its own nonce).
+    pub compact: CompactBlock,
 }
 
 /// What a compact block's blocking preparation found.

@@ -8,8 +8,8 @@
 use crate::chain_api::{BlockOutcome, HeadersOutcome};
 use crate::p2p::compact::reconstruct::TxSource;
 use crate::p2p::compact::{
-    CmpctRequest, CmpctResponse, CompactBlock, CompactError, PartialBlock, Pending, Prepared, RelayCounters,
-    MAX_PENDING, MAX_PENDING_PER_PEER,
+    Alternate, CmpctRequest, CmpctResponse, CompactBlock, CompactError, PartialBlock, Pending, Prepared, RelayCounters,
+    MAX_ALTERNATES, MAX_PENDING, MAX_PENDING_PER_PEER,
 };
 use crate::p2p::peers::penalty;
 use crate::p2p::service::{Internal, Origin, Service};
@@ -49,9 +49,17 @@ impl Service {
             return;
         }
         let hash = compact.header.hash();
+        if let Some(p) = self.compact.pending.get_mut(&hash) {
+            let known = p.source == source || p.alternates.iter().any(|a| a.source == source);
+            if !known && p.alternates.len() < MAX_ALTERNATES {
+                p.alternates.push(Alternate { source, msg, compact });
+            } else {
+                self.report(&msg, &source, MessageAcceptance::Ignore);
+            }
+            return;
+        }
         let held_by_source = self.compact.pending.values().filter(|p| p.source == source).count();
         if self.compact.invalid.contains(&hash.0)
-            || self.compact.pending.contains_key(&hash)
             || self.compact.pending.len() >= MAX_PENDING
             || held_by_source >= MAX_PENDING_PER_PEER
         {
@@ -74,8 +82,15 @@ impl Service {
                 fast,
                 partial: None,
                 since: Instant::now(),
+                alternates: Vec::new(),
             },
         );
+        self.prepare_compact(hash, compact);
+    }
+
+    /// Judges the header and starts the rebuild on a blocking thread; the
+    /// answer comes back as [`Internal::CompactPrepared`].
+    fn prepare_compact(&self, hash: Hash256, compact: CompactBlock) {
         let chain = self.chain.clone();
         let extra = self.compact.extra.clone();
         let tx = self.internal_tx.clone();
@@ -155,7 +170,7 @@ impl Service {
     fn compact_fallback(&mut self, hash: &Hash256) {
         let Some(p) = self.compact.pending.get_mut(hash) else { return };
         if p.fallback {
-            self.compact_drop(hash, MessageAcceptance::Ignore);
+            self.compact_next_source(hash);
             return;
         }
         p.fallback = true;
@@ -175,8 +190,8 @@ impl Service {
                     // Every transaction came from the sender, and an honest
                     // one checked the root before relaying.
                     let source = p.source;
-                    self.compact_drop(hash, MessageAcceptance::Ignore);
                     self.misbehave(source, penalty::INVALID_BLOCK, "blocktxn contradicts its header's merkle root");
+                    self.compact_next_source(hash);
                 } else {
                     tracing::debug!(%hash, %e, "rebuilt block does not match; asking for the whole block");
                     self.compact_fallback(hash);
@@ -200,13 +215,40 @@ impl Service {
         let _ = self.block_jobs.send(BlockJob { block: (*block).clone(), origin: Origin::Compact { source } });
     }
 
-    /// Forgets a pending rebuild, reporting its message if still unreported.
+    /// Forgets a pending rebuild, reporting its message if still
+    /// unreported; other peers' copies are never forwarded.
     fn compact_drop(&mut self, hash: &Hash256, acceptance: MessageAcceptance) {
         if let Some(p) = self.compact.pending.remove(hash) {
             if let Some(msg) = p.msg {
                 self.report(&msg, &p.source, acceptance);
             }
+            for other in p.alternates {
+                self.report(&other.msg, &other.source, MessageAcceptance::Ignore);
+            }
         }
+    }
+
+    /// The rebuild's source failed us without proof of fault (no reply,
+    /// an empty one, a rebuild that would not match): start again from
+    /// the next peer's copy, or leave the block to sync when none is left.
+    fn compact_next_source(&mut self, hash: &Hash256) {
+        let Some(p) = self.compact.pending.get_mut(hash) else { return };
+        if p.alternates.is_empty() {
+            self.compact_drop(hash, MessageAcceptance::Ignore);
+            return;
+        }
+        let next = p.alternates.remove(0);
+        let (failed, failed_msg) = (p.source, p.msg.take());
+        p.source = next.source;
+        p.msg = Some(next.msg);
+        p.fallback = false;
+        p.partial = None;
+        p.since = Instant::now();
+        tracing::debug!(%hash, %failed, next = %next.source, "compact rebuild moves to another peer's copy");
+        if let Some(msg) = failed_msg {
+            self.report(&msg, &failed, MessageAcceptance::Ignore);
+        }
+        self.prepare_compact(*hash, next.compact);
     }
 
     /// The chain's verdict on a rebuilt block.
@@ -257,8 +299,8 @@ impl Service {
                 }
                 if let Some(hash) = self.compact.txn_requests.remove(&request_id) {
                     tracing::debug!(%peer, %hash, %error, "getblocktxn failed");
-                    // Nobody else was asked: the block comes by sync.
-                    self.compact_drop(&hash, MessageAcceptance::Ignore);
+                    // Another peer's copy if one came, else sync.
+                    self.compact_next_source(&hash);
                 }
             }
             request_response::Event::InboundFailure { peer, error, .. } => match error {
@@ -335,8 +377,8 @@ impl Service {
         RelayCounters::add(&counters.txs_fetched, txs.len());
         let Some(partial) = self.compact.pending.get_mut(&hash).and_then(|p| p.partial.take()) else { return };
         if txs.is_empty() {
-            // It no longer has the block: sync will find it elsewhere.
-            self.compact_drop(&hash, MessageAcceptance::Ignore);
+            // It no longer has the block: another peer's copy, or sync.
+            self.compact_next_source(&hash);
             return;
         }
         match partial.fill(txs) {

@@ -407,3 +407,65 @@ async fn one_peer_holds_at_most_its_share_of_the_rebuild_slots() {
     .await;
     a.handle.shutdown().await;
 }
+
+// Whoever sends a block's compact form first used to own its rebuild:
+// a peer that relays the header first and never answers getblocktxn held
+// the block back until sync (seconds, a status round and a fetch per hop).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_block_whose_first_sender_never_answers_is_rebuilt_from_the_next_peers_copy() {
+    let (a, b) = pair().await;
+    let mut builder = ChainBuilder::new(ChainSpec::regtest());
+    let base = builder.blocks(2, 0);
+    submit_all(&a.chain, &base);
+    submit_all(&b.chain, &base);
+    let mut raw = RawPeer::connect(&a.addr().await, status_of(&a.chain), Serve::Nothing, Serve::Nothing).await;
+    // b's compact blocks reach a: a stale one (never rebuilt) as the probe.
+    let stale = block_needing_a_fetch(&mut ChainBuilder::new(ChainSpec::regtest()), 1);
+    let mut nonce = 0;
+    let at_a = &a;
+    wait_for("a compact block from b at a", || {
+        nonce += 1;
+        let data = CompactBlock::from_block(&stale, nonce).encode();
+        let handle = b.handle.clone();
+        let stale = stale.clone();
+        async move {
+            handle.publish_compact_raw(data, stale).await;
+            tokio::time::sleep(Duration::from_millis(150)).await;
+            (stats(at_a).compact_blocks > 0).then_some(())
+        }
+    })
+    .await;
+    // The next block, every transaction in a's mempool.
+    let pooled = txs(20);
+    for t in &pooled {
+        a.chain.pool_quietly(t.clone());
+    }
+    let out = TxOut { value: Amount::from_units(1), address: builder.address() };
+    let mut all = vec![Transaction::coinbase(Height(3), vec![9], vec![out])];
+    all.extend_from_slice(&pooled);
+    let block = builder.seal(all);
+    // The raw peer sends it first, with short ids that match nothing, so
+    // a asks it for every transaction; it never answers.
+    let mut nonce = 0;
+    wait_for("a getblocktxn to the raw peer", || {
+        nonce += 1;
+        let mut junk = CompactBlock::from_block(&block, nonce);
+        for (i, id) in junk.short_ids.iter_mut().enumerate() {
+            *id = 1 + i as u64;
+        }
+        raw.publish_compact(junk.encode());
+        let asked = raw.blocktxn_asked();
+        async move {
+            tokio::time::sleep(Duration::from_millis(150)).await;
+            (asked > 0).then_some(())
+        }
+    })
+    .await;
+    // b's copy, sent once, while the raw peer's rebuild is pending.
+    b.handle.publish_compact_raw(CompactBlock::from_block(&block, 7).encode(), block.clone()).await;
+    wait_tip(&a, &block, "the block at a, rebuilt from b's copy").await;
+    assert_eq!(stats(&a).reconstructed, 1, "rebuilt, not fetched whole by sync");
+    for n in [&a, &b] {
+        n.handle.shutdown().await;
+    }
+}
