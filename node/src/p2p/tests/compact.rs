@@ -416,8 +416,11 @@ async fn a_block_whose_first_sender_never_answers_is_rebuilt_from_the_next_peers
     let (a, b) = pair().await;
     let mut builder = ChainBuilder::new(ChainSpec::regtest());
     let base = builder.blocks(2, 0);
-    submit_all(&a.chain, &base);
-    submit_all(&b.chain, &base);
+    // Quiet: neither announces them, so the only compact blocks are the test's.
+    for n in [&a, &b] {
+        n.chain.quiet.store(true, Ordering::Relaxed);
+        submit_all(&n.chain, &base);
+    }
     let mut raw = RawPeer::connect(&a.addr().await, status_of(&a.chain), Serve::Nothing, Serve::Nothing).await;
     // b's compact blocks reach a: a stale one (never rebuilt) as the probe.
     let stale = block_needing_a_fetch(&mut ChainBuilder::new(ChainSpec::regtest()), 1);
