@@ -168,7 +168,18 @@ impl Methods {
                     return Ok(json!(hex::encode(block.encode())));
                 }
                 let mut v = header_json(&chain, &hash, prefix)?;
-                let txs: Vec<Value> = block.transactions.iter().map(|t| self.tx_json(&chain, t, Some(&hash))).collect();
+                // One map for the whole block: per transaction, the undo
+                // data was read again, and each output spent inside the
+                // block cost a block read: quadratic, under the chain lock.
+                let prevouts = block_prevouts(&chain, &hash, &block);
+                let txs: Vec<Value> = block
+                    .transactions
+                    .iter()
+                    .map(|t| {
+                        let spent = t.inputs.iter().map(|i| prevouts.get(&i.prevout).copied()).collect();
+                        self.tx_json(&chain, t, Some(&hash), spent)
+                    })
+                    .collect();
                 v["size"] = json!(block.encoded_size());
                 v["tx"] = json!(txs);
                 Ok(v)
@@ -187,7 +198,8 @@ impl Methods {
                     .find_tx(&chain, &txid)?
                     .ok_or_else(|| RpcError::not_found(format!("transaction {txid} not found")))?;
                 if verbose {
-                    Ok(self.tx_json(&chain, &tx, block.as_ref()))
+                    let spent = self.spent_outputs(&chain, &tx, block.as_ref());
+                    Ok(self.tx_json(&chain, &tx, block.as_ref(), spent))
                 } else {
                     Ok(json!(hex::encode(tx.encode())))
                 }
@@ -423,9 +435,9 @@ impl Methods {
     }
 
     /// The outputs `tx`'s inputs spend, in input order: from the mempool
-    /// entry, or from its block's undo data (one read for the whole
-    /// transaction), falling back to the transaction index only for outputs
-    /// created in the same block or when the block is not connected.
+    /// entry, or from its block's undo data and own outputs (one read of
+    /// each), falling back to the transaction index only when the block is
+    /// not connected (its undo data is gone).
     fn spent_outputs(&self, chain: &Chain, tx: &Transaction, block: Option<&Hash256>) -> Vec<Option<TxOut>> {
         if tx.is_coinbase() {
             return vec![None; tx.inputs.len()];
@@ -436,15 +448,10 @@ impl Methods {
                 let spent = pool.entry(&tx.txid()).map(|e| e.spent.clone()).unwrap_or_default();
                 tx.inputs.iter().map(|i| i.prevout).zip(spent).collect()
             }
-            Some(b) => chain
-                .store()
-                .undo(b)
-                .ok()
-                .flatten()
-                .unwrap_or_default()
-                .into_iter()
-                .map(|(op, c)| (op, c.output))
-                .collect(),
+            Some(b) => match chain.store().block(b) {
+                Ok(Some(body)) => block_prevouts(chain, b, &body),
+                _ => HashMap::new(),
+            },
         };
         tx.inputs
             .iter()
@@ -452,12 +459,12 @@ impl Methods {
             .collect()
     }
 
-    fn tx_json(&self, chain: &Chain, tx: &Transaction, block: Option<&Hash256>) -> Value {
+    /// `tx` as JSON; `spent` is the output each input spends, if known.
+    fn tx_json(&self, chain: &Chain, tx: &Transaction, block: Option<&Hash256>, spent: Vec<Option<TxOut>>) -> Value {
         let prefix = &self.node.spec().address_prefix;
         let enc = |a: &Address| a.encode(prefix).unwrap_or_default();
         let coinbase = tx.is_coinbase();
         let mut in_total: u64 = 0;
-        let spent = self.spent_outputs(chain, tx, block);
         let inputs: Vec<Value> = tx
             .inputs
             .iter()
@@ -512,6 +519,21 @@ fn tx_error(e: MempoolError) -> RpcError {
         e if e.is_consensus_invalid() => RpcError::tx_invalid(e.to_string()),
         e => RpcError::tx_rejected(e.to_string()),
     }
+}
+
+/// The outputs spent in block `hash` (`block` is its body): its undo data
+/// (one read) and the outputs of its own transactions, which a later
+/// transaction of the block may spend and the undo data leaves out.
+fn block_prevouts(chain: &Chain, hash: &Hash256, block: &Block) -> HashMap<OutPoint, TxOut> {
+    let mut map: HashMap<OutPoint, TxOut> =
+        chain.store().undo(hash).ok().flatten().unwrap_or_default().into_iter().map(|(op, c)| (op, c.output)).collect();
+    for tx in &block.transactions {
+        let txid = tx.txid();
+        for (vout, o) in tx.outputs.iter().enumerate() {
+            map.insert(OutPoint { txid, vout: vout as u32 }, *o);
+        }
+    }
+    map
 }
 
 fn load_block(chain: &Chain, hash: &Hash256) -> Result<Block, RpcError> {

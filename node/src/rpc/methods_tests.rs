@@ -1,5 +1,6 @@
 //! `sendrawtransactions`: one answer per transaction in order, parents and
-//! children in one call, and the same refusals `sendrawtransaction` gives.
+//! children in one call, and the same refusals `sendrawtransaction` gives;
+//! what one `getblock` reads.
 
 use super::*;
 use crate::chain::{BlockSource, ChainConfig};
@@ -72,4 +73,48 @@ fn a_batch_admits_parents_and_children_and_answers_each_transaction_in_order() {
     assert!(pool.contains(&parent.txid()) && pool.contains(&child.txid()) && pool.contains(&plain.txid()));
     assert!(!pool.contains(&forged.txid()));
     assert_eq!(pool.len(), 3);
+}
+
+// getblock read the block's undo data once per transaction, and a whole
+// block for each output spent inside the block: quadratic in the block's
+// transactions, all under the chain lock.
+#[test]
+fn getblock_reads_the_block_and_its_undo_data_once_whatever_spends_inside_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let node = Node::open(dir.path(), ChainSpec::regtest(), ChainConfig::default(), MempoolPolicy::default())
+        .expect("open node");
+    let mut builder = ChainBuilder::new(ChainSpec::regtest());
+    let blocks = builder.blocks(12, 0);
+    for b in &blocks {
+        node.process_block(b.clone(), BlockSource::Requested).expect("import");
+    }
+    let key = builder.key().clone();
+    let me = builder.address();
+    // A chain of 20 payments inside one block, each spending the last.
+    let cb = &blocks[0].transactions[0];
+    let mut prev = (OutPoint { txid: cb.txid(), vout: 0 }, cb.outputs[0].value);
+    let mut chain_txs = Vec::new();
+    for _ in 0..20 {
+        let tx = pay(&key, prev.0, prev.1, me);
+        prev = (OutPoint { txid: tx.txid(), vout: 0 }, tx.outputs[0].value);
+        chain_txs.push(tx);
+    }
+    let out = TxOut { value: Amount::from_units(1), address: me };
+    let mut txs = vec![Transaction::coinbase(Height(13), vec![], vec![out])];
+    txs.extend(chain_txs);
+    let block = builder.seal(txs);
+    node.process_block(block.clone(), BlockSource::Requested).expect("the block connects");
+    assert_eq!(node.chain().state().tip, block.hash());
+    let (shutdown, _) = tokio::sync::watch::channel(false);
+    let methods = Methods::new(node.clone(), None, Arc::new(MiningStatus::default()), shutdown);
+    crate::store::BODY_READS.with(|n| n.set(0));
+    let v = methods.blocking("getblock", vec![json!(block.hash())], false).expect("getblock");
+    let reads = crate::store::BODY_READS.with(|n| n.get());
+    assert_eq!(reads, 2, "the body and its undo data, once each");
+    let txs = v["tx"].as_array().expect("transactions");
+    assert_eq!(txs.len(), 21);
+    for (i, tx) in txs.iter().enumerate().skip(1) {
+        assert!(tx["inputs"][0]["amount"].is_u64(), "transaction {i}'s input has its amount: {tx}");
+        assert_eq!(tx["fee"], json!(1_000), "transaction {i}");
+    }
 }

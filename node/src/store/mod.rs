@@ -273,6 +273,8 @@ impl Store {
 
     /// A block body, checked against its hash.
     pub fn block(&self, hash: &Hash256) -> Result<Option<Block>, StoreError> {
+        #[cfg(test)]
+        BODY_READS.with(|n| n.set(n.get() + 1));
         let Some(bytes) = self.db.get_pinned_cf(self.cf(CF_BLOCKS), hash.0)? else {
             return Ok(None);
         };
@@ -337,6 +339,8 @@ impl Store {
 
     /// Undo data of a connected block.
     pub fn undo(&self, hash: &Hash256) -> Result<Option<Vec<(OutPoint, Coin)>>, StoreError> {
+        #[cfg(test)]
+        BODY_READS.with(|n| n.set(n.get() + 1));
         match self.db.get_cf(self.cf(CF_UNDO), hash.0)? {
             Some(b) => Ok(Some(decode("undo", &hash.0, &b)?)),
             None => Ok(None),
@@ -410,4 +414,11 @@ impl Store {
         self.db.put_cf(self.cf(CF_BLOCKS), hash.0, bytes)?;
         Ok(())
     }
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Block bodies and undo records read by this thread (tests count
+    /// what one call costs).
+    pub(crate) static BODY_READS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
 }
