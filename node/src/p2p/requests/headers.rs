@@ -124,22 +124,34 @@ impl Service {
                 self.header_peers.insert(peer);
                 self.refresh_local();
                 self.schedule_downloads();
-                if count >= MAX_HEADERS && new > 0 {
-                    // A full reply that taught us something: the peer has
-                    // more. (A full reply of known headers, say ones the
-                    // chain deferred, would only repeat itself.)
+                if count >= MAX_HEADERS && new * 2 >= count {
+                    // A full reply mostly of headers new to us: the peer
+                    // has more. (A full reply of known headers, say ones
+                    // the chain deferred, would only repeat itself.)
                     self.header_success(&peer);
                     self.maybe_request_headers(Some(peer));
                     return;
                 }
-                if self.claims_unproven(&peer) {
+                if count >= MAX_HEADERS && new > 0 {
+                    // Our locator told it where we are: a full reply of
+                    // mostly known headers pads, one new header a round
+                    // trip would hold the header slot for as long as it
+                    // liked. Another peer is asked; no penalty (a reply
+                    // crossing another peer's can overlap by chance).
+                    self.header_strike(peer, "a full reply of mostly known headers");
+                    if self.headers_next.is_none() {
+                        self.maybe_request_headers(None);
+                    }
+                    // Fall through: headers_next, if any, is asked below.
+                } else if self.claims_unproven(&peer) {
                     // Known headers in reply to a claim of more work: a
                     // peer does not keep us waiting on a chain it lacks.
                     self.header_strike(peer, "its headers stop short of the work it claims");
+                    self.headers_exhausted(&peer);
                 } else {
                     self.header_success(&peer);
+                    self.headers_exhausted(&peer);
                 }
-                self.headers_exhausted(&peer);
             }
             HeadersOutcome::Unconnected => {
                 self.header_strike(peer, "headers do not connect");

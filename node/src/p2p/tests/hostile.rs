@@ -30,6 +30,9 @@ pub enum Serve {
     Headers(Vec<BlockHeader>),
     /// Never: the request is held until it times out.
     Hold,
+    /// A full window of these headers, `delay` after each request, one
+    /// header further along each time (padding: one new header a reply).
+    Slide { headers: Vec<BlockHeader>, delay: Duration },
 }
 
 enum Cmd {
@@ -106,11 +109,15 @@ impl RawPeer {
         tokio::spawn(async move {
             let mut held: Vec<ResponseChannel<Response>> = Vec::new();
             let mut held_cmpct: Vec<ResponseChannel<CmpctResponse>> = Vec::new();
+            let mut slid = 0usize;
+            let mut delayed: Vec<(tokio::time::Instant, ResponseChannel<Response>, Response)> = Vec::new();
+            let mut tick = tokio::time::interval(Duration::from_millis(20));
             let answer = |serve: &Serve, headers: bool| match serve {
                 Serve::Hold => None,
                 Serve::Nothing if headers => Some(Response::Headers(Vec::new())),
                 Serve::Nothing => Some(Response::Blocks(Vec::new())),
                 Serve::Headers(h) => Some(Response::Headers(h.clone())),
+                Serve::Slide { .. } => None,
             };
             loop {
                 tokio::select! {
@@ -130,12 +137,30 @@ impl RawPeer {
                         }
                         None => return,
                     },
+                    _ = tick.tick() => {
+                        let now = tokio::time::Instant::now();
+                        let (due, later): (Vec<_>, Vec<_>) = delayed.drain(..).partition(|(t, _, _)| *t <= now);
+                        delayed = later;
+                        for (_, channel, reply) in due {
+                            let _ = swarm.behaviour_mut().sync.send_response(channel, reply);
+                        }
+                    }
                     ev = swarm.select_next_some() => match ev {
                         SwarmEvent::Behaviour(EvilEvent::Sync(request_response::Event::Message { message, .. })) => match message {
                             request_response::Message::Request { request, channel, .. } => {
                                 let reply = match request {
                                     Request::Status(_) => Some(Response::Status(status.clone())),
-                                    Request::GetHeaders { .. } => answer(&headers, true),
+                                    Request::GetHeaders { .. } => match &headers {
+                                        Serve::Slide { headers: all, delay } => {
+                                            let end = (slid + super::super::codec::MAX_HEADERS).min(all.len());
+                                            let window = all[slid.min(end)..end].to_vec();
+                                            slid += 1;
+                                            let due = tokio::time::Instant::now() + *delay;
+                                            delayed.push((due, channel, Response::Headers(window)));
+                                            continue;
+                                        }
+                                        _ => answer(&headers, true),
+                                    },
                                     Request::GetBlocks { .. } => answer(&blocks, false),
                                     Request::Malformed(_) => None,
                                 };

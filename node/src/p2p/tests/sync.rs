@@ -209,3 +209,35 @@ async fn pruned_peers_serve_only_above_their_horizon_and_missing_history_is_repo
         node.handle.shutdown().await;
     }
 }
+
+/// A peer that answers every header request with a full reply of headers
+/// we already hold and one new one (real headers, copied from an honest
+/// peer) kept the header slot: "a full reply that taught us something"
+/// was one new header a round trip, for as long as it stayed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn header_sync_is_not_held_by_a_peer_padding_full_replies_with_known_headers() {
+    let mut builder = ChainBuilder::new(ChainSpec::regtest());
+    let blocks = builder.blocks(2_500, 0);
+    let b = node(regtest(), &[]).await;
+    let headers: Vec<_> = blocks.iter().map(|blk| blk.header).collect();
+    let padder = RawPeer::connect(
+        &b.addr().await,
+        lying_status(),
+        Serve::Slide { headers, delay: Duration::from_millis(500) },
+        Serve::Hold,
+    )
+    .await;
+    wait_for("the padder's first reply taken", || async { (b.chain.best_header().height.0 >= 2_000).then_some(()) })
+        .await;
+    let a = node(regtest(), &[]).await;
+    submit_all(&a.chain, &blocks);
+    b.handle.add_peer(&a.addr().await).await.unwrap();
+    wait_for("every header, from the honest peer", || async {
+        (b.chain.best_header().height.0 == 2_500).then_some(())
+    })
+    .await;
+    assert!(!banned(&b, &padder.id).await, "known headers are not misbehaviour");
+    for n in [&a, &b] {
+        n.handle.shutdown().await;
+    }
+}
