@@ -89,7 +89,7 @@ impl Service {
                 let _ = reply.send(v);
             }
             Command::Shutdown(_) => {}
-            #[cfg(feature = "test-support")]
+            #[cfg(any(test, feature = "test-support"))]
             Command::Queues(reply) => {
                 let _ = reply.send(self.queue_stats());
             }

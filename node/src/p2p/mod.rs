@@ -102,6 +102,8 @@ mod identity;
 #[cfg(any(test, feature = "test-support"))]
 pub mod mock;
 mod peers;
+#[cfg(any(test, feature = "test-support"))]
+pub mod queues;
 #[cfg(test)]
 mod raw_peer;
 mod requests;

@@ -6,7 +6,7 @@ use crate::chain_api::BlockOutcome;
 use crate::p2p::peers::penalty;
 use crate::p2p::service::{
     Origin, Service, MAX_GOSSIP_BACKLOG, MAX_GOSSIP_BACKLOG_BYTES, MAX_TX_BACKLOG, MAX_TX_BACKLOG_BYTES,
-    MAX_TX_BACKLOG_PEER_BYTES,
+    MAX_TX_BACKLOG_PEER, MAX_TX_BACKLOG_PEER_BYTES,
 };
 use crate::p2p::workers::{BlockJob, TxJob};
 use libp2p::gossipsub::{self, MessageAcceptance, MessageId};
@@ -66,22 +66,25 @@ impl Service {
                 }
             };
             let bytes = message.data.len();
-            let held = self.tx_backlog_peer.get(&source).copied().unwrap_or(0);
+            let held = self.tx_backlog_peer.get(&source).copied().unwrap_or_default();
             // Far behind, the mempool cannot judge transactions yet. The
             // backlog is bounded in count, in bytes, and in bytes per
-            // sender, so one flooder neither exhausts memory nor crowds
-            // out everyone else's transactions.
+            // sender, in count and in bytes, so one flooder neither
+            // exhausts memory nor crowds out everyone else's transactions.
             if self.shared.initial_sync.load(Ordering::Relaxed)
                 || self.tx_backlog >= MAX_TX_BACKLOG
                 || self.tx_backlog_bytes.saturating_add(bytes) > MAX_TX_BACKLOG_BYTES
-                || held.saturating_add(bytes) > MAX_TX_BACKLOG_PEER_BYTES
+                || held.bytes.saturating_add(bytes) > MAX_TX_BACKLOG_PEER_BYTES
+                || held.count >= MAX_TX_BACKLOG_PEER
             {
                 self.report(&msg, &source, MessageAcceptance::Ignore);
                 return;
             }
             self.tx_backlog += 1;
             self.tx_backlog_bytes += bytes;
-            *self.tx_backlog_peer.entry(source).or_insert(0) += bytes;
+            let held = self.tx_backlog_peer.entry(source).or_default();
+            held.count += 1;
+            held.bytes += bytes;
             let _ = self.tx_jobs.send((tx, TxJob { msg, source, bytes }));
         } else {
             self.report(&msg, &source, MessageAcceptance::Ignore);

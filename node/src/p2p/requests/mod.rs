@@ -93,8 +93,9 @@ impl Service {
                 self.tx_backlog = self.tx_backlog.saturating_sub(1);
                 self.tx_backlog_bytes = self.tx_backlog_bytes.saturating_sub(bytes);
                 if let Some(held) = self.tx_backlog_peer.get_mut(&source) {
-                    *held = held.saturating_sub(bytes);
-                    if *held == 0 {
+                    held.count = held.count.saturating_sub(1);
+                    held.bytes = held.bytes.saturating_sub(bytes);
+                    if held.count == 0 {
                         self.tx_backlog_peer.remove(&source);
                     }
                 }

@@ -54,6 +54,9 @@ pub(super) const MAX_TX_BACKLOG_BYTES: usize = 16 * 1024 * 1024;
 /// One peer's share of that backlog, so a flooder cannot crowd out the
 /// transactions of everyone else.
 pub(super) const MAX_TX_BACKLOG_PEER_BYTES: usize = 2 * 1024 * 1024;
+/// One peer's share of the backlog's count: small transactions fill the
+/// count long before a peer's bytes (10,000 of 177 bytes are 1.7 MB).
+pub(super) const MAX_TX_BACKLOG_PEER: usize = MAX_TX_BACKLOG / 8;
 /// Bytes of replies to peers' requests being read or sent at once; a
 /// request beyond it is refused (the peer asks someone else).
 pub(super) const MAX_SERVING_BYTES: usize = 32 * 1024 * 1024;
@@ -110,8 +113,8 @@ pub(crate) enum Command {
     Banned(oneshot::Sender<Vec<BannedPeer>>),
     Shutdown(oneshot::Sender<()>),
     /// The fuzz target reads the queues with this.
-    #[cfg(feature = "test-support")]
-    Queues(oneshot::Sender<crate::p2p::fuzzing::QueueStats>),
+    #[cfg(any(test, feature = "test-support"))]
+    Queues(oneshot::Sender<crate::p2p::queues::QueueStats>),
     /// Tests play a misbehaving peer with this.
     #[cfg(test)]
     PublishRaw {
@@ -198,6 +201,15 @@ pub(crate) enum Internal {
     Reannounce(Vec<Vec<u8>>),
 }
 
+/// One sender's gossip transactions waiting for the mempool.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct PeerBacklog {
+    /// How many.
+    pub count: usize,
+    /// Their bytes.
+    pub bytes: usize,
+}
+
 /// The network task's state.
 pub(crate) struct Service {
     pub(super) config: P2pConfig,
@@ -242,8 +254,8 @@ pub(crate) struct Service {
     pub(super) gossip_backlog_bytes: usize,
     pub(super) tx_backlog: usize,
     pub(super) tx_backlog_bytes: usize,
-    /// Bytes of gossip transactions waiting for the mempool, per sender.
-    pub(super) tx_backlog_peer: HashMap<PeerId, usize>,
+    /// Gossip transactions waiting for the mempool, per sender.
+    pub(super) tx_backlog_peer: HashMap<PeerId, PeerBacklog>,
     /// Inbound requests being served: (peer, bytes held for the reply).
     pub(super) serving: HashMap<InboundRequestId, (PeerId, usize)>,
     pub(super) serving_bytes: usize,

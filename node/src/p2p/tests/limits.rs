@@ -145,3 +145,28 @@ async fn a_transaction_flood_is_bounded_in_bytes() {
     assert!(taken <= 2 * share, "{taken} of {sent} 90 kB transactions queued; one peer's share is {share}");
     a.handle.shutdown().await;
 }
+
+/// Small transactions fill the backlog's count long before one peer's
+/// bytes: 10,000 of them are under 2 MB. One peer gets an eighth.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_peer_holds_at_most_its_share_of_the_transaction_backlog_count() {
+    let a = node(regtest(), &[]).await;
+    // A slow mempool: the backlog fills faster than it drains.
+    a.chain.tx_delay_ms.store(2_000, Ordering::Relaxed);
+    let raw = RawPeer::connect(&a.addr().await, status_of(&a.chain), Serve::Nothing, Serve::Nothing).await;
+    wait_for("connected", || async { score_of(&a, &raw.id).await.map(|_| ()) }).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let share = super::super::service::MAX_TX_BACKLOG_PEER;
+    for k in 0..(share as u32 + 300) {
+        raw.publish(false, lode_core::codec::Encode::encode(&fat_tx(20_000 + k, 150)));
+    }
+    wait_for("the backlog filled to one peer's share", || async {
+        a.handle.queues().await.filter(|q| q.tx_backlog >= share).map(|_| ())
+    })
+    .await;
+    holds_for("one peer's backlog stays within its share", Duration::from_secs(2), || async {
+        a.handle.queues().await.is_some_and(|q| q.tx_backlog <= share && q.tx_backlog_peer_count_max <= share)
+    })
+    .await;
+    a.handle.shutdown().await;
+}
