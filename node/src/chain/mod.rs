@@ -241,6 +241,19 @@ impl Chain {
         records.sort_by_key(|(_, r)| r.height);
         let mut next_seq = 0;
         for (hash, r) in records {
+            // Each header one above its stored parent: a crafted record
+            // naming itself (or any loop) as parent would otherwise send
+            // the walk below round for ever, growing `active` until memory
+            // ran out.
+            let parent_height = index.get(&r.header.prev_hash).map(|p| p.height.0);
+            if r.height.0 > 0 && parent_height.and_then(|h| h.checked_add(1)) != Some(r.height.0) {
+                return Err(StoreError::Corrupt {
+                    what: "header",
+                    key: hash.to_hex(),
+                    reason: format!("at height {} but its parent is not stored one below", r.height.0),
+                }
+                .into());
+            }
             next_seq = next_seq.max(r.seq + 1);
             let work = Work::from_be_bytes(r.chainwork);
             index.insert(
@@ -250,7 +263,9 @@ impl Chain {
         }
         // Recompute "whole ancestry has data" from genesis up.
         index.mark_data(&genesis_hash);
-        let mut active = Vec::with_capacity(state.height.0 as usize + 1);
+        // Not the stored height's capacity: a crafted u32::MAX would ask
+        // for 128 GiB and abort instead of reporting corruption.
+        let mut active = Vec::with_capacity(index.len().min(state.height.0 as usize + 1));
         let mut cur = Some(state.tip);
         while let Some(h) = cur {
             let e = index.get(&h).ok_or_else(|| StoreError::Corrupt {
@@ -457,3 +472,6 @@ mod mutant_tests;
 
 #[cfg(test)]
 mod mutant_tests_reports;
+
+#[cfg(test)]
+mod crafted_store_tests;
