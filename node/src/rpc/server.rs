@@ -145,7 +145,9 @@ async fn handle(req: Request<Incoming>, cookie: &Cookie, methods: &Arc<Methods>)
         Err(e) => return respond(StatusCode::OK, error_response(Value::Null, RpcError::parse(e.to_string()))),
     };
     let reply = match value {
-        Value::Array(calls) if !calls.is_empty() && calls.len() <= MAX_BATCH_CALLS => call_batch(calls, methods).await,
+        Value::Array(calls) if !calls.is_empty() && calls.len() <= MAX_BATCH_CALLS => {
+            call_batch(calls, methods, MAX_BATCH_ANSWER_BYTES).await
+        }
         Value::Array(_) => error_response(
             Value::Null,
             RpcError::invalid_request(format!("batch must hold 1 to {MAX_BATCH_CALLS} calls")),
@@ -162,6 +164,30 @@ fn error_response(id: Value, e: RpcError) -> Value {
 /// Calls in one JSON-RPC batch.
 const MAX_BATCH_CALLS: usize = 1000;
 
+/// Bytes of answers one batch may gather; calls started after that are
+/// answered with an error (1,000 raw 2 MB blocks would be 4 GB of hex,
+/// held twice while the reply is written).
+const MAX_BATCH_ANSWER_BYTES: usize = 64 << 20;
+
+/// Counts the bytes of a JSON answer without building its text.
+struct ByteCount(usize);
+
+impl std::io::Write for ByteCount {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0 += buf.len();
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn json_size(v: &Value) -> usize {
+    let mut n = ByteCount(0);
+    let _ = serde_json::to_writer(&mut n, v);
+    n.0
+}
+
 /// Calls of a batch in progress at once.
 fn batch_parallelism() -> usize {
     std::thread::available_parallelism().map_or(2, |n| n.get()) * 2
@@ -172,12 +198,23 @@ fn batch_parallelism() -> usize {
 /// completes without waiting (a small `sendrawtransaction` is admitted on
 /// the async worker) would otherwise let one batch of 1,000 hold a
 /// runtime worker, and the network and every other RPC client with it,
-/// from its first call to its last.
-async fn call_batch(calls: Vec<Value>, methods: &Arc<Methods>) -> Value {
+/// from its first call to its last. Once the answers pass `budget` bytes
+/// the calls not yet started are refused (those running finish: at most
+/// a few answers over).
+async fn call_batch(calls: Vec<Value>, methods: &Arc<Methods>, budget: usize) -> Value {
     use futures::stream::StreamExt;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let spent = AtomicUsize::new(0);
+    let spent = &spent;
     let out: Vec<Value> = futures::stream::iter(calls)
         .map(|c| async move {
+            if spent.load(Ordering::Relaxed) > budget {
+                let id = c.get("id").cloned().unwrap_or(Value::Null);
+                let why = format!("the batch's answers passed {budget} bytes: send the remaining calls again");
+                return error_response(id, RpcError::invalid_request(why));
+            }
             let answer = call(c, methods).await;
+            spent.fetch_add(json_size(&answer), Ordering::Relaxed);
             tokio::task::yield_now().await;
             answer
         })

@@ -1,4 +1,5 @@
-//! A JSON-RPC batch shares its runtime worker with the rest of the node.
+//! A JSON-RPC batch shares its runtime worker with the rest of the node,
+//! and its answers are held to a byte budget.
 
 use super::*;
 use crate::chain::{BlockSource, ChainConfig};
@@ -54,7 +55,7 @@ fn a_batch_of_calls_that_never_wait_lets_other_tasks_run_between_them() {
             let node = node.clone();
             async move { node.mempool().len() }
         });
-        let answers = call_batch(batch, &methods).await;
+        let answers = call_batch(batch, &methods, MAX_BATCH_ANSWER_BYTES).await;
         (answers, other.await.expect("the other task"))
     });
     let answers = answers.as_array().expect("an array").clone();
@@ -64,4 +65,32 @@ fn a_batch_of_calls_that_never_wait_lets_other_tasks_run_between_them() {
         pooled_when_the_other_task_ran < calls,
         "the other task ran only after all {calls} calls: {pooled_when_the_other_task_ran} pooled"
     );
+}
+
+// 1,000 `getblock <hash> false` in one batch held every answer at once:
+// gigabytes of hex for big blocks. Past the budget the calls not yet
+// started are refused.
+#[test]
+fn a_batch_whose_answers_pass_the_budget_refuses_the_calls_after_it() {
+    let spec = ChainSpec::regtest();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let node = Node::open(dir.path(), spec.clone(), ChainConfig::default(), MempoolPolicy::default()).expect("open");
+    let block = ChainBuilder::new(spec).blocks(1, 0).remove(0);
+    node.process_block(block.clone(), BlockSource::Requested).expect("import");
+    let calls = batch_parallelism() + 2;
+    let batch: Vec<Value> = (0..calls)
+        .map(|i| json!({"jsonrpc": "2.0", "id": i, "method": "getblock", "params": [block.hash(), false]}))
+        .collect();
+    let (shutdown, _) = tokio::sync::watch::channel(false);
+    let methods = Arc::new(Methods::new(node, None, Arc::new(MiningStatus::default()), shutdown));
+    let runtime = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
+    // A budget smaller than one answer: the calls started at once run, the
+    // rest are refused.
+    let answers = runtime.block_on(call_batch(batch, &methods, 10));
+    let answers = answers.as_array().expect("an array");
+    assert_eq!(answers.len(), calls, "one answer per call");
+    assert!(answers[0]["result"].is_string(), "{}", answers[0]);
+    let last = &answers[calls - 1];
+    assert_eq!(last["id"], json!(calls - 1));
+    assert!(last["error"]["message"].as_str().is_some_and(|m| m.contains("passed 10 bytes")), "{last}");
 }
