@@ -157,6 +157,15 @@ pub fn build_swarm(
     // The service bootstraps itself when the table has entries; the
     // built-in timer only warns while the node is alone.
     kad_config.set_periodic_bootstrap_interval(None);
+    // Lode keeps no records of its own in the DHT; a store open to every
+    // peer (1,024 records of up to 16 KiB, kept 48 h and republished
+    // hourly to the closest peers) would be free storage and bandwidth
+    // amplification for whoever asks. Inbound puts are handed to the
+    // service as events, which drops them; nothing is republished.
+    kad_config.set_record_filtering(kad::StoreInserts::FilterBoth);
+    kad_config.set_replication_interval(None);
+    kad_config.set_publication_interval(None);
+    kad_config.set_provider_publication_interval(None);
     // Without discovery there is no Kademlia at all: its own automatic
     // bootstrap (on every new routing-table entry, not configurable) would
     // otherwise dial the peers' peers.

@@ -39,3 +39,31 @@ async fn without_discovery_only_dialled_links_exist() {
         n.handle.shutdown().await;
     }
 }
+
+// Lode keeps no DHT records of its own, but Kademlia's default store took
+// any record a peer sent (1,024 of up to 16 KiB each, kept 48 h) and
+// republished them every hour to the closest peers: free storage and
+// bandwidth amplification for whoever asked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_a_peer_puts_into_the_dht_is_not_kept() {
+    use super::helpers::{score_of, status_of};
+    use super::hostile::{RawPeer, Serve};
+    use libp2p::kad;
+    let a = node_with(regtest(), |c| c.discovery = true, &[]).await;
+    let mut writer = RawPeer::connect(&a.addr().await, status_of(&a.chain), Serve::Nothing, Serve::Nothing).await;
+    wait_for("the writer connected", || async { score_of(&a, &writer.id).await.map(|_| ()) }).await;
+    let key = kad::RecordKey::new(&b"lode-test-record".to_vec());
+    let put = writer.kad_put(kad::Record::new(key.clone(), vec![7; 1000])).await;
+    assert!(matches!(put, Some(kad::QueryResult::PutRecord(Ok(_)))), "the node answered the put: {put:?}");
+    // Another peer, whose own store is empty, asks the node for it.
+    let mut reader = RawPeer::connect(&a.addr().await, status_of(&a.chain), Serve::Nothing, Serve::Nothing).await;
+    wait_for("the reader connected", || async { score_of(&a, &reader.id).await.map(|_| ()) }).await;
+    match reader.kad_get(key).await {
+        Some(kad::QueryResult::GetRecord(Ok(kad::GetRecordOk::FoundRecord(_)))) => {
+            panic!("the node kept the record and served it")
+        }
+        Some(kad::QueryResult::GetRecord(_)) => {}
+        other => panic!("another result: {other:?}"),
+    }
+    a.handle.shutdown().await;
+}

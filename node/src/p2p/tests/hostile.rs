@@ -6,6 +6,7 @@ use super::super::codec::{Request, Response, Status, SyncCodec};
 use super::super::compact::{CmpctCodec, CmpctRequest, CmpctResponse};
 use futures::StreamExt;
 use libp2p::gossipsub::{self, IdentTopic, MessageAuthenticity, ValidationMode};
+use libp2p::kad;
 use libp2p::request_response::{self, ProtocolSupport, ResponseChannel};
 use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
 use libp2p::{noise, tcp, yamux, Multiaddr, PeerId};
@@ -19,6 +20,7 @@ struct Evil {
     gossipsub: gossipsub::Behaviour,
     sync: request_response::Behaviour<SyncCodec>,
     cmpct: request_response::Behaviour<CmpctCodec>,
+    kad: kad::Behaviour<kad::store::MemoryStore>,
 }
 
 /// How the hostile peer answers header and block requests.
@@ -40,6 +42,8 @@ enum Cmd {
     Cmpct(CmpctRequest),
     Publish { blocks: bool, data: Vec<u8> },
     PublishCompact(Vec<u8>),
+    KadPut(kad::Record),
+    KadGet(kad::RecordKey),
 }
 
 /// A connected hostile peer.
@@ -50,6 +54,7 @@ pub struct RawPeer {
     cmpct_replies: mpsc::UnboundedReceiver<Result<CmpctResponse, String>>,
     /// Compact-relay requests the node sent us (never answered).
     cmpct_asked: mpsc::UnboundedReceiver<CmpctRequest>,
+    kad_results: mpsc::UnboundedReceiver<kad::QueryResult>,
 }
 
 impl RawPeer {
@@ -75,7 +80,7 @@ impl RawPeer {
             .with_tokio()
             .with_tcp(tcp::Config::default(), noise::Config::new, yamux::Config::default)
             .unwrap()
-            .with_behaviour(|_| Evil {
+            .with_behaviour(|key| Evil {
                 gossipsub: gossipsub::Behaviour::new(MessageAuthenticity::Anonymous, config).unwrap(),
                 sync: request_response::Behaviour::with_codec(
                     SyncCodec::new(spec.max_block_size, budget),
@@ -89,6 +94,16 @@ impl RawPeer {
                     [(names.cmpct.clone(), ProtocolSupport::Full)],
                     request_response::Config::default().with_request_timeout(Duration::from_secs(20)),
                 ),
+                kad: {
+                    let id = key.public().to_peer_id();
+                    let mut kad = kad::Behaviour::with_config(
+                        id,
+                        kad::store::MemoryStore::new(id),
+                        kad::Config::new(names.kad.clone()),
+                    );
+                    kad.set_mode(Some(kad::Mode::Client));
+                    kad
+                },
             })
             .unwrap()
             .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
@@ -99,11 +114,13 @@ impl RawPeer {
         let id = *swarm.local_peer_id();
         let addr: Multiaddr = target.parse().unwrap();
         let peer = super::super::service::peer_of(&addr).unwrap();
+        swarm.behaviour_mut().kad.add_address(&peer, addr.clone());
         swarm.dial(addr).unwrap();
         let (cmds, mut cmd_rx) = mpsc::unbounded_channel();
         let (reply_tx, replies) = mpsc::unbounded_channel();
         let (cmpct_reply_tx, cmpct_replies) = mpsc::unbounded_channel();
         let (asked_tx, cmpct_asked) = mpsc::unbounded_channel();
+        let (kad_tx, kad_results) = mpsc::unbounded_channel();
         let cmpct_topic: IdentTopic = names.cmpct_blocks.clone();
         let (blocks_topic, txs_topic): (IdentTopic, IdentTopic) = (names.blocks.clone(), names.txs.clone());
         tokio::spawn(async move {
@@ -127,6 +144,12 @@ impl RawPeer {
                         }
                         Some(Cmd::Cmpct(r)) => {
                             swarm.behaviour_mut().cmpct.send_request(&peer, r);
+                        }
+                        Some(Cmd::KadPut(record)) => {
+                            let _ = swarm.behaviour_mut().kad.put_record_to(record, std::iter::once(peer), kad::Quorum::One);
+                        }
+                        Some(Cmd::KadGet(key)) => {
+                            swarm.behaviour_mut().kad.get_record(key);
                         }
                         Some(Cmd::PublishCompact(data)) => {
                             let _ = swarm.behaviour_mut().gossipsub.publish(cmpct_topic.clone(), data);
@@ -175,6 +198,10 @@ impl RawPeer {
                                 let _ = reply_tx.send(Ok(response));
                             }
                         },
+                        SwarmEvent::Behaviour(EvilEvent::Kad(kad::Event::OutboundQueryProgressed { result, .. })) => {
+                            // Every step: a record found comes before the last.
+                            let _ = kad_tx.send(result);
+                        }
                         SwarmEvent::Behaviour(EvilEvent::Sync(request_response::Event::OutboundFailure { error, .. })) => {
                             let _ = reply_tx.send(Err(error.to_string()));
                         }
@@ -200,7 +227,7 @@ impl RawPeer {
                 }
             }
         });
-        RawPeer { id, cmds, replies, cmpct_replies, cmpct_asked }
+        RawPeer { id, cmds, replies, cmpct_replies, cmpct_asked, kad_results }
     }
 
     /// Sends a sync request (the reply comes through [`Self::reply`]).
@@ -222,6 +249,19 @@ impl RawPeer {
     /// The next compact-relay reply (or failure), within `secs` seconds.
     pub async fn cmpct_reply(&mut self, secs: u64) -> Option<Result<CmpctResponse, String>> {
         tokio::time::timeout(Duration::from_secs(secs), self.cmpct_replies.recv()).await.ok().flatten()
+    }
+
+    /// Stores `record` at the node through Kademlia, returning the result.
+    pub async fn kad_put(&mut self, record: kad::Record) -> Option<kad::QueryResult> {
+        let _ = self.cmds.send(Cmd::KadPut(record));
+        tokio::time::timeout(Duration::from_secs(20), self.kad_results.recv()).await.ok().flatten()
+    }
+
+    /// Looks `key` up through Kademlia (this peer's store starts empty):
+    /// the query's first step, a record found or how it ended.
+    pub async fn kad_get(&mut self, key: kad::RecordKey) -> Option<kad::QueryResult> {
+        let _ = self.cmds.send(Cmd::KadGet(key));
+        tokio::time::timeout(Duration::from_secs(20), self.kad_results.recv()).await.ok().flatten()
     }
 
     /// Publishes raw bytes on the compact block topic.
