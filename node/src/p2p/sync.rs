@@ -365,6 +365,12 @@ impl Downloader {
         self.last_delivery.insert(peer, now);
     }
 
+    /// Whether request `id` was found stalling the download (its blocks
+    /// already went to other peers).
+    pub fn is_stalling(&self, id: &OutboundRequestId) -> bool {
+        self.requests.get(id).is_some_and(|r| r.stale)
+    }
+
     /// A failed or timed-out request: its hashes go back to the queue for
     /// any peer (the next batch may well go elsewhere).
     pub fn on_failure(&mut self, id: &OutboundRequestId) -> Option<PeerId> {

@@ -201,7 +201,16 @@ impl Service {
             self.headers_sent = None;
             self.header_strike(peer, "header request failed");
         }
+        let stalled = self.downloader.is_stalling(&id) && matches!(error, OutboundFailure::Timeout);
         self.downloader.on_failure(&id);
+        if stalled {
+            // It held the front of the download until its blocks went to
+            // others, then never answered: disconnected (not banned), as
+            // Bitcoin Core drops a stalling peer, so a bare claim of work
+            // cannot keep earning it the front of the window.
+            tracing::info!(%peer, "disconnecting a peer that stalled the block download and never answered");
+            let _ = self.swarm.disconnect_peer_id(peer);
+        }
         match error {
             OutboundFailure::UnsupportedProtocols => {
                 let reason = format!("does not speak {}", self.names.sync);

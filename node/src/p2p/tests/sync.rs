@@ -241,3 +241,34 @@ async fn header_sync_is_not_held_by_a_peer_padding_full_replies_with_known_heade
         n.handle.shutdown().await;
     }
 }
+
+/// A peer that claims our best chain and holds every block request kept
+/// its connection: each time its request timed out it was asked again for
+/// the front of the window, stalling the download once per timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_that_stalls_block_download_and_never_answers_is_disconnected_not_banned() {
+    let mut builder = ChainBuilder::new(ChainSpec::regtest());
+    let blocks = builder.blocks(200, 0);
+    let a = node(regtest(), &[]).await;
+    submit_all(&a.chain, &blocks);
+    let b = node_with(
+        regtest(),
+        |cfg| {
+            cfg.request_timeout = Duration::from_secs(4);
+            cfg.blocks_per_request = 4;
+        },
+        &[],
+    )
+    .await;
+    let staller = RawPeer::connect(&b.addr().await, status_of(&a.chain), Serve::Nothing, Serve::Hold).await;
+    wait_for("the staller connected", || async { score_of(&b, &staller.id).await.map(|_| ()) }).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    b.handle.add_peer(&a.addr().await).await.unwrap();
+    let staller_id = staller.id.to_string();
+    wait_for("the staller disconnected", || async { (!b.peer_ids().await.contains(&staller_id)).then_some(()) }).await;
+    assert!(!banned(&b, &staller.id).await, "slowness is not banned");
+    wait_for("200 blocks synced", || async { (b.chain.height() == 200).then_some(()) }).await;
+    for n in [&a, &b] {
+        n.handle.shutdown().await;
+    }
+}
