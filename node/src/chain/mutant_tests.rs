@@ -9,12 +9,12 @@ use crate::testkit::ChainBuilder;
 use lode_core::tx::TxOut;
 use lode_core::{Amount, Block, Transaction};
 
-fn open(dir: &Path) -> Chain {
+pub(super) fn open(dir: &Path) -> Chain {
     Chain::open(dir, ChainSpec::regtest(), Arc::new(SigCache::new(10_000)), ChainConfig::default())
         .expect("open the chain")
 }
 
-fn import(chain: &mut Chain, blocks: &[Block]) {
+pub(super) fn import(chain: &mut Chain, blocks: &[Block]) {
     for b in blocks {
         chain.accept_block(b.clone()).expect("a valid block is accepted");
     }

@@ -3,21 +3,11 @@
 //! (docs/testing.md, "Mutation testing"); the mutant each kills is named
 //! above it. The chain's own rules are in `mutant_tests.rs`.
 
+use super::mutant_tests::{import, open};
 use super::*;
 use crate::testkit::ChainBuilder;
 use lode_core::tx::TxOut;
 use lode_core::{Amount, Block, Transaction};
-
-fn open(dir: &Path) -> Chain {
-    Chain::open(dir, ChainSpec::regtest(), Arc::new(SigCache::new(10_000)), ChainConfig::default())
-        .expect("open the chain")
-}
-
-fn import(chain: &mut Chain, blocks: &[Block]) {
-    for b in blocks {
-        chain.accept_block(b.clone()).expect("a valid block is accepted");
-    }
-}
 
 /// A body-less block on `prev` for the orphan pool (which checks nothing).
 fn orphan(prev: u8, nonce: u64) -> Block {

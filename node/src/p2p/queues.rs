@@ -35,6 +35,8 @@ pub struct QueueStats {
     pub presync_headers: usize,
     /// Connected peers.
     pub peers: usize,
+    /// Compact blocks being rebuilt.
+    pub compact_pending: usize,
 }
 
 impl QueueStats {
@@ -52,6 +54,7 @@ impl QueueStats {
             ("requests served for one peer", self.serving_per_peer_max, MAX_SERVING_PER_PEER),
             ("presync headers", self.presync_headers, MAX_PRESYNC_HEADERS),
             ("peers", self.peers, max_peers),
+            ("compact blocks being rebuilt", self.compact_pending, crate::p2p::compact::MAX_PENDING),
         ];
         match bounds.iter().find(|(_, n, bound)| n > bound) {
             Some((what, n, bound)) => Err(format!("{what}: {n} > {bound} ({self:?})")),
@@ -89,6 +92,7 @@ impl Service {
             serving_per_peer_max: per_peer.values().copied().max().unwrap_or(0),
             presync_headers: self.presync.as_ref().map_or(0, |(_, h)| h.len()),
             peers: self.peers.len(),
+            compact_pending: self.compact.pending.len(),
         }
     }
 }

@@ -135,8 +135,10 @@ async fn header_sync_moves_on_from_a_peer_that_claims_work_and_serves_nothing() 
 /// Issue 13, finding 2: a peer that takes block requests and never answers
 /// stalls the download for seconds (the stall timeout), not the 20 s
 /// request timeout; it is not penalised for being slow.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_stalling_block_source_is_worked_around_quickly() {
+/// `a` holding 200 blocks; `b`, with this request timeout, connected
+/// first to a peer that claims `a`'s chain and holds every block request.
+/// Returns before `b` hears of `a` (the caller adds it).
+async fn behind_a_staller(request_timeout: Duration) -> (Node, Node, RawPeer) {
     let mut builder = ChainBuilder::new(ChainSpec::regtest());
     let blocks = builder.blocks(200, 0);
     let a = node(regtest(), &[]).await;
@@ -144,7 +146,7 @@ async fn a_stalling_block_source_is_worked_around_quickly() {
     let b = node_with(
         regtest(),
         |cfg| {
-            cfg.request_timeout = Duration::from_secs(20);
+            cfg.request_timeout = request_timeout;
             cfg.blocks_per_request = 4;
         },
         &[],
@@ -153,6 +155,12 @@ async fn a_stalling_block_source_is_worked_around_quickly() {
     let staller = RawPeer::connect(&b.addr().await, status_of(&a.chain), Serve::Nothing, Serve::Hold).await;
     wait_for("the staller connected", || async { score_of(&b, &staller.id).await.map(|_| ()) }).await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
+    (a, b, staller)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalling_block_source_is_worked_around_quickly() {
+    let (a, b, staller) = behind_a_staller(Duration::from_secs(20)).await;
     let started = tokio::time::Instant::now();
     b.handle.add_peer(&a.addr().await).await.unwrap();
     wait_for("200 blocks synced", || async { (b.chain.height() == 200).then_some(()) }).await;
@@ -247,22 +255,7 @@ async fn header_sync_is_not_held_by_a_peer_padding_full_replies_with_known_heade
 /// the front of the window, stalling the download once per timeout.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_peer_that_stalls_block_download_and_never_answers_is_disconnected_not_banned() {
-    let mut builder = ChainBuilder::new(ChainSpec::regtest());
-    let blocks = builder.blocks(200, 0);
-    let a = node(regtest(), &[]).await;
-    submit_all(&a.chain, &blocks);
-    let b = node_with(
-        regtest(),
-        |cfg| {
-            cfg.request_timeout = Duration::from_secs(4);
-            cfg.blocks_per_request = 4;
-        },
-        &[],
-    )
-    .await;
-    let staller = RawPeer::connect(&b.addr().await, status_of(&a.chain), Serve::Nothing, Serve::Hold).await;
-    wait_for("the staller connected", || async { score_of(&b, &staller.id).await.map(|_| ()) }).await;
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let (a, b, staller) = behind_a_staller(Duration::from_secs(4)).await;
     b.handle.add_peer(&a.addr().await).await.unwrap();
     let staller_id = staller.id.to_string();
     wait_for("the staller disconnected", || async { (!b.peer_ids().await.contains(&staller_id)).then_some(()) }).await;
