@@ -448,10 +448,17 @@ impl Methods {
                 let spent = pool.entry(&tx.txid()).map(|e| e.spent.clone()).unwrap_or_default();
                 tx.inputs.iter().map(|i| i.prevout).zip(spent).collect()
             }
-            Some(b) => match chain.store().block(b) {
-                Ok(Some(body)) => block_prevouts(chain, b, &body),
-                _ => HashMap::new(),
-            },
+            Some(b) => {
+                let mut known = undo_outputs(chain, b);
+                // Outputs made earlier in the same block are not in its undo
+                // data: the block is read (once) only when one is spent.
+                if tx.inputs.iter().any(|i| !known.contains_key(&i.prevout)) {
+                    if let Ok(Some(body)) = chain.store().block(b) {
+                        add_own_outputs(&mut known, &body);
+                    }
+                }
+                known
+            }
         };
         tx.inputs
             .iter()
@@ -525,15 +532,25 @@ fn tx_error(e: MempoolError) -> RpcError {
 /// (one read) and the outputs of its own transactions, which a later
 /// transaction of the block may spend and the undo data leaves out.
 fn block_prevouts(chain: &Chain, hash: &Hash256, block: &Block) -> HashMap<OutPoint, TxOut> {
-    let mut map: HashMap<OutPoint, TxOut> =
-        chain.store().undo(hash).ok().flatten().unwrap_or_default().into_iter().map(|(op, c)| (op, c.output)).collect();
+    let mut map = undo_outputs(chain, hash);
+    add_own_outputs(&mut map, block);
+    map
+}
+
+/// The outputs block `hash` spent from earlier blocks (its undo data: one
+/// read); empty when it is not connected.
+fn undo_outputs(chain: &Chain, hash: &Hash256) -> HashMap<OutPoint, TxOut> {
+    chain.store().undo(hash).ok().flatten().unwrap_or_default().into_iter().map(|(op, c)| (op, c.output)).collect()
+}
+
+/// Adds the outputs of `block`'s own transactions.
+fn add_own_outputs(map: &mut HashMap<OutPoint, TxOut>, block: &Block) {
     for tx in &block.transactions {
         let txid = tx.txid();
         for (vout, o) in tx.outputs.iter().enumerate() {
             map.insert(OutPoint { txid, vout: vout as u32 }, *o);
         }
     }
-    map
 }
 
 fn load_block(chain: &Chain, hash: &Hash256) -> Result<Block, RpcError> {

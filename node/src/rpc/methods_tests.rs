@@ -117,4 +117,13 @@ fn getblock_reads_the_block_and_its_undo_data_once_whatever_spends_inside_it() {
         assert!(tx["inputs"][0]["amount"].is_u64(), "transaction {i}'s input has its amount: {tx}");
         assert_eq!(tx["fee"], json!(1_000), "transaction {i}");
     }
+    // One transaction: its block (found through the index) and the undo
+    // data; the block's own outputs only when it spends one of them.
+    for (i, reads_wanted) in [(1, 2), (2, 3)] {
+        crate::store::BODY_READS.with(|n| n.set(0));
+        let txid = block.transactions[i].txid();
+        let v = methods.blocking("getrawtransaction", vec![json!(txid), json!(true)], false).expect("found");
+        assert_eq!(crate::store::BODY_READS.with(|n| n.get()), reads_wanted, "transaction {i}");
+        assert!(v["inputs"][0]["amount"].is_u64(), "{v}");
+    }
 }
