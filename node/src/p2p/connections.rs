@@ -6,7 +6,9 @@ use super::addresses::{ip_of, pick_diverse, AddrGroup};
 use super::behaviour::{inbound_slots, BehaviourEvent};
 use super::eviction::{select_to_evict, Candidate};
 use super::peers::{unix_now, Direction, Peer, BAN_THRESHOLD};
-use super::service::{peer_of, Command, Service, ADD_PEER_TIMEOUT, KAD_MIN_INTERVAL, WRONG_CHAIN_BACKOFF};
+use super::service::{
+    peer_of, Command, Service, ADD_PEER_TIMEOUT, KAD_MIN_INTERVAL, KAD_RETRY_FIRST, WRONG_CHAIN_BACKOFF,
+};
 use super::{BannedPeer, P2pError, PeerInfo};
 use libp2p::gossipsub;
 use libp2p::multiaddr::Protocol;
@@ -261,7 +263,10 @@ impl Service {
         self.kad_wanted = false;
         self.last_kad = now;
         if let Some(kad) = self.swarm.behaviour_mut().kad.as_mut() {
-            let _ = kad.bootstrap();
+            if kad.bootstrap().is_ok() {
+                self.kad_lookups += 1;
+                tracing::debug!(lookups = self.kad_lookups, outbound, "kademlia lookup");
+            }
         }
     }
 
@@ -531,7 +536,9 @@ impl Service {
                 kad.add_address(&peer, a.clone());
             }
             // Ask the newcomer for peers at once: a node that only knows a
-            // bootnode must not depend on it for long.
+            // bootnode must not depend on it for long. The network changed,
+            // so later lookups start quick again.
+            self.kad_retry = KAD_RETRY_FIRST;
             self.discover();
         }
         // Unverified until we connect to them ourselves: the new table,

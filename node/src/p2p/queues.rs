@@ -37,6 +37,9 @@ pub struct QueueStats {
     pub peers: usize,
     /// Compact blocks being rebuilt.
     pub compact_pending: usize,
+    /// Kademlia lookups started so far (a counter, not a queue: tests
+    /// see discovery retries through it).
+    pub discovery_lookups: u64,
 }
 
 impl QueueStats {
@@ -93,6 +96,7 @@ impl Service {
             presync_headers: self.presync.as_ref().map_or(0, |(_, h)| h.len()),
             peers: self.peers.len(),
             compact_pending: self.compact.pending.len(),
+            discovery_lookups: self.kad_lookups,
         }
     }
 }

@@ -98,10 +98,15 @@ impl Service {
                 p.score = (p.score + 1).min(0);
             }
         }
-        if self.kad_wanted || now.saturating_duration_since(self.last_kad) >= KAD_INTERVAL {
+        let short = self.outbound_groups().0 < self.config.target_outbound;
+        let due = if short { self.kad_retry } else { KAD_INTERVAL };
+        if self.kad_wanted || now.saturating_duration_since(self.last_kad) >= due {
             // With an empty table there is nobody to ask.
             if self.swarm.behaviour_mut().kad.as_mut().is_some_and(|k| k.kbuckets().next().is_some()) {
                 self.discover();
+                if short {
+                    self.kad_retry = (self.kad_retry * 2).min(KAD_INTERVAL);
+                }
             }
         }
         if now.saturating_duration_since(self.last_save) >= Duration::from_secs(10) {

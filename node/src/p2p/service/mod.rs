@@ -86,6 +86,12 @@ pub(super) const WRONG_CHAIN_BACKOFF: Duration = Duration::from_secs(600);
 pub(super) const KAD_MIN_INTERVAL: Duration = Duration::from_millis(500);
 /// Lookups while short of outbound peers happen at least this often.
 const KAD_INTERVAL: Duration = Duration::from_secs(30);
+/// First wait before asking the DHT again while short of outbound peers;
+/// it doubles after each lookup up to `KAD_INTERVAL` and starts over when
+/// a new peer joins. Nodes started together each ask the bootnode before
+/// it knows the others: without a quick second look they met only 30 s
+/// later.
+pub(super) const KAD_RETRY_FIRST: Duration = Duration::from_secs(1);
 /// Total budget of downloaded blocks waiting for submission.
 const MAX_READY_BYTES: usize = 64 * 1024 * 1024;
 /// Outstanding block requests of a peer whose delivery rate is not yet
@@ -281,6 +287,10 @@ pub(crate) struct Service {
     pub(super) last_kad: Instant,
     /// A lookup was skipped for being too soon after the last.
     pub(super) kad_wanted: bool,
+    /// Wait before the next lookup while short of outbound peers.
+    pub(super) kad_retry: Duration,
+    /// Kademlia lookups started, for tests to see discovery retries.
+    pub(super) kad_lookups: u64,
     /// A mempool read for re-announcement is running.
     pub(super) reannouncing: bool,
     /// When the service started (warnings about peers wait a little).

@@ -17,8 +17,9 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
 use super::{
-    gossip_scoring, peer_of, Command, Service, ANNOUNCED_BLOCKS, FETCHED_BLOCKS, KAD_MIN_INTERVAL, MAX_BLOCK_REQUESTS,
-    MAX_READY_BYTES, MAX_REQUESTS_PER_PEER, REQUESTS_PER_PEER, STALL_TIMEOUT_MAX, STALL_TIMEOUT_MIN,
+    gossip_scoring, peer_of, Command, Service, ANNOUNCED_BLOCKS, FETCHED_BLOCKS, KAD_MIN_INTERVAL, KAD_RETRY_FIRST,
+    MAX_BLOCK_REQUESTS, MAX_READY_BYTES, MAX_REQUESTS_PER_PEER, REQUESTS_PER_PEER, STALL_TIMEOUT_MAX,
+    STALL_TIMEOUT_MIN,
 };
 
 impl Service {
@@ -142,6 +143,8 @@ impl Service {
             last_save: now,
             last_kad: now.checked_sub(KAD_MIN_INTERVAL).unwrap_or(now),
             kad_wanted: false,
+            kad_retry: KAD_RETRY_FIRST,
+            kad_lookups: 0,
             reannouncing: false,
             started: now,
             archive_warned: None,

@@ -67,3 +67,23 @@ async fn a_record_a_peer_puts_into_the_dht_is_not_kept() {
     }
     a.handle.shutdown().await;
 }
+
+// Nodes started together each asked the bootnode for peers before it knew
+// the others, and looked again only 30 s later: the gossip test that needs
+// two spokes to meet timed out under CI load. Short of outbound peers, a
+// node now looks again after 1 s, then 2, 4, … up to 30 s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_short_of_peers_asks_the_dht_again_within_seconds() {
+    let hub = node_with(regtest(), |_| {}, &[]).await;
+    let a = node_with(regtest(), |_| {}, &[hub.addr().await]).await;
+    wait_for("connected to the hub", || async { connected(&a, &hub).await.then_some(()) }).await;
+    let lookups = || async { a.handle.queues().await.map_or(0, |q| q.discovery_lookups) };
+    wait_for("the first lookup", || async { (lookups().await >= 1).then_some(()) }).await;
+    let first = lookups().await;
+    // One peer of the eight wanted: two more lookups come well inside the
+    // 30 s that used to pass before the next (the wait's own deadline).
+    wait_for("two more lookups", || async { (lookups().await >= first + 2).then_some(()) }).await;
+    for n in [&hub, &a] {
+        n.handle.shutdown().await;
+    }
+}
