@@ -92,6 +92,12 @@ impl Node {
         lock(&self.chain)
     }
 
+    /// Whether some thread (this one included) holds the chain lock.
+    #[cfg(test)]
+    pub(crate) fn chain_is_held(&self) -> bool {
+        self.chain.try_lock().is_err()
+    }
+
     /// Locks the mempool for reading.
     pub fn mempool(&self) -> MutexGuard<'_, Mempool> {
         lock(&self.mempool)

@@ -72,15 +72,15 @@ pub struct Utxo {
 /// Balance and totals of `address`.
 pub fn summary(node: &Node, address: &Address) -> Result<AddressSummary, ExplorerError> {
     let maturity = node.spec().coinbase_maturity;
-    let (coins, history, next) = {
-        let chain = node.chain();
-        let store = chain.store();
-        (store.address_coins(address)?, store.address_history(address)?, chain.state().height.0 + 1)
-    };
+    // The address index is read off the chain lock (a dusted address would
+    // otherwise stall block processing for every page view).
+    let store = node.chain().shared_store();
+    let (coins, history) = (store.address_coins(address)?, store.address_history(address)?);
+    let next = node.chain().state().height.0 + 1;
     let balance: u64 = coins.iter().map(|(_, c)| c.output.value.units()).sum();
     let immature: u64 = coins
         .iter()
-        .filter(|(_, c)| c.coinbase && next - c.height.0 < maturity)
+        .filter(|(_, c)| c.coinbase && next.saturating_sub(c.height.0) < maturity)
         .map(|(_, c)| c.output.value.units())
         .sum();
     let mut chain_totals = Totals { tx_count: history.len() as u64, ..Totals::default() };
@@ -164,7 +164,8 @@ pub fn chain_txs(
     after: Option<Hash256>,
     skip: usize,
 ) -> Result<(Vec<TxView>, usize), ExplorerError> {
-    let history = node.chain().store().address_history(address)?;
+    let store = node.chain().shared_store();
+    let history = store.address_history(address)?;
     let total = history.len();
     let newest_first = history.into_iter().rev().map(|(_, txid)| txid);
     let page: Vec<Hash256> = match after {
@@ -177,8 +178,11 @@ pub fn chain_txs(
 /// Unspent outputs of the address: confirmed ones the mempool does not
 /// spend, then mempool outputs nobody spends (400 above [`MAX_UTXOS`]).
 pub fn utxos(node: &Node, address: &Address) -> Result<Vec<Utxo>, ExplorerError> {
+    let store = node.chain().shared_store();
+    let coins = store.address_coins(address)?;
+    // The chain before the mempool, as everywhere; both for at most
+    // MAX_UTXOS lookups in memory.
     let chain = node.chain();
-    let coins = chain.store().address_coins(address)?;
     let tip = chain.state().height.0;
     let pool = node.mempool();
     let pooled = pool.outputs_to(address);
@@ -224,3 +228,7 @@ fn utxo_height(u: &Utxo) -> u32 {
         TxStatus::Mempool => u32::MAX,
     }
 }
+
+#[cfg(test)]
+#[path = "addr_tests.rs"]
+mod tests;

@@ -9,6 +9,7 @@ use crate::p2p::P2pHandle;
 use lode_core::codec::{Decode, Encode};
 use lode_core::pow::difficulty;
 use lode_core::tx::{OutPoint, TxOut};
+use lode_core::validation::Coin;
 use lode_core::{Address, Block, Hash256, Height, Transaction};
 use serde_json::{json, Value};
 use std::collections::HashMap;
@@ -289,12 +290,11 @@ impl Methods {
             "listunspent" => {
                 let p = Params::new(params, 1)?;
                 let address = p.address(0, prefix)?;
-                let chain = self.node.chain();
-                let tip = chain.state().height.0;
-                let coins = chain.store().address_coins(&address).map_err(|e| RpcError::internal(e.to_string()))?;
+                let coins = self.address_coins(&address)?;
+                let tip = self.node.chain().state().height.0;
                 let list: Vec<Value> = coins
                     .iter()
-                    .map(|(op, c)| json!({"txid": op.txid, "vout": op.vout, "amount": c.output.value.units(), "height": c.height.0, "coinbase": c.coinbase, "confirmations": tip + 1 - c.height.0}))
+                    .map(|(op, c)| json!({"txid": op.txid, "vout": op.vout, "amount": c.output.value.units(), "height": c.height.0, "coinbase": c.coinbase, "confirmations": (tip + 1).saturating_sub(c.height.0)}))
                     .collect();
                 Ok(json!(list))
             }
@@ -306,15 +306,14 @@ impl Methods {
             "getaddresshistory" => {
                 let p = Params::new(params, 1)?;
                 let address = p.address(0, prefix)?;
-                let chain = self.node.chain();
-                let mut out: Vec<Value> = chain
-                    .store()
+                // Off the chain lock, as for the coins below.
+                let store = self.node.chain().shared_store();
+                let mut out: Vec<Value> = store
                     .address_history(&address)
                     .map_err(|e| RpcError::internal(e.to_string()))?
                     .into_iter()
                     .map(|(h, txid)| json!({"txid": txid, "height": h.0}))
                     .collect();
-                drop(chain);
                 // The mempool's address index: what it returns, no scan.
                 for e in self.node.mempool().touching(&address) {
                     out.push(json!({"txid": e.txid, "height": null}));
@@ -388,20 +387,29 @@ impl Methods {
         }
     }
 
+    /// The confirmed coins of `address`, read without holding the chain:
+    /// anyone can pay an address thousands of dust outputs, and reading
+    /// them all under the lock stalled every block and transaction behind
+    /// one query. The index iterator sees whole blocks (each is one atomic
+    /// batch), so the coins are those of one tip, the one the caller reads
+    /// after this returns unless a block arrived or left in between.
+    fn address_coins(&self, address: &Address) -> Result<Vec<(OutPoint, Coin)>, RpcError> {
+        let store = self.node.chain().shared_store();
+        store.address_coins(address).map_err(|e| RpcError::internal(e.to_string()))
+    }
+
     fn balance(&self, address: &Address) -> Result<Value, RpcError> {
-        let chain = self.node.chain();
-        let next = chain.state().height.0 + 1;
+        let coins = self.address_coins(address)?;
+        let next = self.node.chain().state().height.0 + 1;
         let maturity = self.node.spec().coinbase_maturity;
-        let coins = chain.store().address_coins(address).map_err(|e| RpcError::internal(e.to_string()))?;
         let (mut confirmed, mut immature) = (0u64, 0u64);
         for (_, c) in &coins {
-            if c.coinbase && next - c.height.0 < maturity {
+            if c.coinbase && next.saturating_sub(c.height.0) < maturity {
                 immature += c.output.value.units();
             } else {
                 confirmed += c.output.value.units();
             }
         }
-        drop(chain);
         let mut unconfirmed: i128 = 0;
         // The mempool's address index, and the spent outputs each entry
         // recorded at admission: no block is read.

@@ -127,3 +127,33 @@ fn getblock_reads_the_block_and_its_undo_data_once_whatever_spends_inside_it() {
         assert!(v["inputs"][0]["amount"].is_u64(), "{v}");
     }
 }
+
+// Anyone can pay an address thousands of dust outputs; reading them all
+// under the chain lock stalled every block and transaction behind one
+// wallet query.
+#[test]
+fn address_queries_read_the_index_without_holding_the_chain() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let node = Node::open(dir.path(), ChainSpec::regtest(), ChainConfig::default(), MempoolPolicy::default())
+        .expect("open node");
+    let mut builder = ChainBuilder::new(ChainSpec::regtest());
+    for b in builder.blocks(3, 0) {
+        node.process_block(b, BlockSource::Requested).expect("import");
+    }
+    let (shutdown, _) = tokio::sync::watch::channel(false);
+    let methods = Methods::new(node.clone(), None, Arc::new(MiningStatus::default()), shutdown);
+    let address = builder.address().encode(&ChainSpec::regtest().address_prefix).expect("address text");
+    let seen = crate::testkit::watch_address_reads(&node);
+    let coins = methods.blocking("listunspent", vec![json!(address)], false).expect("listunspent");
+    assert_eq!(coins.as_array().map(Vec::len), Some(3), "{coins}");
+    let mut confirmations: Vec<_> =
+        coins.as_array().into_iter().flatten().map(|c| c["confirmations"].clone()).collect();
+    confirmations.sort_by_key(|c| c.as_u64());
+    assert_eq!(confirmations, [json!(1), json!(2), json!(3)], "{coins}");
+    let balance = methods.blocking("getbalance", vec![json!(address)], false).expect("getbalance");
+    assert!(balance["immature"].as_u64().is_some_and(|v| v > 0), "{balance}");
+    let history = methods.blocking("getaddresshistory", vec![json!(address)], false).expect("history");
+    assert_eq!(history.as_array().map(Vec::len), Some(3), "{history}");
+    crate::store::ON_ADDRESS_READ.with(|h| h.borrow_mut().take());
+    assert_eq!(seen.get(), (3, 0), "(index reads, of them under the chain lock)");
+}

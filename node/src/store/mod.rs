@@ -357,6 +357,8 @@ impl Store {
 
     /// Unspent outputs locked to `address`.
     pub fn address_coins(&self, address: &Address) -> Result<Vec<(OutPoint, Coin)>, StoreError> {
+        #[cfg(test)]
+        on_address_read();
         let prefix = keys::addr_coin_prefix(address);
         let mut out = Vec::new();
         for item in self.db.prefix_iterator_cf(self.cf(CF_ADDR_INDEX), &prefix) {
@@ -376,6 +378,8 @@ impl Store {
 
     /// Confirmed transactions touching `address`, oldest first.
     pub fn address_history(&self, address: &Address) -> Result<Vec<(Height, Hash256)>, StoreError> {
+        #[cfg(test)]
+        on_address_read();
         let prefix = keys::addr_hist_prefix(address);
         let mut out = Vec::new();
         for item in self.db.prefix_iterator_cf(self.cf(CF_ADDR_INDEX), &prefix) {
@@ -421,4 +425,17 @@ thread_local! {
     /// Block bodies and undo records read by this thread (tests count
     /// what one call costs).
     pub(crate) static BODY_READS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+    /// Called as an address index read starts on this thread (tests check
+    /// which locks the caller holds then).
+    pub(crate) static ON_ADDRESS_READ: std::cell::RefCell<Option<Box<dyn Fn()>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+#[cfg(test)]
+fn on_address_read() {
+    ON_ADDRESS_READ.with(|h| {
+        if let Some(f) = h.borrow().as_ref() {
+            f()
+        }
+    });
 }
