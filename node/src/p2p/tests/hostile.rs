@@ -12,6 +12,8 @@ use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
 use libp2p::{noise, tcp, yamux, Multiaddr, PeerId};
 use lode_core::block::BlockHeader;
 use lode_core::ChainSpec;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
 
@@ -55,6 +57,8 @@ pub struct RawPeer {
     /// Compact-relay requests the node sent us (never answered).
     cmpct_asked: mpsc::UnboundedReceiver<CmpctRequest>,
     kad_results: mpsc::UnboundedReceiver<kad::QueryResult>,
+    /// The connection to the node was refused or has closed.
+    closed: Arc<AtomicBool>,
 }
 
 impl RawPeer {
@@ -123,6 +127,8 @@ impl RawPeer {
         let (kad_tx, kad_results) = mpsc::unbounded_channel();
         let cmpct_topic: IdentTopic = names.cmpct_blocks.clone();
         let (blocks_topic, txs_topic): (IdentTopic, IdentTopic) = (names.blocks.clone(), names.txs.clone());
+        let closed = Arc::new(AtomicBool::new(false));
+        let closed_flag = closed.clone();
         tokio::spawn(async move {
             let mut held: Vec<ResponseChannel<Response>> = Vec::new();
             let mut held_cmpct: Vec<ResponseChannel<CmpctResponse>> = Vec::new();
@@ -222,12 +228,19 @@ impl RawPeer {
                         SwarmEvent::Behaviour(EvilEvent::Cmpct(request_response::Event::OutboundFailure { error, .. })) => {
                             let _ = cmpct_reply_tx.send(Err(error.to_string()));
                         }
+                        SwarmEvent::ConnectionClosed { num_established: 0, .. }
+                        | SwarmEvent::OutgoingConnectionError { .. } => closed_flag.store(true, Ordering::Relaxed),
                         _ => {}
                     },
                 }
             }
         });
-        RawPeer { id, cmds, replies, cmpct_replies, cmpct_asked, kad_results }
+        RawPeer { id, cmds, replies, cmpct_replies, cmpct_asked, kad_results, closed }
+    }
+
+    /// Whether the node refused or closed our connection.
+    pub fn closed(&self) -> bool {
+        self.closed.load(Ordering::Relaxed)
     }
 
     /// Sends a sync request (the reply comes through [`Self::reply`]).

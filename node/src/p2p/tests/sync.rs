@@ -259,6 +259,7 @@ async fn a_peer_that_stalls_block_download_and_never_answers_is_disconnected_not
     b.handle.add_peer(&a.addr().await).await.unwrap();
     let staller_id = staller.id.to_string();
     wait_for("the staller disconnected", || async { (!b.peer_ids().await.contains(&staller_id)).then_some(()) }).await;
+    wait_for("the staller's side closed too", || async { staller.closed().then_some(()) }).await;
     assert!(!banned(&b, &staller.id).await, "slowness is not banned");
     wait_for("200 blocks synced", || async { (b.chain.height() == 200).then_some(()) }).await;
     for n in [&a, &b] {
