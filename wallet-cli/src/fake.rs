@@ -36,7 +36,13 @@ pub struct State {
     min_fee_rate: u64,
     /// What `estimatesmartfee` answers; `None`: "insufficient data".
     fee_estimate: Option<u64>,
+    /// A lie told in every answer to one method: the honest answer goes
+    /// through this rewrite (tests of a node that cannot be trusted).
+    lie: Option<(String, Lie)>,
 }
+
+/// Rewrites an answer.
+pub type Lie = Box<dyn Fn(&mut Value) + Send>;
 
 type RpcResult = Result<Value, (i64, String)>;
 
@@ -312,6 +318,11 @@ impl State {
         self.fee_estimate = r;
     }
 
+    /// From now on, every answer to `method` is rewritten by `lie`.
+    pub fn lie_about(&mut self, method: &str, lie: Lie) {
+        self.lie = Some((method.to_string(), lie));
+    }
+
     /// Sets the minimum relay fee rate.
     pub fn set_min_fee_rate(&mut self, r: u64) {
         self.min_fee_rate = r;
@@ -355,6 +366,7 @@ impl FakeNode {
             history: HashMap::new(),
             min_fee_rate: 1,
             fee_estimate: None,
+            lie: None,
         }));
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let port = listener.local_addr().expect("addr").port();
@@ -433,7 +445,14 @@ fn serve_one(stream: std::net::TcpStream, state: &Mutex<State>, expected_auth: &
         let req: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
         let method = req["method"].as_str().unwrap_or("");
         let params = req["params"].as_array().cloned().unwrap_or_default();
-        let result = state.lock().expect("lock").dispatch(method, &params);
+        let mut state = state.lock().expect("lock");
+        let mut result = state.dispatch(method, &params);
+        if let (Ok(v), Some((lied, lie))) = (&mut result, &state.lie) {
+            if lied == method {
+                lie(v);
+            }
+        }
+        drop(state);
         let v = match result {
             Ok(r) => json!({"jsonrpc": "2.0", "id": req["id"], "result": r}),
             Err((code, message)) => {

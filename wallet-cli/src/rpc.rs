@@ -310,13 +310,10 @@ pub struct FeeEstimateReply {
     pub errors: Vec<String>,
 }
 
-/// `getmempoolentry`.
+/// `getmempoolentry` (only the family size: the fee and size a
+/// replacement must beat are worked out from the transaction itself).
 #[derive(Debug, Clone, Deserialize)]
 pub struct MempoolEntry {
-    /// Fee paid.
-    pub fee: u64,
-    /// Encoded size.
-    pub size: u64,
     /// In-pool descendants, itself included.
     pub descendants: u64,
 }

@@ -5,16 +5,18 @@
 //! worth less than it costs). Everything that can be refused is refused
 //! before signing, with the wallet file unchanged.
 
-use super::send::{check_conf_target, check_fee_rate, coins_text, fee_source_text, resolve_fee_rate, sign, submit};
+use super::send::{
+    check_conf_target, check_fee_rate, coins_text, fee_source_text, node_fee_policy, resolve_fee_rate, sign, submit,
+};
 use super::send::{FeeArgs, MAX_FEE_RATE};
 use super::{msg, now, Ctx, Error, Output};
 use crate::file::{outpoint_text, PendingTx, ReplacedTx};
 use crate::keys::Branch;
-use crate::rpc::{MempoolEntry, MempoolInfo, VerboseTx};
+use crate::rpc::{Client, MempoolEntry};
 use crate::select::{min_change, tx_size, Coin, MAX_TX_SIZE};
 use crate::view;
-use lode_core::codec::Encode;
-use lode_core::{Address, Amount, Hash256, OutPoint, TxOut};
+use lode_core::codec::{Decode, Encode};
+use lode_core::{Address, Amount, Hash256, Transaction, TxOut};
 use serde_json::json;
 
 /// The smallest whole fee rate a replacement of `fee` over `size` bytes
@@ -57,14 +59,23 @@ pub fn bumpfee(ctx: &Ctx, fees: &FeeArgs, txid_text: &str) -> Result<Output, Err
         }
         Some(t) => t,
     };
+    // The original itself, decoded here: the replacement's payments and
+    // inputs come from these bytes, never from the node's description of
+    // them, which a lying node (or anyone rewriting the plain-HTTP answer)
+    // could fill with its own addresses for the wallet to sign.
+    let raw = original_bytes(&client, &w.data.pending, &txid)?;
     let view = view::scan(&client, &w.keys, &mut w.data, ctx.prefix())?;
-    // Only the wallet's own payments: every input is one of its keys.
-    let mut inputs: Vec<Coin> = Vec::with_capacity(original.inputs.len());
-    for (i, input) in original.inputs.iter().enumerate() {
-        let owner = input.address.as_ref().and_then(|a| view.ours.get(a));
-        match (owner, input.txid, input.vout, input.amount) {
-            (Some(&(branch, index)), Some(t), Some(vout), Some(amount)) => {
-                inputs.push(Coin { outpoint: OutPoint { txid: t, vout }, amount, branch, index, confirmed: true })
+    // Only the wallet's own payments: every input is one of its keys. The
+    // amounts are the node's, but each signature commits to every spent
+    // amount: a wrong one makes a replacement nobody accepts, not a loss.
+    let mut inputs: Vec<Coin> = Vec::with_capacity(raw.inputs.len());
+    for (i, input) in raw.inputs.iter().enumerate() {
+        let described =
+            original.inputs.get(i).filter(|d| d.txid == Some(input.prevout.txid) && d.vout == Some(input.prevout.vout));
+        let owner = described.and_then(|d| d.address.as_ref()).and_then(|a| view.ours.get(a));
+        match (owner, described.and_then(|d| d.amount)) {
+            (Some(&(branch, index)), Some(amount)) => {
+                inputs.push(Coin { outpoint: input.prevout, amount, branch, index, confirmed: true })
             }
             _ => {
                 return Err(msg(format!(
@@ -73,6 +84,13 @@ pub fn bumpfee(ctx: &Ctx, fees: &FeeArgs, txid_text: &str) -> Result<Output, Err
             }
         }
     }
+    // Its fee and size, from the bytes and the committed amounts.
+    let in_total = inputs.iter().try_fold(0u64, |t, c| t.checked_add(c.amount));
+    let out_total = raw.outputs.iter().try_fold(0u64, |t, o| t.checked_add(o.value.units()));
+    let (old_fee, old_size) = match (in_total, out_total) {
+        (Some(i), Some(o)) if i >= o => (i - o, raw.encoded_size() as u64),
+        _ => return Err(msg(format!("the node's amounts for the inputs of {txid} do not cover its outputs"))),
+    };
     let entry: MempoolEntry = client.typed("getmempoolentry", json!([txid]))?;
     if entry.descendants > 1 {
         return Err(msg(format!(
@@ -81,8 +99,7 @@ pub fn bumpfee(ctx: &Ctx, fees: &FeeArgs, txid_text: &str) -> Result<Output, Err
             entry.descendants - 1
         )));
     }
-    let (old_fee, old_size) = (entry.fee, entry.size);
-    let pool: MempoolInfo = client.typed("getmempoolinfo", json!([]))?;
+    let pool = node_fee_policy(&client)?;
     let floor = min_bump_rate(old_fee, old_size, pool.min_fee_rate);
     let (fee_rate, estimate) = match fees.fee_rate {
         Some(r) if r < floor => {
@@ -98,7 +115,7 @@ pub fn bumpfee(ctx: &Ctx, fees: &FeeArgs, txid_text: &str) -> Result<Output, Err
         }
     };
     let fresh_change = w.keys.address(Branch::Change, w.data.change_next)?;
-    let mut plan = plan(&original, &view.ours, inputs, ctx.prefix(), fresh_change)?;
+    let mut plan = plan(&raw, &view.ours, inputs, ctx.prefix(), fresh_change)?;
     // Extra coins: confirmed only (the node refuses a replacement adding
     // unconfirmed parents), none already reserved by another payment.
     let mut extra: Vec<Coin> = {
@@ -154,10 +171,11 @@ pub fn bumpfee(ctx: &Ctx, fees: &FeeArgs, txid_text: &str) -> Result<Output, Err
     ctx.confirm(
         fees.yes,
         &format!(
-            "replace {txid} (fee {}, {:.2}/byte) with a fee of {} ({new_rate:.2}/byte, {source})",
+            "replace {txid} (fee {}, {:.2}/byte) with a fee of {} ({new_rate:.2}/byte, {source}), paying {}",
             coins_text(old_fee),
             old_fee as f64 / old_size.max(1) as f64,
-            coins_text(fee)
+            coins_text(fee),
+            plan.recipients(ctx.prefix())
         ),
     )?;
     let tx = sign(ctx, &w, &plan.inputs, outputs)?;
@@ -225,7 +243,7 @@ struct Plan {
 /// wallet's change branch are change (the wallet makes at most one), the
 /// rest are payments (kept as they are, even to the wallet itself).
 fn plan(
-    original: &VerboseTx,
+    original: &Transaction,
     ours: &std::collections::HashMap<String, (Branch, u32)>,
     inputs: Vec<Coin>,
     prefix: &str,
@@ -234,22 +252,23 @@ fn plan(
     let mut payments = Vec::new();
     let mut change = None;
     let mut paid = 0u64;
-    for o in &original.outputs {
-        let address = Address::decode(&o.address, prefix).map_err(|_| {
-            msg(format!("output {} of {} has an address the wallet cannot read", o.vout, original.txid))
-        })?;
-        match ours.get(&o.address) {
-            Some((Branch::Change, _)) if change.is_none() => change = Some((payments.len(), address)),
+    for (vout, o) in original.outputs.iter().enumerate() {
+        let text = o
+            .address
+            .encode(prefix)
+            .map_err(|_| msg(format!("output {vout} of {} has an address the wallet cannot write", original.txid())))?;
+        match ours.get(&text) {
+            Some((Branch::Change, _)) if change.is_none() => change = Some((payments.len(), o.address)),
             owner => {
                 if owner.is_none() {
-                    paid = paid.saturating_add(o.amount);
+                    paid = paid.saturating_add(o.value.units());
                 }
-                payments.push(TxOut { value: Amount::from_units(o.amount), address });
+                payments.push(*o);
             }
         }
     }
     if payments.is_empty() {
-        return Err(msg(format!("transaction {} pays nothing but change; nothing to bump", original.txid)));
+        return Err(msg(format!("transaction {} pays nothing but change; nothing to bump", original.txid())));
     }
     Ok(Plan {
         inputs,
@@ -260,7 +279,35 @@ fn plan(
     })
 }
 
+/// The original's bytes: the wallet's own copy when it made it, else the
+/// node's raw answer, which must hash to the id asked for.
+fn original_bytes(client: &Client, pending: &[PendingTx], txid: &Hash256) -> Result<Transaction, Error> {
+    let text = txid.to_hex();
+    let hex = match pending.iter().find(|p| p.txid == text && !p.hex.is_empty()) {
+        Some(p) => p.hex.clone(),
+        None => client.typed::<String>("getrawtransaction", json!([txid, false]))?,
+    };
+    let tx = hex::decode(hex.trim())
+        .ok()
+        .and_then(|b| Transaction::decode_all(&b, MAX_TX_SIZE as usize).ok())
+        .ok_or_else(|| msg(format!("the node's copy of {txid} does not decode")))?;
+    if tx.txid() != *txid {
+        return Err(msg(format!("the node answered another transaction ({}) for {txid}", tx.txid())));
+    }
+    Ok(tx)
+}
+
 impl Plan {
+    /// The payments, as the confirmation prompt lists them.
+    fn recipients(&self, prefix: &str) -> String {
+        let list: Vec<String> = self
+            .payments
+            .iter()
+            .map(|o| format!("{} to {}", coins_text(o.value.units()), o.address.encode(prefix).unwrap_or_default()))
+            .collect();
+        list.join(", ")
+    }
+
     /// The outputs, fee and change position at the rate `rate_for` gives
     /// for an input and output count, or `None` when the inputs do not
     /// cover it.

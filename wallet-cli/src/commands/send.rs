@@ -123,6 +123,26 @@ pub fn parse_amount(text: &str) -> Result<Amount, Error> {
     Ok(value)
 }
 
+/// The node's fee policy (`getmempoolinfo`), refused when it asks for
+/// more per byte than the wallet would ever pay: the rate a payment pays
+/// follows the node's minimum when there is no estimate, so a lying node
+/// (or anyone rewriting the plain-HTTP answer) could otherwise spend most
+/// of a coin on fees.
+pub fn node_fee_policy(client: &Client) -> Result<MempoolInfo, Error> {
+    let pool: MempoolInfo = client.typed("getmempoolinfo", json!([]))?;
+    for (what, rate) in
+        [("minimum relay fee rate", pool.min_fee_rate), ("incremental relay fee", pool.incremental_relay_fee)]
+    {
+        if rate > MAX_FEE_RATE {
+            return Err(msg(format!(
+                "the node's {what} is {rate} per byte, above the wallet's ceiling of {MAX_FEE_RATE}; \
+                 refusing to pay it (check the node you are talking to)"
+            )));
+        }
+    }
+    Ok(pool)
+}
+
 /// Checks the fee rate against the node's minimum and a sanity ceiling.
 pub fn check_fee_rate(requested: Option<u64>, node_min: u64) -> Result<u64, Error> {
     match requested {
@@ -248,7 +268,7 @@ pub fn send(ctx: &Ctx, args: &SendArgs) -> Result<Output, Error> {
     let target = check_conf_target(args.conf_target)?;
     let mut w = ctx.open()?;
     let client = ctx.client()?;
-    let pool: MempoolInfo = client.typed("getmempoolinfo", json!([]))?;
+    let pool = node_fee_policy(&client)?;
     let (fee_rate, estimate) = resolve_fee_rate(&client, args.fee_rate, target, pool.min_fee_rate)?;
     let view = view::scan(&client, &w.keys, &mut w.data, ctx.prefix())?;
     view::prune_pending(&mut w.data.pending, &view.mempool, now());
@@ -342,7 +362,7 @@ pub fn sweep(ctx: &Ctx, fees: &FeeArgs, to: &str) -> Result<Output, Error> {
     let target = check_conf_target(fees.conf_target)?;
     let mut w = ctx.open()?;
     let client = ctx.client()?;
-    let pool: MempoolInfo = client.typed("getmempoolinfo", json!([]))?;
+    let pool = node_fee_policy(&client)?;
     let (fee_rate, estimate) = resolve_fee_rate(&client, fees.fee_rate, target, pool.min_fee_rate)?;
     let view = view::scan(&client, &w.keys, &mut w.data, ctx.prefix())?;
     view::prune_pending(&mut w.data.pending, &view.mempool, now());

@@ -632,3 +632,69 @@ fn bip39_passphrase_vectors_restore_and_later_commands_keep_it() {
     r.ok("n3.wallet", &["restore", "--words", &words]);
     assert_eq!(r.balance("n3.wallet").0, 0);
 }
+
+// The wallet rebuilt a replacement's payments from the node's verbose
+// description: a lying node named its own address there and the wallet
+// signed a payment to it.
+#[test]
+fn bumpfee_pays_the_originals_recipients_whatever_the_node_describes() {
+    let r = Rig::new();
+    r.funded("a.wallet");
+    r.ok("b.wallet", &["new"]);
+    let b = r.address("b.wallet");
+    let thief = lode_core::Address([0x66; 20]).encode(&r.spec.address_prefix).unwrap();
+    let stuck = r.ok("a.wallet", &["send", "--to", &b, "--amount", "1", "--fee-rate", "1"]);
+    let old = fake_tx(&r, &stuck["txid"]);
+    let (b_text, thief_text) = (b.clone(), thief.clone());
+    r.node.state.lock().unwrap().lie_about(
+        "getrawtransaction",
+        Box::new(move |v| {
+            for o in v["outputs"].as_array_mut().into_iter().flatten() {
+                if o["address"] == json!(b_text) {
+                    o["address"] = json!(thief_text);
+                }
+            }
+        }),
+    );
+    let bumped = r.ok("a.wallet", &["bumpfee", stuck["txid"].as_str().unwrap(), "--fee-rate", "5", "--yes"]);
+    let new = fake_tx(&r, &bumped["txid"]);
+    let paid_to = |t: &lode_core::Transaction, a: &str| {
+        t.outputs.iter().filter(|o| o.address == decode_addr(a)).map(|o| o.value.units()).sum::<u64>()
+    };
+    assert_eq!(paid_to(&new, &thief), 0, "nothing to the node's address");
+    assert_eq!(paid_to(&new, &b), paid_to(&old, &b), "the original recipient is paid as before");
+}
+
+// The replacement's floor came from the node's word for the original's
+// fee: a node claiming 50 coins made the wallet pay more than that.
+#[test]
+fn bumpfee_works_out_the_originals_fee_itself() {
+    let r = Rig::new();
+    r.funded("a.wallet");
+    r.ok("b.wallet", &["new"]);
+    let b = r.address("b.wallet");
+    let stuck = r.ok("a.wallet", &["send", "--to", &b, "--amount", "1", "--fee-rate", "1"]);
+    r.node.state.lock().unwrap().lie_about("getmempoolentry", Box::new(|v| v["fee"] = json!(5_000_000_000u64)));
+    let bumped = r.ok("a.wallet", &["bumpfee", stuck["txid"].as_str().unwrap(), "--fee-rate", "5", "--yes"]);
+    let size = bumped["size"].as_u64().unwrap();
+    assert_eq!(bumped["fee"].as_u64(), Some(5 * size), "{bumped}");
+    assert_eq!(bumped["old_fee"], stuck["fee"], "{bumped}");
+}
+
+// Without an estimate the rate followed the node's minimum, uncapped: a
+// node asking 30,000,000 per byte took most of a coin in fees.
+#[test]
+fn a_node_asking_an_absurd_minimum_fee_rate_is_refused_before_signing() {
+    let r = Rig::new();
+    r.funded("a.wallet");
+    r.ok("b.wallet", &["new"]);
+    let b = r.address("b.wallet");
+    r.node.state.lock().unwrap().set_min_fee_rate(30_000_000);
+    let before = bytes(&r.path("a.wallet"));
+    for args in [vec!["send", "--to", &b, "--amount", "1", "--yes"], vec!["sweep", "--to", &b, "--yes"]] {
+        let e = r.err("a.wallet", &args);
+        assert!(e.contains("above the wallet's ceiling"), "{args:?}: {e}");
+    }
+    assert_eq!(bytes(&r.path("a.wallet")), before);
+    assert!(r.node.state.lock().unwrap().mempool().is_empty(), "nothing was sent");
+}
