@@ -63,6 +63,10 @@ pub struct MockChain {
     /// Lowest height whose body it serves (a pruned peer; 0 serves all):
     /// `serve_blocks` leaves out the bodies below it, as a pruned node does.
     pub lowest_served: AtomicU32,
+    /// Calls of `mempool_scan`.
+    pub scans: AtomicUsize,
+    /// Milliseconds each `mempool_scan` takes after reading the pool.
+    pub scan_delay_ms: std::sync::atomic::AtomicU64,
 }
 
 fn work_of(h: &BlockHeader) -> Work {
@@ -101,6 +105,8 @@ impl MockChain {
             tx_submits: AtomicUsize::new(0),
             sloppy: AtomicBool::new(false),
             lowest_served: AtomicU32::new(0),
+            scans: AtomicUsize::new(0),
+            scan_delay_ms: std::sync::atomic::AtomicU64::new(0),
         })
     }
 
@@ -398,9 +404,11 @@ impl NetworkChain for MockChain {
     }
 
     fn mempool_scan(&self, f: &mut dyn FnMut(&Hash256, &Transaction)) {
+        self.scans.fetch_add(1, Ordering::SeqCst);
         for (id, tx) in &self.lock().mempool {
             f(id, tx);
         }
+        std::thread::sleep(std::time::Duration::from_millis(self.scan_delay_ms.load(Ordering::Relaxed)));
     }
 
     fn subscribe(&self) -> broadcast::Receiver<ChainEvent> {

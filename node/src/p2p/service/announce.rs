@@ -85,6 +85,10 @@ impl Service {
     /// and hands its transactions back as [`Internal::Reannounce`].
     fn reannounce_mempool(&mut self) {
         if self.reannouncing {
+            // The read under way may predate what was just missed: one more
+            // read once it is done (dropping this lost those transactions
+            // for good under a long burst).
+            self.reannounce_again = true;
             return;
         }
         self.reannouncing = true;
@@ -112,6 +116,9 @@ impl Service {
             announced += usize::from(self.publish_unseen(self.names.txs.clone(), data));
         }
         tracing::info!(announced, "re-announced missed transactions");
+        if std::mem::take(&mut self.reannounce_again) {
+            self.reannounce_mempool();
+        }
     }
 
     /// Publishes `data` unless we published or forwarded it lately (what

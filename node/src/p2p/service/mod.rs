@@ -293,6 +293,8 @@ pub(crate) struct Service {
     pub(super) kad_lookups: u64,
     /// A mempool read for re-announcement is running.
     pub(super) reannouncing: bool,
+    /// Events were missed while it ran: read the pool again after it.
+    pub(super) reannounce_again: bool,
     /// When the service started (warnings about peers wait a little).
     pub(super) started: Instant,
     /// When we last warned of too few archive peers.

@@ -146,6 +146,7 @@ impl Service {
             kad_retry: KAD_RETRY_FIRST,
             kad_lookups: 0,
             reannouncing: false,
+            reannounce_again: false,
             started: now,
             archive_warned: None,
             history_warned: None,
