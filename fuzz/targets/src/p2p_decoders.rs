@@ -1,5 +1,6 @@
 //! Every p2p message: sync requests and responses, gossiped blocks and
-//! transactions. (Compact-block messages join when that protocol lands.) A
+//! transactions, the services reply, and compact relay's gossiped compact
+//! blocks, `getblocktxn`/vouch requests and `blocktxn`/ack replies. A
 //! message that decodes re-encodes to exactly the input or is refused;
 //! never a panic; the bytes held while decoding stay within a small
 //! multiple of the input. The first byte picks the message kind.
@@ -7,13 +8,24 @@
 use crate::alloc::bounded;
 use lode_core::codec::{Decode, Encode};
 use lode_core::{Block, ChainSpec, Transaction};
-use lode_node::p2p::wire::{max_tx_size, ServicesReply, SyncRequest, SyncResponse};
+use lode_node::p2p::wire::{
+    max_tx_size, CmpctRequest, CmpctResponse, CompactBlock, ServicesReply, SyncRequest, SyncResponse,
+};
 use std::sync::OnceLock;
 
 const FACTOR: usize = 8;
 
 /// The message kinds, by selector byte (`data[0] % len`).
-pub const KINDS: [&str; 5] = ["sync_request", "sync_response", "gossip_block", "gossip_tx", "services_reply"];
+pub const KINDS: [&str; 8] = [
+    "sync_request",
+    "sync_response",
+    "gossip_block",
+    "gossip_tx",
+    "services_reply",
+    "compact_block",
+    "compact_request",
+    "compact_response",
+];
 
 fn max_block_size() -> usize {
     static SPEC: OnceLock<ChainSpec> = OnceLock::new();
@@ -39,6 +51,21 @@ pub fn run(data: &[u8]) {
         "services_reply" => {
             if let Ok(s) = bounded("services reply", n, FACTOR, || ServicesReply::decode(input)) {
                 assert_eq!(s.encode(), input, "services reply re-encodes differently");
+            }
+        }
+        "compact_block" => {
+            if let Ok(b) = bounded("compact block", n, FACTOR, || CompactBlock::decode(input, max)) {
+                assert_eq!(b.encode(), input, "compact block re-encodes differently");
+            }
+        }
+        "compact_request" => {
+            if let Ok(r) = bounded("compact request", n, FACTOR, || CmpctRequest::decode(input, max)) {
+                assert_eq!(r.encode(), input, "compact request re-encodes differently");
+            }
+        }
+        "compact_response" => {
+            if let Ok(r) = bounded("compact response", n, FACTOR, || CmpctResponse::decode(input)) {
+                assert_eq!(r.encode(), input, "compact response re-encodes differently");
             }
         }
         "gossip_block" => {

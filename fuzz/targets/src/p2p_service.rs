@@ -2,7 +2,9 @@
 //! service over a mock chain, on loopback, fed a fuzzer-chosen sequence of
 //! messages from several fake peers — any bytes on the gossip topics,
 //! blocks with valid proof of work on competing branches (some with a
-//! wrong merkle root), transactions, any sync request, peers replaced by
+//! wrong merkle root), transactions, any sync request, compact blocks
+//! (any bytes, or the compact form of a branch's next block) and compact
+//! relay requests, peers replaced by
 //! fresh identities (evicting others: the service has fewer inbound slots
 //! than there are fake peers). Never a panic; after every message every
 //! queue of the service is within its bound, and once the peers are
@@ -25,6 +27,9 @@ enum Step {
     Request { peer: u8, bytes: Vec<u8> },
     Replace { peer: u8 },
     Pause { ms: u8 },
+    PublishCompact { peer: u8, data: Vec<u8> },
+    CompactBlock { peer: u8, branch: u8, nonce: u64 },
+    CompactRequest { peer: u8, bytes: Vec<u8> },
 }
 
 impl From<Step> for Action {
@@ -38,6 +43,9 @@ impl From<Step> for Action {
             Step::Request { peer, bytes } => Action::Request { peer, bytes },
             Step::Replace { peer } => Action::Replace { peer },
             Step::Pause { ms } => Action::Pause { ms: ms % 50 },
+            Step::PublishCompact { peer, data } => Action::PublishCompact { peer, data },
+            Step::CompactBlock { peer, branch, nonce } => Action::CompactBlock { peer, branch, nonce },
+            Step::CompactRequest { peer, bytes } => Action::CompactRequest { peer, bytes },
         }
     }
 }

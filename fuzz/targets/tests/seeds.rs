@@ -107,6 +107,17 @@ fn node_seeds(out: &mut Vec<(&'static str, String, Vec<u8>)>, block: &lode_core:
     push("sync_response", "blocks", SyncResponse::Blocks(vec![genesis.clone(), block.clone()]).encode());
     push("gossip_block", "spends", block.encode());
     push("gossip_tx", "spend", block.transactions.last().expect("a tx").encode());
+    use lode_node::p2p::wire::{CmpctRequest, CmpctResponse, CompactBlock};
+    push("compact_block", "spends", CompactBlock::from_block(block, 7).encode());
+    push(
+        "compact_request",
+        "getblocktxn",
+        CmpctRequest::GetBlockTxn { hash: block.hash(), indexes: vec![1, 2] }.encode(),
+    );
+    push("compact_request", "vouch", CmpctRequest::Vouch { hashes: vec![block.hash()] }.encode());
+    let txs = block.transactions[1..].to_vec();
+    push("compact_response", "blocktxn", CmpctResponse::BlockTxn { hash: block.hash(), txs }.encode());
+    push("compact_response", "ack", CmpctResponse::Ack.encode());
     // JSON-RPC calls, one per method family, and a batch.
     let h = genesis.hash().to_hex();
     let tx = hex::encode(block.transactions.last().expect("a tx").encode());

@@ -52,6 +52,15 @@ pub enum Action {
     Tx { peer: u8, tag: u32, inputs: u8 },
     /// A sync request decoded from these bytes (undecodable: malformed).
     Request { peer: u8, bytes: Vec<u8> },
+    /// Any bytes on the compact-block topic.
+    PublishCompact { peer: u8, data: Vec<u8> },
+    /// The compact form of branch `branch`'s next block (valid proof of
+    /// work), which the service rebuilds, asking the sender for what its
+    /// pool lacks (the fake peers never answer).
+    CompactBlock { peer: u8, branch: u8, nonce: u64 },
+    /// A compact-relay request (`getblocktxn`, vouch) decoded from these
+    /// bytes (undecodable: malformed).
+    CompactRequest { peer: u8, bytes: Vec<u8> },
     /// The peer goes and a fresh one (a new identity) takes its slot.
     Replace { peer: u8 },
     /// The peers pause for this many milliseconds.
@@ -198,6 +207,27 @@ impl Harness {
                     let r = Request::decode(bytes).unwrap_or_else(|e| Request::Malformed(e.to_string()));
                     if let Some(p) = self.peer(*peer).await {
                         p.request(r);
+                    }
+                }
+                Action::PublishCompact { peer, data } => {
+                    if let Some(p) = self.peer(*peer).await {
+                        p.publish_compact(data.clone());
+                    }
+                }
+                Action::CompactBlock { peer, branch, nonce } => {
+                    let b = *branch as usize % self.branches.len();
+                    let block = self.branches[b].clone().next_block(0);
+                    let compact = super::compact::CompactBlock::from_block(&block, *nonce).encode();
+                    if let Some(p) = self.peer(*peer).await {
+                        p.publish_compact(compact);
+                    }
+                }
+                Action::CompactRequest { peer, bytes } => {
+                    let max = self.chain.spec().max_block_size;
+                    let r = super::compact::CmpctRequest::decode(bytes, max)
+                        .unwrap_or_else(|e| super::compact::CmpctRequest::Malformed(e.to_string()));
+                    if let Some(p) = self.peer(*peer).await {
+                        p.cmpct_request(r);
                     }
                 }
                 Action::Replace { peer } => {
