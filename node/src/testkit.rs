@@ -214,3 +214,21 @@ pub(crate) fn watch_address_reads(
     });
     seen
 }
+
+/// A regtest node in `dir` (default chain config and mempool policy) that
+/// has imported `n` blocks of `builder`'s chain, and those blocks.
+#[cfg(test)]
+pub(crate) fn regtest_node(
+    dir: &std::path::Path,
+    builder: &mut ChainBuilder,
+    n: usize,
+) -> (std::sync::Arc<crate::node::Node>, Vec<Block>) {
+    use crate::chain::{BlockSource, ChainConfig};
+    let node = crate::node::Node::open(dir, ChainSpec::regtest(), ChainConfig::default(), Default::default())
+        .expect("open node");
+    let blocks = builder.blocks(n, 0);
+    for b in &blocks {
+        node.process_block(b.clone(), BlockSource::Requested).expect("import");
+    }
+    (node, blocks)
+}

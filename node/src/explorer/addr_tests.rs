@@ -1,9 +1,7 @@
 //! Address pages read the address index without holding the chain lock.
 
 use super::*;
-use crate::chain::{BlockSource, ChainConfig};
-use crate::mempool::MempoolPolicy;
-use crate::testkit::{watch_address_reads, ChainBuilder};
+use crate::testkit::{regtest_node, watch_address_reads, ChainBuilder};
 use lode_core::ChainSpec;
 
 // A public page of a dusted address must not stall block processing: each
@@ -11,12 +9,8 @@ use lode_core::ChainSpec;
 #[test]
 fn address_pages_read_the_index_without_holding_the_chain() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let node = Node::open(dir.path(), ChainSpec::regtest(), ChainConfig::default(), MempoolPolicy::default())
-        .expect("open node");
     let mut builder = ChainBuilder::new(ChainSpec::regtest());
-    for b in builder.blocks(3, 0) {
-        node.process_block(b, BlockSource::Requested).expect("import");
-    }
+    let (node, _) = regtest_node(dir.path(), &mut builder, 3);
     let address = builder.address();
     let seen = watch_address_reads(&node);
     let s = summary(&node, &address).expect("summary");

@@ -3,8 +3,7 @@
 //! what one `getblock` reads.
 
 use super::*;
-use crate::chain::{BlockSource, ChainConfig};
-use crate::mempool::MempoolPolicy;
+use crate::chain::BlockSource;
 use crate::testkit::ChainBuilder;
 use lode_core::crypto::SecretKey;
 use lode_core::tx::{TxIn, Unlock};
@@ -24,13 +23,8 @@ fn pay(key: &SecretKey, prevout: OutPoint, value: Amount, to: Address) -> Transa
 #[test]
 fn a_batch_admits_parents_and_children_and_answers_each_transaction_in_order() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let node = Node::open(dir.path(), ChainSpec::regtest(), ChainConfig::default(), MempoolPolicy::default())
-        .expect("open node");
     let mut builder = ChainBuilder::new(ChainSpec::regtest());
-    let blocks = builder.blocks(14, 0);
-    for b in &blocks {
-        node.process_block(b.clone(), BlockSource::Requested).expect("import");
-    }
+    let (node, blocks) = crate::testkit::regtest_node(dir.path(), &mut builder, 14);
     let (shutdown, _) = tokio::sync::watch::channel(false);
     let methods = Methods::new(node.clone(), None, Arc::new(MiningStatus::default()), shutdown);
     let key = builder.key().clone();
@@ -81,13 +75,8 @@ fn a_batch_admits_parents_and_children_and_answers_each_transaction_in_order() {
 #[test]
 fn getblock_reads_the_block_and_its_undo_data_once_whatever_spends_inside_it() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let node = Node::open(dir.path(), ChainSpec::regtest(), ChainConfig::default(), MempoolPolicy::default())
-        .expect("open node");
     let mut builder = ChainBuilder::new(ChainSpec::regtest());
-    let blocks = builder.blocks(12, 0);
-    for b in &blocks {
-        node.process_block(b.clone(), BlockSource::Requested).expect("import");
-    }
+    let (node, blocks) = crate::testkit::regtest_node(dir.path(), &mut builder, 12);
     let key = builder.key().clone();
     let me = builder.address();
     // A chain of 20 payments inside one block, each spending the last.
@@ -134,12 +123,8 @@ fn getblock_reads_the_block_and_its_undo_data_once_whatever_spends_inside_it() {
 #[test]
 fn address_queries_read_the_index_without_holding_the_chain() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let node = Node::open(dir.path(), ChainSpec::regtest(), ChainConfig::default(), MempoolPolicy::default())
-        .expect("open node");
     let mut builder = ChainBuilder::new(ChainSpec::regtest());
-    for b in builder.blocks(3, 0) {
-        node.process_block(b, BlockSource::Requested).expect("import");
-    }
+    let (node, _) = crate::testkit::regtest_node(dir.path(), &mut builder, 3);
     let (shutdown, _) = tokio::sync::watch::channel(false);
     let methods = Methods::new(node.clone(), None, Arc::new(MiningStatus::default()), shutdown);
     let address = builder.address().encode(&ChainSpec::regtest().address_prefix).expect("address text");

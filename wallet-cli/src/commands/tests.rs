@@ -68,6 +68,14 @@ impl Rig {
         self.ok(wallet, &["address"])["address"].as_str().unwrap().to_string()
     }
 
+    /// `a.wallet` funded as by [`Rig::funded`], `b.wallet` new: returns
+    /// b's address.
+    fn payer_and_payee(&self) -> String {
+        self.funded("a.wallet");
+        self.ok("b.wallet", &["new"]);
+        self.address("b.wallet")
+    }
+
     /// A wallet holding one mature coinbase (the subsidy).
     fn funded(&self, wallet: &str) -> String {
         self.ok(wallet, &["new"]);
@@ -212,9 +220,7 @@ fn bad_input_is_refused_before_signing_and_the_file_is_untouched() {
 #[test]
 fn two_sends_in_a_row_do_not_double_spend() {
     let r = Rig::new();
-    r.funded("a.wallet");
-    r.ok("b.wallet", &["new"]);
-    let b = r.address("b.wallet");
+    let b = r.payer_and_payee();
     let s1 = r.ok("a.wallet", &["send", "--to", &b, "--amount", "1"]);
     // The only coin is taken: the second send spends the first one's change.
     let s2 = r.ok("a.wallet", &["send", "--to", &b, "--amount", "2"]);
@@ -260,9 +266,7 @@ fn offline_signing_reserves_its_coins_until_broadcast() {
 #[test]
 fn pending_spends_are_released_when_the_node_drops_them() {
     let r = Rig::new();
-    r.funded("a.wallet");
-    r.ok("b.wallet", &["new"]);
-    let b = r.address("b.wallet");
+    let b = r.payer_and_payee();
     let s1 = r.ok("a.wallet", &["send", "--to", &b, "--amount", "1"]);
     let id = Hash256::from_hex(s1["txid"].as_str().unwrap()).unwrap();
     r.node.state.lock().unwrap().evict(&id);
@@ -515,9 +519,7 @@ fn sweep_sends_everything_spendable_minus_the_fee() {
 #[test]
 fn bumpfee_replaces_a_stuck_payment_and_history_says_replaced() {
     let r = Rig::new();
-    r.funded("a.wallet");
-    r.ok("b.wallet", &["new"]);
-    let b = r.address("b.wallet");
+    let b = r.payer_and_payee();
     let stuck = r.ok("a.wallet", &["send", "--to", &b, "--amount", "1", "--fee-rate", "1"]);
     let old = fake_tx(&r, &stuck["txid"]);
     let old_id = stuck["txid"].as_str().unwrap().to_string();
@@ -639,9 +641,7 @@ fn bip39_passphrase_vectors_restore_and_later_commands_keep_it() {
 #[test]
 fn bumpfee_pays_the_originals_recipients_whatever_the_node_describes() {
     let r = Rig::new();
-    r.funded("a.wallet");
-    r.ok("b.wallet", &["new"]);
-    let b = r.address("b.wallet");
+    let b = r.payer_and_payee();
     let thief = lode_core::Address([0x66; 20]).encode(&r.spec.address_prefix).unwrap();
     let stuck = r.ok("a.wallet", &["send", "--to", &b, "--amount", "1", "--fee-rate", "1"]);
     let old = fake_tx(&r, &stuck["txid"]);
@@ -670,9 +670,7 @@ fn bumpfee_pays_the_originals_recipients_whatever_the_node_describes() {
 #[test]
 fn bumpfee_works_out_the_originals_fee_itself() {
     let r = Rig::new();
-    r.funded("a.wallet");
-    r.ok("b.wallet", &["new"]);
-    let b = r.address("b.wallet");
+    let b = r.payer_and_payee();
     let stuck = r.ok("a.wallet", &["send", "--to", &b, "--amount", "1", "--fee-rate", "1"]);
     r.node.state.lock().unwrap().lie_about("getmempoolentry", Box::new(|v| v["fee"] = json!(5_000_000_000u64)));
     let bumped = r.ok("a.wallet", &["bumpfee", stuck["txid"].as_str().unwrap(), "--fee-rate", "5", "--yes"]);
@@ -686,9 +684,7 @@ fn bumpfee_works_out_the_originals_fee_itself() {
 #[test]
 fn a_node_asking_an_absurd_minimum_fee_rate_is_refused_before_signing() {
     let r = Rig::new();
-    r.funded("a.wallet");
-    r.ok("b.wallet", &["new"]);
-    let b = r.address("b.wallet");
+    let b = r.payer_and_payee();
     r.node.state.lock().unwrap().set_min_fee_rate(30_000_000);
     let before = bytes(&r.path("a.wallet"));
     for args in [vec!["send", "--to", &b, "--amount", "1", "--yes"], vec!["sweep", "--to", &b, "--yes"]] {
