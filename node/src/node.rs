@@ -19,6 +19,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::broadcast;
 
 mod admission;
+mod work;
 pub use admission::{InlineSubmit, INLINE_MAX_INPUTS};
 
 /// The node's shared state.
@@ -39,7 +40,7 @@ pub struct Node {
     /// this has not changed since.
     tip_moves: AtomicU64,
     events: broadcast::Sender<ChainEvent>,
-    work_version: AtomicU64,
+    work_version: work::WorkVersion,
     miner_address: Mutex<Option<Address>>,
     /// Prometheus counters and gauges.
     pub metrics: Metrics,
@@ -74,7 +75,7 @@ impl Node {
             tip_height,
             tip_moves: AtomicU64::new(0),
             events,
-            work_version: AtomicU64::new(1),
+            work_version: work::WorkVersion::new(),
             miner_address: Mutex::new(None),
             metrics: Metrics::default(),
         };
@@ -110,7 +111,7 @@ impl Node {
     }
 
     fn bump_work(&self) {
-        self.work_version.fetch_add(1, Ordering::SeqCst);
+        self.work_version.bump();
     }
 
     fn connect_context(&self, chain: &Chain) -> (Height, ConnectContext) {
@@ -355,7 +356,7 @@ impl MiningBackend for Node {
     }
 
     fn work_version(&self) -> u64 {
-        self.work_version.load(Ordering::SeqCst)
+        self.work_version.read()
     }
 
     fn submit_mined(&self, block: Block) {

@@ -216,7 +216,7 @@ impl Node {
         }
         drop(pool);
         let _ = self.events.send(ChainEvent::Tx(event));
-        self.bump_work();
+        self.work_version.txs_changed();
         Ok(txid)
     }
 }

@@ -124,3 +124,18 @@ fn coins_a_precheck_read_are_not_reused_once_a_block_spent_them() {
     }
     assert!(!node.mempool().contains(&ours.txid()));
 }
+
+// Each admitted transaction moved the miner's work, and every mining
+// thread then rebuilt its template under the chain lock: a stream of cheap
+// replacements kept the miner rebuilding instead of hashing.
+#[test]
+fn admitted_transactions_move_the_miners_work_at_most_once_per_refresh() {
+    use crate::miner::MiningBackend;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (node, builder, blocks) = node_with_coins(dir.path(), 14);
+    let before = node.work_version();
+    for b in &blocks[..4] {
+        node.submit_transaction(spend(builder.key(), std::slice::from_ref(b), builder.address())).expect("admitted");
+    }
+    assert_eq!(node.work_version(), before + 1, "one move for the burst, the rest wait for the refresh");
+}
