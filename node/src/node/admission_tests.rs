@@ -134,8 +134,13 @@ fn admitted_transactions_move_the_miners_work_at_most_once_per_refresh() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (node, builder, blocks) = node_with_coins(dir.path(), 14);
     let before = node.work_version();
+    let started = std::time::Instant::now();
     for b in &blocks[..4] {
         node.submit_transaction(spend(builder.key(), std::slice::from_ref(b), builder.address())).expect("admitted");
     }
-    assert_eq!(node.work_version(), before + 1, "one move for the burst, the rest wait for the refresh");
+    let moves = node.work_version() - before;
+    // One move at once, then at most one per refresh that passed (a slow
+    // machine may take longer than one over the four admissions).
+    let refreshes = (started.elapsed().as_millis() / crate::node::work::TX_REFRESH.as_millis()) as u64;
+    assert!((1..=1 + refreshes).contains(&moves), "{moves} moves in {:?}", started.elapsed());
 }

@@ -536,9 +536,13 @@ impl Service {
                 kad.add_address(&peer, a.clone());
             }
             // Ask the newcomer for peers at once: a node that only knows a
-            // bootnode must not depend on it for long. The network changed,
-            // so later lookups start quick again.
-            self.kad_retry = KAD_RETRY_FIRST;
+            // bootnode must not depend on it for long. A new peer changed
+            // the network, so later lookups start quick again; identify
+            // repeats every few minutes per connection, which is no news.
+            let first = self.peers.get_mut(&peer).is_some_and(|p| !std::mem::replace(&mut p.identified, true));
+            if first {
+                self.kad_retry = KAD_RETRY_FIRST;
+            }
             self.discover();
         }
         // Unverified until we connect to them ourselves: the new table,

@@ -97,6 +97,8 @@ pub struct Peer {
     pub blocks_received: u64,
     /// Block bodies we asked it for that its reply left out.
     pub blocks_missing: u64,
+    /// Identify has reported on it (it repeats every few minutes).
+    pub identified: bool,
 }
 
 /// What we know of a peer's service advertisement.
@@ -164,6 +166,7 @@ impl Peer {
             services: ServicesState::Unknown,
             blocks_received: 0,
             blocks_missing: 0,
+            identified: false,
         }
     }
 }

@@ -228,8 +228,14 @@ impl RawPeer {
                         SwarmEvent::Behaviour(EvilEvent::Cmpct(request_response::Event::OutboundFailure { error, .. })) => {
                             let _ = cmpct_reply_tx.send(Err(error.to_string()));
                         }
-                        SwarmEvent::ConnectionClosed { num_established: 0, .. }
-                        | SwarmEvent::OutgoingConnectionError { .. } => closed_flag.store(true, Ordering::Relaxed),
+                        // The node's connection only: the peer's Kademlia may
+                        // dial others the node names.
+                        SwarmEvent::ConnectionClosed { peer_id, num_established: 0, .. } if peer_id == peer => {
+                            closed_flag.store(true, Ordering::Relaxed)
+                        }
+                        SwarmEvent::OutgoingConnectionError { peer_id: Some(p), .. } if p == peer => {
+                            closed_flag.store(true, Ordering::Relaxed)
+                        }
                         _ => {}
                     },
                 }
