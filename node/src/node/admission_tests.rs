@@ -2,8 +2,8 @@
 //! transactions; everything else is handed back for a blocking thread.
 
 use super::{InlineSubmit, INLINE_MAX_INPUTS};
-use crate::chain::{BlockSource, ChainConfig};
-use crate::mempool::{MempoolError, MempoolPolicy};
+use crate::chain::BlockSource;
+use crate::mempool::MempoolError;
 use crate::node::Node;
 use crate::testkit::ChainBuilder;
 use lode_core::crypto::SecretKey;
@@ -15,12 +15,8 @@ use std::time::Duration;
 
 /// A node with `n` blocks whose coinbases pay `builder`'s key.
 fn node_with_coins(dir: &std::path::Path, n: usize) -> (Arc<Node>, ChainBuilder, Vec<Block>) {
-    let node = Node::open(dir, ChainSpec::regtest(), ChainConfig::default(), MempoolPolicy::default()).expect("open");
     let mut builder = ChainBuilder::new(ChainSpec::regtest());
-    let blocks = builder.blocks(n, 0);
-    for b in &blocks {
-        node.process_block(b.clone(), BlockSource::Requested).expect("import");
-    }
+    let (node, blocks) = crate::testkit::regtest_node(dir, &mut builder, n);
     (node, builder, blocks)
 }
 
