@@ -197,8 +197,11 @@ impl ChainSpec {
 
     fn validate(&self) -> Result<(), SpecError> {
         let field = |field: &'static str, why: &str| Err(SpecError::Field { field, why: why.to_string() });
-        if self.name.is_empty() {
-            return field("name", "empty");
+        // The name is the default data directory's last folder: anything
+        // but one plain path component (`..`, `/`) would move it elsewhere.
+        let plain = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_';
+        if self.name.is_empty() || self.name.len() > 64 || !self.name.chars().all(plain) {
+            return field("name", "must be 1 to 64 ASCII letters, digits, '-' or '_'");
         }
         if bech32::Hrp::parse(&self.address_prefix).is_err() || self.address_prefix.is_empty() {
             return field("address_prefix", "not a valid bech32 prefix");
@@ -321,5 +324,20 @@ mod tests {
         let mut v: serde_json::Value = serde_json::from_str(REGTEST_JSON).unwrap();
         v["surprise"] = 1.into();
         assert!(matches!(ChainSpec::from_json(&v.to_string()), Err(SpecError::Json(_))));
+    }
+
+    #[test]
+    fn a_name_that_is_not_one_plain_folder_name_is_refused() {
+        for name in ["../../x", "a/b", "..", "", "a b", &"x".repeat(65)] {
+            let mut v: serde_json::Value = serde_json::from_str(REGTEST_JSON).unwrap();
+            v["name"] = name.into();
+            assert!(
+                matches!(ChainSpec::from_json(&v.to_string()), Err(SpecError::Field { field: "name", .. })),
+                "{name:?} accepted"
+            );
+        }
+        let mut v: serde_json::Value = serde_json::from_str(REGTEST_JSON).unwrap();
+        v["name"] = "my-test_net2".into();
+        assert!(ChainSpec::from_json(&v.to_string()).is_ok());
     }
 }

@@ -6,6 +6,7 @@ pub mod chain_api;
 pub mod explorer;
 pub mod fault;
 pub mod fees;
+pub mod files;
 pub mod listen;
 pub mod memory;
 pub mod mempool;

@@ -8,7 +8,7 @@ use lode_node::node::Node;
 use lode_node::p2p::{self, P2pConfig};
 use lode_node::rpc::{self, Cookie, Methods, MiningStatus};
 use std::net::{IpAddr, SocketAddr};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
@@ -104,11 +104,16 @@ fn default_data_dir(chain: &str) -> Result<PathBuf, String> {
     Ok(base.join("lode").join(chain))
 }
 
+/// Largest chain-spec file read: a spec is a few hundred bytes of JSON.
+const MAX_SPEC_FILE_BYTES: u64 = 1024 * 1024;
+
 fn load_spec(chain: &str) -> Result<ChainSpec, String> {
     match chain {
         "regtest" | "devnet" | "testnet" => ChainSpec::builtin(chain).map_err(|e| e.to_string()),
         path => {
-            let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read chain spec {path}: {e}"))?;
+            let bytes = lode_node::files::read_capped(Path::new(path), MAX_SPEC_FILE_BYTES)
+                .map_err(|e| format!("cannot read chain spec {path}: {e}"))?;
+            let text = String::from_utf8(bytes).map_err(|_| format!("chain spec {path} is not UTF-8"))?;
             ChainSpec::from_json(&text).map_err(|e| format!("chain spec {path}: {e}"))
         }
     }

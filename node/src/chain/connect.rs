@@ -201,14 +201,12 @@ impl Chain {
         for (op, coin) in &outcome.spent {
             batch.remove_coin(op, coin);
             commitment.remove(op, coin);
-            state.utxo_count -= 1;
-            state.total_amount -= coin.output.value.units();
+            state.spend(coin.output.value);
         }
         for (op, coin) in &outcome.created {
             batch.add_coin(op, coin);
             commitment.add(op, coin);
-            state.utxo_count += 1;
-            state.total_amount += coin.output.value.units();
+            state.create(coin.output.value);
         }
         batch.put_undo(hash, &outcome.spent);
         for (txid, (index, addresses)) in super::update::tx_addresses(&c.block, &outcome.spent) {

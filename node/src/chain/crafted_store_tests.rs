@@ -4,6 +4,8 @@
 use super::*;
 use crate::store::{BlockStatus, HeaderRecord, StoreError};
 use crate::testkit::ChainBuilder;
+use lode_core::tx::OutPoint;
+use lode_core::validation::Coin;
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -76,4 +78,104 @@ fn a_chain_state_height_of_u32_max_is_refused_as_corrupt_without_reserving_for_i
     });
     let reason = is_corrupt(open_within_deadline(dir.path()));
     assert!(reason.contains("genesis"), "{reason}");
+}
+
+#[test]
+fn a_header_arrival_number_of_u64_max_is_refused_as_corrupt() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    crafted(dir.path(), |chain, _| {
+        let tip = chain.tip_entry();
+        let mut record = tip.record();
+        record.seq = u64::MAX;
+        Some((chain.state().tip, record))
+    });
+    let reason = is_corrupt(open_within_deadline(dir.path()));
+    assert!(reason.contains("arrival number"), "{reason}");
+}
+
+#[test]
+fn a_stored_total_above_the_money_supply_is_refused_as_corrupt() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    crafted(dir.path(), |_, state| {
+        state.total_amount = u64::MAX;
+        None
+    });
+    let reason = is_corrupt(open_within_deadline(dir.path()));
+    assert!(reason.contains("money supply"), "{reason}");
+}
+
+#[test]
+fn coins_and_undo_records_worth_more_than_the_money_supply_are_refused_as_corrupt() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let chain = Chain::open(dir.path(), ChainSpec::regtest(), Arc::new(SigCache::new(100)), ChainConfig::default())
+        .expect("open");
+    let address = lode_core::Address([7; 20]);
+    let op = OutPoint { txid: Hash256([9; 32]), vout: 0 };
+    let coin = Coin {
+        output: lode_core::TxOut { value: lode_core::Amount::from_units(u64::MAX), address },
+        height: Height(1),
+        coinbase: false,
+    };
+    let mut batch = chain.store().batch();
+    batch.add_coin(&op, &coin);
+    batch.put_undo(&Hash256([8; 32]), &[(op, coin)]);
+    chain.store().write(batch, true).expect("write");
+
+    let refused = |r: Result<(), StoreError>| match r {
+        Err(StoreError::Corrupt { reason, .. }) => assert!(reason.contains("money supply"), "{reason}"),
+        other => panic!("a coin above the money supply was read back: {other:?}"),
+    };
+    refused(chain.store().coin(&op).map(drop));
+    refused(chain.store().coins(&[op]).map(drop));
+    refused(chain.store().address_coins(&address).map(drop));
+    refused(chain.store().all_coins().map(drop));
+    refused(chain.store().undo(&Hash256([8; 32])).map(drop));
+}
+
+#[test]
+fn a_prune_height_above_the_tip_is_refused_as_corrupt() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    crafted(dir.path(), |chain, _| {
+        let mut batch = chain.store().batch();
+        batch.put_prune_height(Height(1000));
+        chain.store().write(batch, true).expect("write");
+        None
+    });
+    let config = ChainConfig { prune_blocks: Some(MIN_PRUNE_BLOCKS), ..ChainConfig::default() };
+    let opened = Chain::open(dir.path(), ChainSpec::regtest(), Arc::new(SigCache::new(100)), config);
+    let reason = is_corrupt(opened);
+    assert!(reason.contains("above the tip"), "{reason}");
+}
+
+#[test]
+fn a_stored_summary_short_of_the_utxo_set_does_not_panic_a_reorg_and_verifychain_reports_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let open = || {
+        Chain::open(dir.path(), ChainSpec::regtest(), Arc::new(SigCache::new(100)), ChainConfig::default())
+            .expect("open")
+    };
+    let mut builder = ChainBuilder::new(ChainSpec::regtest());
+    let mut chain = open();
+    for _ in 0..2 {
+        chain.accept_block(builder.next_block(0)).expect("a valid block");
+    }
+    let mut side = builder.fork(1);
+    chain.accept_block(builder.next_block(0)).expect("a valid block");
+    let mut state = *chain.state();
+    state.utxo_count = 0;
+    state.total_amount = 0;
+    let mut batch = chain.store().batch();
+    batch.put_chain_state(&state);
+    chain.store().write(batch, true).expect("write");
+    drop(chain);
+
+    let mut chain = open();
+    // Two blocks from height 2 outweigh the main branch's one: block 3 is
+    // disconnected, its coinbase counted out of a summary that says empty.
+    for _ in 0..2 {
+        chain.accept_block(side.next_block(0)).expect("the side branch");
+    }
+    assert_eq!(chain.state().tip, side.tip());
+    let report = chain.verify_integrity().expect("verify");
+    assert!(!report.ok, "the wrong summary went unreported");
 }

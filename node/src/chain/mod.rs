@@ -154,6 +154,11 @@ impl Default for ChainConfig {
 /// mempool's worth of one-input transactions.
 pub const DEFAULT_SIG_CACHE_ENTRIES: usize = 200_000;
 
+/// Largest arrival number a stored header may carry: far beyond any count
+/// of headers a node receives (2^62 at a million a second is 146,000 years),
+/// and far enough below u64::MAX that counting on from it cannot overflow.
+const MAX_STORED_SEQ: u64 = 1 << 62;
+
 /// The chain state.
 pub struct Chain {
     spec: ChainSpec,
@@ -254,6 +259,16 @@ impl Chain {
                 }
                 .into());
             }
+            // Arrival numbers count headers received; a crafted one near
+            // u64::MAX would overflow the next number handed out.
+            if r.seq > MAX_STORED_SEQ {
+                return Err(StoreError::Corrupt {
+                    what: "header",
+                    key: hash.to_hex(),
+                    reason: format!("arrival number {} is beyond any count of received headers", r.seq),
+                }
+                .into());
+            }
             next_seq = next_seq.max(r.seq + 1);
             let work = Work::from_be_bytes(r.chainwork);
             index.insert(
@@ -282,6 +297,16 @@ impl Chain {
                 what: "chain state",
                 key: state.tip.to_hex(),
                 reason: "tip does not lead to genesis".into(),
+            }
+            .into());
+        }
+        // Pruning never passes the tip (a reorg below the prune height is
+        // refused). One above it would mark every active body as pruned.
+        if let Some(height) = prune.filter(|p| *p > state.height) {
+            return Err(StoreError::Corrupt {
+                what: "prune height",
+                key: hex::encode(b"prune_height"),
+                reason: format!("prune height {} is above the tip at {}", height.0, state.height.0),
             }
             .into());
         }

@@ -90,15 +90,13 @@ impl Chain {
                 let coin = Coin { output: *output, height: entry.height, coinbase: index == 0 };
                 batch.remove_coin(&op, &coin);
                 commitment.remove(&op, &coin);
-                state.utxo_count -= 1;
-                state.total_amount -= output.value.units();
+                state.spend(output.value);
             }
         }
         for (op, coin) in &spent {
             batch.add_coin(op, coin);
             commitment.add(op, coin);
-            state.utxo_count += 1;
-            state.total_amount += coin.output.value.units();
+            state.create(coin.output.value);
         }
         for (txid, (_, addresses)) in tx_addresses(&block, &spent) {
             batch.delete_tx(&txid);

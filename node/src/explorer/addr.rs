@@ -77,12 +77,13 @@ pub fn summary(node: &Node, address: &Address) -> Result<AddressSummary, Explore
     let store = node.chain().shared_store();
     let (coins, history) = (store.address_coins(address)?, store.address_history(address)?);
     let next = node.chain().state().height.0 + 1;
-    let balance: u64 = coins.iter().map(|(_, c)| c.output.value.units()).sum();
-    let immature: u64 = coins
+    // Saturating: each stored coin is within the money supply, but an
+    // edited index can hold more of them than the supply allows.
+    let balance = coins.iter().fold(0u64, |sum, (_, c)| sum.saturating_add(c.output.value.units()));
+    let immature = coins
         .iter()
         .filter(|(_, c)| c.coinbase && next.saturating_sub(c.height.0) < maturity)
-        .map(|(_, c)| c.output.value.units())
-        .sum();
+        .fold(0u64, |sum, (_, c)| sum.saturating_add(c.output.value.units()));
     let mut chain_totals = Totals { tx_count: history.len() as u64, ..Totals::default() };
     if history.len() <= TOTALS_SCAN_LIMIT {
         if let Some((count, sum)) = funded(node, address, &history) {

@@ -24,7 +24,6 @@ mod tests;
 
 use lode_core::Hash256;
 use std::collections::HashMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// File name of the persisted statistics in the data directory.
@@ -52,6 +51,9 @@ pub const SAVE_EVERY_BLOCKS: u32 = 6;
 const MAX_TRACKED_AGE: u32 = 2016;
 
 const MAGIC: &[u8; 8] = b"LODEFEE1";
+/// Largest statistics file read: the file is about 190 KB for the current
+/// buckets; a larger one is refused without being read whole.
+const MAX_FEE_FILE_BYTES: u64 = 1024 * 1024;
 
 /// Why a statistics file was not used.
 #[derive(Debug, thiserror::Error)]
@@ -436,7 +438,7 @@ impl FeeEstimator {
     /// Reads a statistics file; `Ok(None)` when there is none.
     pub fn load(path: &Path) -> Result<Option<FeeEstimator>, FeeFileError> {
         let name = path.display().to_string();
-        match std::fs::read(path) {
+        match crate::files::read_capped(path, MAX_FEE_FILE_BYTES) {
             Ok(bytes) => {
                 FeeEstimator::from_bytes(&bytes).map(Some).map_err(|why| FeeFileError::Damaged { path: name, why })
             }
@@ -446,25 +448,7 @@ impl FeeEstimator {
     }
 }
 
-/// Writes `bytes` to `path` through a temporary file, fsync and rename, so
-/// the file holds the old or the new statistics, never a mix.
+/// Writes a statistics file whole or not at all (see [`crate::files::write_atomic`]).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let mut tmp_name = path.as_os_str().to_owned();
-    tmp_name.push(".tmp");
-    let tmp = PathBuf::from(tmp_name);
-    let result = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        drop(f);
-        std::fs::rename(&tmp, path)?;
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::File::open(dir)?.sync_all()?;
-        }
-        Ok(())
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
+    crate::files::write_atomic(path, bytes, crate::files::Access::Default)
 }

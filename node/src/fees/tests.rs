@@ -204,3 +204,12 @@ fn statistics_survive_a_round_trip_and_damaged_files_are_refused() {
     l.clamp_height(10);
     assert_eq!(l.best_height(), 10);
 }
+
+#[test]
+fn a_statistics_file_larger_than_its_cap_is_refused_unread() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(FILE_NAME);
+    std::fs::write(&path, vec![0u8; MAX_FEE_FILE_BYTES as usize + 1]).unwrap();
+    let e = FeeEstimator::load(&path).err().unwrap().to_string();
+    assert!(e.contains("larger than"), "{e}");
+}

@@ -9,11 +9,15 @@ use std::path::Path;
 /// File name of the key inside the data directory.
 pub const KEY_FILE: &str = "p2p_key";
 
+/// Largest key file read: an ed25519 key in libp2p's protobuf encoding is
+/// 68 bytes; anything near this is not a key.
+const MAX_KEY_FILE_BYTES: u64 = 64 * 1024;
+
 /// Loads the key from `dir/p2p_key`, or creates and saves a new one.
 pub fn load_or_create(dir: &Path) -> Result<Keypair, P2pError> {
     let path = dir.join(KEY_FILE);
     let identity = |why: String| P2pError::Identity { path: path.display().to_string(), why };
-    match std::fs::read(&path) {
+    match crate::files::read_capped(&path, MAX_KEY_FILE_BYTES) {
         Ok(bytes) => {
             // A damaged key file is an operator problem: refuse to start
             // rather than silently becoming a different peer.
@@ -23,31 +27,13 @@ pub fn load_or_create(dir: &Path) -> Result<Keypair, P2pError> {
             std::fs::create_dir_all(dir).map_err(|e| identity(e.to_string()))?;
             let key = Keypair::generate_ed25519();
             let bytes = key.to_protobuf_encoding().map_err(|e| identity(e.to_string()))?;
-            write_private(&path, &bytes).map_err(|e| identity(e.to_string()))?;
+            crate::files::write_atomic(&path, &bytes, crate::files::Access::Private)
+                .map_err(|e| identity(e.to_string()))?;
             tracing::info!(peer_id = %key.public().to_peer_id(), path = %path.display(), "created a new p2p identity");
             Ok(key)
         }
         Err(e) => Err(identity(e.to_string())),
     }
-}
-
-/// Writes a secret readable by the owner only, via a temporary file so a
-/// crash never leaves a half-written key.
-fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let tmp = path.with_extension("tmp");
-    {
-        let mut opts = std::fs::OpenOptions::new();
-        opts.write(true).create(true).truncate(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            opts.mode(0o600);
-        }
-        let mut f = opts.open(&tmp)?;
-        std::io::Write::write_all(&mut f, bytes)?;
-        f.sync_all()?;
-    }
-    std::fs::rename(&tmp, path)
 }
 
 #[cfg(test)]
@@ -65,6 +51,16 @@ mod tests {
             use std::os::unix::fs::PermissionsExt;
             let mode = std::fs::metadata(dir.path().join(KEY_FILE)).unwrap().permissions().mode();
             assert_eq!(mode & 0o077, 0);
+        }
+    }
+
+    #[test]
+    fn a_key_file_larger_than_its_cap_is_refused_unread() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(KEY_FILE), vec![0u8; MAX_KEY_FILE_BYTES as usize + 1]).unwrap();
+        match load_or_create(dir.path()) {
+            Err(P2pError::Identity { why, .. }) => assert!(why.contains("larger than"), "{why}"),
+            other => panic!("an oversized key file: {:?}", other.map(|k| k.public().to_peer_id())),
         }
     }
 

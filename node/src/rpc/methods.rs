@@ -402,12 +402,14 @@ impl Methods {
         let coins = self.address_coins(address)?;
         let next = self.node.chain().state().height.0 + 1;
         let maturity = self.node.spec().coinbase_maturity;
+        // Saturating: each stored coin is within the money supply, but an
+        // edited index can hold more of them than the supply allows.
         let (mut confirmed, mut immature) = (0u64, 0u64);
         for (_, c) in &coins {
             if c.coinbase && next.saturating_sub(c.height.0) < maturity {
-                immature += c.output.value.units();
+                immature = immature.saturating_add(c.output.value.units());
             } else {
-                confirmed += c.output.value.units();
+                confirmed = confirmed.saturating_add(c.output.value.units());
             }
         }
         let mut unconfirmed: i128 = 0;

@@ -40,21 +40,7 @@ impl Cookie {
         rand::rngs::OsRng.fill_bytes(&mut secret);
         let secret = hex::encode(secret);
         let path = dir.join(".cookie");
-        let tmp = dir.join(".cookie.tmp");
-        {
-            use std::io::Write;
-            let mut opts = std::fs::OpenOptions::new();
-            opts.write(true).create(true).truncate(true);
-            #[cfg(unix)]
-            {
-                use std::os::unix::fs::OpenOptionsExt;
-                opts.mode(0o600);
-            }
-            let mut f = opts.open(&tmp)?;
-            f.write_all(secret.as_bytes())?;
-            f.sync_all()?;
-        }
-        std::fs::rename(&tmp, &path)?;
+        crate::files::write_atomic(&path, secret.as_bytes(), crate::files::Access::Private)?;
         let token = base64::engine::general_purpose::STANDARD.encode(format!("__cookie__:{secret}"));
         Ok(Cookie { path, expected_header: format!("Basic {token}") })
     }

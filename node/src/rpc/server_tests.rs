@@ -94,3 +94,16 @@ fn a_batch_whose_answers_pass_the_budget_refuses_the_calls_after_it() {
     assert_eq!(last["id"], json!(calls - 1));
     assert!(last["error"]["message"].as_str().is_some_and(|m| m.contains("passed 10 bytes")), "{last}");
 }
+
+#[cfg(unix)]
+#[test]
+fn the_cookie_secret_never_goes_through_a_planted_temporary_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let readable_by_others = dir.path().join("planted");
+    std::fs::write(&readable_by_others, b"").expect("write");
+    std::os::unix::fs::symlink(&readable_by_others, dir.path().join(".cookie.tmp")).expect("symlink");
+    Cookie::create(dir.path()).expect("cookie");
+    assert_eq!(std::fs::read(&readable_by_others).expect("read"), b"", "the secret was written through the symlink");
+    let secret = std::fs::read_to_string(dir.path().join(".cookie")).expect("cookie file");
+    assert_eq!(secret.len(), 64, "{secret}");
+}

@@ -16,7 +16,7 @@ use lode_core::block::{Block, BlockHeader};
 use lode_core::codec::Decode;
 use lode_core::tx::OutPoint;
 use lode_core::validation::Coin;
-use lode_core::{Address, Hash256, Height};
+use lode_core::{Address, Amount, Hash256, Height};
 use rocksdb::{ColumnFamilyDescriptor, IteratorMode, WriteBatch, WriteOptions, DB};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use std::path::Path;
@@ -98,6 +98,22 @@ pub struct ChainStateRecord {
     pub total_amount: u64,
 }
 
+impl ChainStateRecord {
+    /// Counts a coin leaving the UTXO set. Saturating, not checked: a
+    /// summary that went wrong (only an edited data directory can do it)
+    /// must not panic the node; `verifychain` reports the mismatch.
+    pub fn spend(&mut self, value: Amount) {
+        self.utxo_count = self.utxo_count.saturating_sub(1);
+        self.total_amount = self.total_amount.saturating_sub(value.units());
+    }
+
+    /// Counts a coin entering the UTXO set (saturating, as [`Self::spend`]).
+    pub fn create(&mut self, value: Amount) {
+        self.utxo_count = self.utxo_count.saturating_add(1);
+        self.total_amount = self.total_amount.saturating_add(value.units());
+    }
+}
+
 /// Storage failures.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -151,6 +167,26 @@ fn decode<T: DeserializeOwned>(what: &'static str, key: &[u8], bytes: &[u8]) -> 
         Ok(_) => Err(StoreError::Corrupt { what, key: hex::encode(key), reason: "trailing bytes".into() }),
         Err(e) => Err(StoreError::Corrupt { what, key: hex::encode(key), reason: e.to_string() }),
     }
+}
+
+/// A coin read back from disk. A value outside `0..=MAX_MONEY` is refused:
+/// the data directory may have been edited, and such a value would overflow
+/// the UTXO-set sums (a panic) instead of being reported.
+fn decode_coin(what: &'static str, key: &[u8], bytes: &[u8]) -> Result<Coin, StoreError> {
+    let coin: Coin = decode(what, key, bytes)?;
+    check_amount(what, key, coin.output.value.units())?;
+    Ok(coin)
+}
+
+fn check_amount(what: &'static str, key: &[u8], units: u64) -> Result<(), StoreError> {
+    if Amount::from_units(units).is_valid() {
+        return Ok(());
+    }
+    Err(StoreError::Corrupt {
+        what,
+        key: hex::encode(key),
+        reason: format!("amount {units} is above the money supply"),
+    })
 }
 
 impl Store {
@@ -226,7 +262,11 @@ impl Store {
     /// The stored chain state, `None` for a fresh database.
     pub fn chain_state(&self) -> Result<Option<ChainStateRecord>, StoreError> {
         match self.db.get_cf(self.cf(CF_META), META_STATE)? {
-            Some(b) => Ok(Some(decode("chain state", META_STATE, &b)?)),
+            Some(b) => {
+                let state: ChainStateRecord = decode("chain state", META_STATE, &b)?;
+                check_amount("chain state", META_STATE, state.total_amount)?;
+                Ok(Some(state))
+            }
             None => Ok(None),
         }
     }
@@ -309,7 +349,7 @@ impl Store {
     pub fn coin(&self, outpoint: &OutPoint) -> Result<Option<Coin>, StoreError> {
         let key = keys::outpoint(outpoint);
         match self.db.get_pinned_cf(self.cf(CF_UTXO), key)? {
-            Some(b) => Ok(Some(decode("utxo", &key, &b)?)),
+            Some(b) => Ok(Some(decode_coin("utxo", &key, &b)?)),
             None => Ok(None),
         }
     }
@@ -324,7 +364,7 @@ impl Store {
         let mut out = Vec::with_capacity(keys.len());
         for (key, value) in keys.iter().zip(self.db.batched_multi_get_cf(cf, &keys, sorted)) {
             out.push(match value? {
-                Some(b) => Some(decode("utxo", key, &b)?),
+                Some(b) => Some(decode_coin("utxo", key, &b)?),
                 None => None,
             });
         }
@@ -342,7 +382,13 @@ impl Store {
         #[cfg(test)]
         BODY_READS.with(|n| n.set(n.get() + 1));
         match self.db.get_cf(self.cf(CF_UNDO), hash.0)? {
-            Some(b) => Ok(Some(decode("undo", &hash.0, &b)?)),
+            Some(b) => {
+                let spent: Vec<(OutPoint, Coin)> = decode("undo", &hash.0, &b)?;
+                for (_, coin) in &spent {
+                    check_amount("undo", &hash.0, coin.output.value.units())?;
+                }
+                Ok(Some(spent))
+            }
             None => Ok(None),
         }
     }
@@ -371,7 +417,7 @@ impl Store {
                 key: hex::encode(&k),
                 reason: "bad outpoint".into(),
             })?;
-            out.push((op, decode("address index", &k, &v)?));
+            out.push((op, decode_coin("address index", &k, &v)?));
         }
         Ok(out)
     }
@@ -407,7 +453,7 @@ impl Store {
                 key: hex::encode(&k),
                 reason: "bad outpoint key".into(),
             })?;
-            out.push((op, decode("utxo", &k, &v)?));
+            out.push((op, decode_coin("utxo", &k, &v)?));
         }
         Ok(out)
     }

@@ -14,6 +14,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+/// Largest peer store read: the tables hold at most 2,000 peers of 4
+/// addresses and 10,000 bans, a few MiB of JSON.
+pub(super) const MAX_PEER_FILE_BYTES: u64 = 16 * 1024 * 1024;
+
 #[derive(Serialize, Deserialize, Default)]
 struct StoreFile {
     peers: Vec<StoredPeer>,
@@ -105,9 +109,7 @@ fn write_snapshot(
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, bytes)?;
-    std::fs::rename(&tmp, path)?;
+    crate::files::write_atomic(path, &bytes, crate::files::Access::Default)?;
     *written = seq;
     writes.fetch_add(1, Ordering::Relaxed);
     Ok(())
@@ -125,7 +127,7 @@ impl PeerStore {
             dirty: false,
             writer: Writer::default(),
         };
-        let file: StoreFile = match std::fs::read(path) {
+        let file: StoreFile = match crate::files::read_capped(path, MAX_PEER_FILE_BYTES) {
             Ok(bytes) => match serde_json::from_slice(&bytes) {
                 Ok(f) => f,
                 Err(e) => {

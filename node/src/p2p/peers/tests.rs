@@ -79,3 +79,19 @@ fn bodies_are_asked_only_of_peers_whose_services_are_known_or_unsupported() {
     assert_eq!(pruned.horizon(), 413);
     assert_eq!(ServicesState::Unsupported.horizon(), 0);
 }
+
+#[test]
+fn a_peer_store_larger_than_its_cap_starts_empty() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("peers.json");
+    let a = PeerId::random();
+    let mut s = PeerStore::load(&path);
+    s.record_success(a, &addr(&format!("/ip4/127.0.0.1/tcp/4000/p2p/{a}")));
+    s.save().unwrap();
+    // Valid JSON (trailing whitespace is allowed), one byte over the cap.
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes.resize(persist::MAX_PEER_FILE_BYTES as usize + 1, b' ');
+    std::fs::write(&path, bytes).unwrap();
+    let s = PeerStore::load(&path);
+    assert!(s.candidates(Instant::now(), |_| false).is_empty(), "an oversized peer store was read");
+}

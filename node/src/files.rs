@@ -1,0 +1,112 @@
+//! The small files a node keeps beside its database (peer store, p2p key,
+//! fee statistics, RPC cookie) and the chain-spec file: written whole or
+//! not at all, read with a size cap. The data directory may have been
+//! edited by someone else: a file replaced by a symlink to `/dev/zero` must
+//! end in an error, not in an endless read, and a temporary file planted
+//! beforehand must not receive a secret.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+
+/// Reads `path` whole, refusing a file larger than `max` bytes (without
+/// reading more than one byte past the cap).
+pub fn read_capped(path: &Path, max: u64) -> io::Result<Vec<u8>> {
+    let mut bytes = Vec::new();
+    File::open(path)?.take(max.saturating_add(1)).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > max {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("{} is larger than {max} bytes, the most this file can hold", path.display()),
+        ));
+    }
+    Ok(bytes)
+}
+
+/// Who may read a file written by [`write_atomic`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    /// The owner only (mode 0600 on unix): keys and secrets.
+    Private,
+    /// The process's umask decides.
+    Default,
+}
+
+/// Writes `bytes` to `path` through a temporary file, fsync and rename, so
+/// `path` holds the old or the new contents, never a mix, and survives a
+/// power cut once this returns. The temporary file is always a new one: a
+/// leftover (or a symlink planted there) is removed first and the file is
+/// created exclusively, which follows no symlink.
+pub fn write_atomic(path: &Path, bytes: &[u8], access: Access) -> io::Result<()> {
+    let mut tmp_name = path.as_os_str().to_owned();
+    tmp_name.push(".tmp");
+    let tmp = PathBuf::from(tmp_name);
+    match std::fs::remove_file(&tmp) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    let result = (|| {
+        let mut opts = OpenOptions::new();
+        opts.write(true).create_new(true);
+        #[cfg(unix)]
+        if access == Access::Private {
+            use std::os::unix::fs::OpenOptionsExt;
+            opts.mode(0o600);
+        }
+        let mut f = opts.open(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        drop(f);
+        std::fs::rename(&tmp, path)?;
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            File::open(dir)?.sync_all()?;
+        }
+        Ok(())
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[cfg(unix)]
+    #[test]
+    fn an_endless_file_is_refused_after_the_cap() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("peers.json");
+        std::os::unix::fs::symlink("/dev/zero", &path).expect("symlink");
+        let err = read_capped(&path, 1 << 20).expect_err("an endless file was read");
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+        assert!(err.to_string().contains("larger than"), "{err}");
+    }
+
+    #[test]
+    fn a_file_at_the_cap_is_read_whole() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("f");
+        std::fs::write(&path, [1u8; 100]).expect("write");
+        assert_eq!(read_capped(&path, 100).expect("read").len(), 100);
+        assert!(read_capped(&path, 99).is_err());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_planted_temporary_symlink_is_replaced_not_followed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join(".cookie");
+        let elsewhere = dir.path().join("attacker-readable");
+        std::fs::write(&elsewhere, b"").expect("write");
+        std::os::unix::fs::symlink(&elsewhere, dir.path().join(".cookie.tmp")).expect("symlink");
+        write_atomic(&path, b"secret", Access::Private).expect("write");
+        assert_eq!(std::fs::read(&elsewhere).expect("read"), b"", "the secret went through the symlink");
+        assert_eq!(std::fs::read(&path).expect("read"), b"secret");
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&path).expect("metadata").permissions().mode();
+        assert_eq!(mode & 0o077, 0, "a private file is readable by others: {mode:o}");
+    }
+}
