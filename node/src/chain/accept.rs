@@ -127,9 +127,8 @@ impl Chain {
         }
         let mut failure = None;
         if stored.iter().any(|(_, done)| done.is_none()) {
-            match self.activate_best_chain() {
-                Ok(u) => update.merge(u),
-                Err(e) => failure = Some(e),
+            if let Err(e) = self.activate_best_chain(&mut update) {
+                failure = Some(e);
             }
         }
         if let Err(e) = self.flush_unwritten() {

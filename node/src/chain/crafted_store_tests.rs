@@ -179,3 +179,30 @@ fn a_stored_summary_short_of_the_utxo_set_does_not_panic_a_reorg_and_verifychain
     let report = chain.verify_integrity().expect("verify");
     assert!(!report.ok, "the wrong summary went unreported");
 }
+
+#[test]
+fn a_reorg_that_fails_part_way_still_reports_the_blocks_it_disconnected() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut chain = Chain::open(dir.path(), ChainSpec::regtest(), Arc::new(SigCache::new(100)), ChainConfig::default())
+        .expect("open");
+    let mut builder = ChainBuilder::new(ChainSpec::regtest());
+    for _ in 0..2 {
+        chain.accept_block(builder.next_block(0)).expect("a valid block");
+    }
+    let mut side = builder.fork(1);
+    let third = builder.next_block(0);
+    let third_hash = third.hash();
+    chain.accept_block(third).expect("a valid block");
+    chain.accept_block(builder.next_block(0)).expect("a valid block");
+    // The disk loses block 3's undo data: the reorg below disconnects
+    // block 4, then fails on block 3.
+    let mut batch = chain.store().batch();
+    batch.delete_undo(&third_hash);
+    chain.store().write(batch, true).expect("write");
+
+    let side_blocks: Vec<Block> = (0..3).map(|_| side.next_block(0)).collect();
+    let (results, update) = chain.accept_blocks_from(side_blocks, BlockSource::Requested);
+    assert!(results.iter().any(Result::is_err), "the reorg did not fail: {results:?}");
+    assert_eq!(chain.state().tip, third_hash, "block 4 was disconnected before the failure");
+    assert_eq!(update.disconnected_count(), 1, "the disconnect that happened was not reported");
+}

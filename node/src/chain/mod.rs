@@ -335,7 +335,8 @@ impl Chain {
         // A crash between storing a block and connecting it, or in the middle
         // of a reorg, leaves a heavier stored branch than the tip: take it now,
         // not when the next block happens to arrive.
-        let update = chain.activate_best_chain()?;
+        let mut update = TipUpdate::default();
+        chain.activate_best_chain(&mut update)?;
         if update.changed() {
             tracing::info!(
                 connected = update.connected_count(),

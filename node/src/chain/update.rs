@@ -14,8 +14,10 @@ use std::sync::Arc;
 impl Chain {
     /// Moves to the best candidate until the tip is the most-work valid
     /// block (ties: first seen, also after a reorg that failed part-way).
-    pub(super) fn activate_best_chain(&mut self) -> Result<TipUpdate, ChainError> {
-        let mut update = TipUpdate::default();
+    /// Every block disconnected or connected is recorded in `update` as it
+    /// happens, so a store error part-way still tells the caller (and the
+    /// mempool and miner after it) where the tip went.
+    pub(super) fn activate_best_chain(&mut self, update: &mut TipUpdate) -> Result<(), ChainError> {
         while let Some(best) = self.index.best_candidate() {
             // Candidates are ordered by work, then arrival: the tip stays
             // unless a candidate beats it by that order.
@@ -50,7 +52,7 @@ impl Chain {
                 update.push_disconnected(block);
             }
             branch.reverse();
-            match self.connect_branch(&branch, &mut update) {
+            match self.connect_branch(&branch, update) {
                 Ok(()) => {}
                 Err(ChainError::Invalid { hash, source }) => {
                     tracing::warn!(%hash, %source, "block failed to connect; marking it and its descendants invalid");
@@ -62,7 +64,7 @@ impl Chain {
         }
         let tip_work = self.tip_entry().work;
         self.index.prune_candidates(tip_work);
-        Ok(update)
+        Ok(())
     }
 
     /// Disconnects the tip using its undo data.
