@@ -16,6 +16,18 @@ use lode_core::validation::{check_transaction, check_tx_inputs, verify_sig_check
 use lode_core::{Amount, Hash256, Height, Transaction, TxOut};
 use std::collections::HashSet;
 
+/// Whether an admission must pay the relay fee floor (`min_fee_rate`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum FeeFloor {
+    /// New transactions, from peers or RPC.
+    Applies,
+    /// Transactions of a disconnected block (Bitcoin Core's
+    /// `bypass_limits`): a miner already accepted their fee, and a floor
+    /// set higher here would drop them for good at every reorg. A full
+    /// pool still evicts by rate as for any newcomer.
+    Waived,
+}
+
 /// What the checks before signatures decided.
 struct Plan {
     txid: Hash256,
@@ -52,7 +64,7 @@ impl Mempool {
         next_height: Height,
         ctx: &ConnectContext,
     ) -> Result<Vec<SigCheck>, MempoolError> {
-        self.plan(tx, view, next_height, ctx).map(|p| p.checks)
+        self.plan(tx, view, next_height, ctx, FeeFloor::Applies).map(|p| p.checks)
     }
 
     /// Validates `tx` against `view` (the tip's UTXO set) layered with the
@@ -68,7 +80,23 @@ impl Mempool {
         sig_cache: &SigCache,
         now: u64,
     ) -> Result<AcceptedTx, MempoolError> {
-        let Plan { txid, size, fee, checks, conflicts, ancestors, victims } = self.plan(&tx, view, next_height, ctx)?;
+        self.admit(tx, view, next_height, ctx, sig_cache, now, FeeFloor::Applies)
+    }
+
+    /// [`Mempool::accept`] with the fee floor applied or waived.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn admit(
+        &mut self,
+        tx: Transaction,
+        view: &impl UtxoView,
+        next_height: Height,
+        ctx: &ConnectContext,
+        sig_cache: &SigCache,
+        now: u64,
+        floor: FeeFloor,
+    ) -> Result<AcceptedTx, MempoolError> {
+        let Plan { txid, size, fee, checks, conflicts, ancestors, victims } =
+            self.plan(&tx, view, next_height, ctx, floor)?;
         // Only now the expensive part: a cheap refusal costs no verification
         // (and after `verify_unlocked` every check is a cache hit).
         verify_unlocked(&checks, sig_cache)?;
@@ -97,6 +125,7 @@ impl Mempool {
         view: &impl UtxoView,
         next_height: Height,
         ctx: &ConnectContext,
+        floor: FeeFloor,
     ) -> Result<Plan, MempoolError> {
         let txid = tx.txid();
         if self.slots.contains_key(&txid) {
@@ -121,7 +150,7 @@ impl Mempool {
             Err(e) => return Err(e.into()),
         };
         let required = self.policy.min_fee_rate.saturating_mul(size as u64);
-        if fee.units() < required {
+        if floor == FeeFloor::Applies && fee.units() < required {
             return Err(MempoolError::FeeTooLow { fee: fee.units(), size, required });
         }
         let rate = FeeRate::new(fee.units(), size);

@@ -2,6 +2,7 @@
 //! re-admission and revalidation after a reorg, explicit removal, and
 //! expiry.
 
+use super::admit::FeeFloor;
 use super::{Mempool, PoolView};
 use lode_core::crypto::SigCache;
 use lode_core::validation::{ConnectContext, UtxoView};
@@ -38,7 +39,7 @@ impl Mempool {
     }
 
     /// Re-admits transactions of disconnected blocks (oldest first; coinbases
-    /// skipped), then re-checks what the pool already held against the new
+    /// skipped; the relay fee floor waived, see [`FeeFloor::Waived`]), then re-checks what the pool already held against the new
     /// tip (see [`Mempool::revalidate`]). Those no longer valid are dropped.
     /// Returns how many of `txs` were admitted.
     pub fn readmit(
@@ -55,7 +56,7 @@ impl Mempool {
             if tx.is_coinbase() {
                 continue;
             }
-            if self.accept(tx, view, next_height, ctx, sig_cache, now).is_ok() {
+            if self.admit(tx, view, next_height, ctx, sig_cache, now, FeeFloor::Waived).is_ok() {
                 admitted += 1;
             }
         }

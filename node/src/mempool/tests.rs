@@ -443,6 +443,22 @@ fn reorg_readmits_and_drops_what_no_longer_connects() {
 }
 
 #[test]
+fn a_disconnected_blocks_transaction_below_the_fee_floor_comes_back() {
+    let fx = Fx::new();
+    // This node's floor is 10 units/byte; a miner took x at a lower rate.
+    let mut pool = Mempool::new(MempoolPolicy { min_fee_rate: 10, ..Default::default() });
+    let x = fx.spend(fx.coins[0], coin10(), 200);
+    assert!(matches!(fx.accept(&mut pool, x.clone()), Err(MempoolError::FeeTooLow { .. })));
+    // The block holding x is disconnected: its input is unspent again.
+    let n = pool.readmit(vec![x.clone()], &fx.utxo, Height(50), &fx.ctx(), &fx.cache, NOW);
+    pool.assert_consistent();
+    assert_eq!((n, pool.txids()), (1, vec![x.txid()]), "a mined transaction was lost at a reorg");
+    // New transactions still pay the floor.
+    let y = fx.spend(fx.coins[1], coin10(), 200);
+    assert!(matches!(fx.accept(&mut pool, y), Err(MempoolError::FeeTooLow { .. })));
+}
+
+#[test]
 fn old_transactions_expire_with_their_descendants() {
     let fx = Fx::new();
     let mut pool = Mempool::new(MempoolPolicy { expiry_secs: 100, ..Default::default() });
