@@ -469,12 +469,13 @@ fn serve_one(stream: std::net::TcpStream, state: &Mutex<State>, expected_auth: &
 }
 
 /// A one-connection server that answers `response` verbatim; returns its URL.
-pub fn serve_raw(response: &'static str) -> String {
+pub fn serve_raw(response: impl Into<Vec<u8>>) -> String {
+    let response = response.into();
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = listener.local_addr().expect("addr").port();
     std::thread::spawn(move || {
         if let Some((_, _, mut s)) = listener.accept().ok().and_then(|(s, _)| read_request(s)) {
-            let _ = s.write_all(response.as_bytes());
+            let _ = s.write_all(&response);
         }
     });
     format!("http://127.0.0.1:{port}/")

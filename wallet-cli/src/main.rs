@@ -67,7 +67,9 @@ pub enum Command {
     },
     /// Rebuild a wallet from its words into a new file.
     Restore {
-        /// The words [default: read from standard input, or a hidden prompt on a terminal].
+        /// The words, or "-" to read them from standard input [default: standard
+        /// input, or a hidden prompt on a terminal]. Words given here are seen
+        /// by other users (ps) and kept in shell history: prefer "-".
         #[arg(long)]
         words: Option<String>,
         /// Ask for the BIP-39 passphrase the words were used with
@@ -103,7 +105,8 @@ pub enum Command {
         /// Wait until the payment has one confirmation.
         #[arg(long)]
         wait: bool,
-        /// Seconds --wait waits before giving up.
+        /// Seconds --wait waits before giving up (a value too large for the
+        /// clock, such as 18446744073709551615, waits without limit).
         #[arg(long, default_value_t = 600, value_name = "SECS")]
         timeout: u64,
         /// Sign but do not submit: print the transaction hex (submit it later with `broadcast`).

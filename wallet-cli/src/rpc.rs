@@ -3,8 +3,8 @@
 //! node refused, and typed views of the results the wallet relies on.
 
 use base64::Engine;
-use lode_core::Hash256;
-use serde::de::DeserializeOwned;
+use lode_core::{Hash256, COIN, MAX_MONEY};
+use serde::de::{DeserializeOwned, Deserializer, Error as _};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::time::Duration;
@@ -13,6 +13,15 @@ use std::time::Duration;
 pub const NOT_FOUND: i64 = -5;
 /// JSON-RPC error code for "transaction already known".
 pub const ALREADY_KNOWN: i64 = -27;
+/// The largest JSON-RPC reply body the wallet reads. The node is reached
+/// over plain HTTP and is not trusted: without a cap a lying node (or
+/// anything on the path) could send gigabytes and exhaust memory. The
+/// largest honest replies (a verbose transaction of the 100 kB relay limit,
+/// an address history of many thousand entries) are a few MiB, so 32 MiB
+/// never stops an honest node.
+pub const MAX_REPLY_BYTES: u64 = 32 * 1024 * 1024;
+/// Bytes read from the reply body at a time.
+const READ_CHUNK: usize = 64 * 1024;
 
 /// RPC failures.
 #[derive(Debug, thiserror::Error)]
@@ -76,6 +85,9 @@ pub struct Client {
     url: String,
     auth: String,
     http: reqwest::blocking::Client,
+    /// Replies larger than this are refused ([`MAX_REPLY_BYTES`]; smaller
+    /// in tests).
+    max_reply: u64,
 }
 
 /// `host:port` without a scheme gets `http://`.
@@ -111,7 +123,7 @@ impl Client {
             builder = builder.no_proxy();
         }
         let http = builder.build().map_err(|e| RpcError::Down { url: url.to_string(), why: e.to_string() })?;
-        Ok(Client { url: url.to_string(), auth: format!("Basic {auth}"), http })
+        Ok(Client { url: url.to_string(), auth: format!("Basic {auth}"), http, max_reply: MAX_REPLY_BYTES })
     }
 
     /// Calls `method` and returns its raw result.
@@ -126,9 +138,14 @@ impl Client {
         if status.as_u16() == 401 {
             return Err(RpcError::Unauthorized(self.url.clone()));
         }
-        let text = resp.text().map_err(|e| protocol(e.to_string()))?;
-        let v: Value = serde_json::from_str(&text).map_err(|_| {
-            let snippet: String = text.chars().take(80).collect();
+        // A declared length over the cap is refused before reading anything;
+        // an absent or false one is caught while reading.
+        if resp.content_length().is_some_and(|n| n > self.max_reply) {
+            return Err(protocol(too_large(self.max_reply)));
+        }
+        let body = read_capped(resp, self.max_reply).map_err(protocol)?;
+        let v: Value = serde_json::from_slice(&body).map_err(|_| {
+            let snippet: String = String::from_utf8_lossy(&body[..body.len().min(320)]).chars().take(80).collect();
             protocol(format!("HTTP {status}, not JSON: {snippet:?}"))
         })?;
         if let Some(err) = v.get("error").filter(|e| !e.is_null()) {
@@ -173,6 +190,30 @@ impl Client {
     }
 }
 
+/// Why a reply over `limit` bytes is refused.
+fn too_large(limit: u64) -> String {
+    format!("the reply is larger than {limit} bytes, the most the wallet reads (MAX_REPLY_BYTES); refusing it")
+}
+
+/// Reads a whole reply body in chunks, stopping with an error as soon as
+/// it passes `limit` bytes: at most `limit` plus one chunk is ever held.
+fn read_capped(mut body: impl std::io::Read, limit: u64) -> Result<Vec<u8>, String> {
+    let mut out = Vec::new();
+    let mut chunk = vec![0u8; READ_CHUNK];
+    loop {
+        let n = match body.read(&mut chunk) {
+            Ok(0) => return Ok(out),
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(format!("reading the reply failed: {}", root_cause(&e))),
+        };
+        out.extend_from_slice(&chunk[..n]);
+        if out.len() as u64 > limit {
+            return Err(too_large(limit));
+        }
+    }
+}
+
 /// The innermost cause of a transport error ("Connection refused").
 fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
     let mut cur = e;
@@ -180,6 +221,33 @@ fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
         cur = next;
     }
     cur.to_string()
+}
+
+/// Refuses an amount above [`MAX_MONEY`]: no honest node reports one, and
+/// the wallet's sums of amounts are only bounded while each term is.
+fn check_money(units: u64) -> Result<u64, String> {
+    if units > MAX_MONEY.units() {
+        Err(format!("amount {units} is above the {} coins that can ever exist (MAX_MONEY)", MAX_MONEY.units() / COIN))
+    } else {
+        Ok(units)
+    }
+}
+
+/// An amount field of a node answer, refused above [`MAX_MONEY`].
+fn money<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    check_money(u64::deserialize(d)?).map_err(D::Error::custom)
+}
+
+/// An optional amount field, refused above [`MAX_MONEY`].
+fn money_opt<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    Option::<u64>::deserialize(d)?.map(check_money).transpose().map_err(D::Error::custom)
+}
+
+/// A signed amount field (a net change), refused beyond ±[`MAX_MONEY`].
+fn signed_money<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
+    let v = i64::deserialize(d)?;
+    check_money(v.unsigned_abs()).map_err(D::Error::custom)?;
+    Ok(v)
 }
 
 /// `getblockchaininfo` fields the wallet uses.
@@ -199,6 +267,7 @@ pub struct Unspent {
     /// Output index.
     pub vout: u32,
     /// Value in base units.
+    #[serde(deserialize_with = "money")]
     pub amount: u64,
     /// Height of the block that created it.
     pub height: u32,
@@ -210,10 +279,13 @@ pub struct Unspent {
 #[derive(Debug, Clone, Copy, Deserialize, Default, PartialEq, Eq)]
 pub struct Balance {
     /// Spendable confirmed outputs.
+    #[serde(deserialize_with = "money")]
     pub confirmed: u64,
     /// Net effect of mempool transactions (may be negative).
+    #[serde(deserialize_with = "signed_money")]
     pub unconfirmed: i64,
     /// Coinbase outputs not yet mature.
+    #[serde(deserialize_with = "money")]
     pub immature: u64,
 }
 
@@ -239,7 +311,7 @@ pub struct VerboseIn {
     #[serde(default)]
     pub address: Option<String>,
     /// Value of the spent output, when the node knows it.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "money_opt")]
     pub amount: Option<u64>,
 }
 
@@ -251,6 +323,7 @@ pub struct VerboseOut {
     /// Address it pays.
     pub address: String,
     /// Value.
+    #[serde(deserialize_with = "money")]
     pub amount: u64,
 }
 
@@ -279,7 +352,7 @@ pub struct VerboseTx {
     /// Outputs.
     pub outputs: Vec<VerboseOut>,
     /// Fee in base units (0 for a coinbase).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "money")]
     pub fee: u64,
     /// Encoded size in bytes.
     #[serde(default)]
@@ -375,5 +448,40 @@ mod tests {
         let e = c.call("getblockchaininfo", json!([])).unwrap_err();
         assert!(matches!(e, RpcError::Protocol { .. }), "{e}");
         assert!(e.to_string().contains("404"), "{e}");
+    }
+
+    // A lying node could answer gigabytes; the reply is read up to a cap.
+    #[test]
+    fn replies_over_the_size_cap_are_refused() {
+        let node = FakeNode::start("regtest");
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = Client::new(&node.url(), &node.cookie_file(dir.path())).unwrap();
+        c.max_reply = 4096;
+        assert_eq!(c.check_chain("regtest").unwrap().height, 0, "a reply under the cap is read");
+        node.state
+            .lock()
+            .unwrap()
+            .lie_about("getblockchaininfo", Box::new(|v| v["padding"] = json!("x".repeat(10_000))));
+        let e = c.check_chain("regtest").unwrap_err();
+        assert!(matches!(e, RpcError::Protocol { .. }), "{e}");
+        assert!(e.to_string().contains("larger than 4096 bytes"), "{e}");
+        // Without a Content-Length the body is read until the connection
+        // closes: the cap stops it while reading.
+        let mut raw = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n".to_vec();
+        raw.extend_from_slice(format!("{{\"result\": \"{}\"}}", "x".repeat(100_000)).as_bytes());
+        let mut c = Client::with_secret(normalise_url(&serve_raw(raw)).unwrap(), "s").unwrap();
+        c.max_reply = 4096;
+        let e = c.call("getblockchaininfo", json!([])).map(|_| "read whole").unwrap_err();
+        assert!(e.to_string().contains("larger than 4096 bytes"), "{e}");
+    }
+
+    #[test]
+    fn an_endless_reply_stops_at_the_cap() {
+        use std::io::Read;
+        let e = read_capped(std::io::repeat(b' '), MAX_REPLY_BYTES).unwrap_err();
+        assert!(e.contains(&format!("larger than {MAX_REPLY_BYTES} bytes")), "{e}");
+        let exact = read_capped(std::io::repeat(b' ').take(4096), 4096).unwrap();
+        assert_eq!(exact.len(), 4096, "a reply of exactly the cap is read whole");
+        assert!(read_capped(std::io::repeat(b' ').take(4097), 4096).is_err());
     }
 }

@@ -9,7 +9,7 @@
 //! output of a Lode transaction has a fixed encoded size.
 
 use crate::keys::Branch;
-use lode_core::OutPoint;
+use lode_core::{Amount, OutPoint, COIN, MAX_MONEY};
 
 /// Encoded size of a transaction with no inputs or outputs: version, two
 /// counts, lock time.
@@ -80,6 +80,27 @@ pub enum SelectError {
         /// The limit.
         max: u64,
     },
+    /// The candidate coins are worth more than can exist.
+    #[error(transparent)]
+    TooMuchMoney(#[from] TooMuchMoney),
+}
+
+/// Amounts from the node that add up to more money than can exist. The
+/// node is not trusted for amounts: summed without a bound they would
+/// overflow the wallet's `u64` arithmetic (a panic) or, wrapped, look small.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "the node's {0} add up to more than the {max} coins that can ever exist (MAX_MONEY): refusing an answer \
+     that cannot be true (check the node you are talking to)",
+    max = MAX_MONEY.units() / COIN
+)]
+pub struct TooMuchMoney(pub &'static str);
+
+/// Sums amounts that came from the node (`what` names them in the error),
+/// refusing a total above [`MAX_MONEY`]: every partial sum is checked, so
+/// nothing overflows however many or large the terms are.
+pub fn money_sum(what: &'static str, amounts: impl IntoIterator<Item = u64>) -> Result<u64, TooMuchMoney> {
+    Amount::checked_sum(amounts.into_iter().map(Amount::from_units)).map(Amount::units).ok_or(TooMuchMoney(what))
 }
 
 /// Encoded size of a transaction with `inputs` signed inputs and `outputs` outputs.
@@ -101,6 +122,9 @@ pub fn select(coins: &[Coin], amount: u64, fee_rate: u64) -> Result<Selection, S
 
 /// Picks coins paying `amount` in all to `payments` outputs at `fee_rate`.
 pub fn select_many(coins: &[Coin], amount: u64, fee_rate: u64, payments: u64) -> Result<Selection, SelectError> {
+    // The amounts are the node's: bounded here, every sum below (of any
+    // subset, plus fees that are at most the amounts' total) fits in u64.
+    money_sum("coin amounts", coins.iter().map(|c| c.amount))?;
     let mut sorted: Vec<&Coin> = coins.iter().collect();
     sorted.sort_by(|a, b| b.amount.cmp(&a.amount).then(a.outpoint.cmp(&b.outpoint)));
     if let Some(chosen) = branch_and_bound(&sorted, amount, fee_rate, payments) {
@@ -320,6 +344,25 @@ mod tests {
         let exact = 700_000 + 2 * tx_size(1, 3);
         let s = select_many(&[coin(1, 5_000_000), coin(3, exact)], 700_000, 2, 3).unwrap();
         assert_eq!((s.change, s.fee, s.size()), (0, 2 * tx_size(1, 3), tx_size(1, 3)));
+    }
+
+    // Coins from a lying node worth more than can exist: the sums
+    // saturated, and a "selection" spent a coin of u64::MAX.
+    #[test]
+    fn coins_worth_more_than_max_money_are_refused() {
+        let max = lode_core::MAX_MONEY.units();
+        for coins in [vec![coin(1, u64::MAX), coin(2, u64::MAX)], vec![coin(1, max), coin(2, 1)]] {
+            let e = select(&coins, 1_000, 1).unwrap_err();
+            assert_eq!(e, SelectError::TooMuchMoney(TooMuchMoney("coin amounts")));
+            assert!(e.to_string().contains("MAX_MONEY"), "{e}");
+        }
+        // All the money there is, in one coin or many, is fine.
+        let s = select(&[coin(1, max)], 1_000, 1).unwrap();
+        check_balanced(&s, 1_000, 1);
+        let halves = [coin(1, max / 2), coin(2, max - max / 2)];
+        check_balanced(&select(&halves, max - 10_000, 1).unwrap(), max - 10_000, 1);
+        assert_eq!(money_sum("x", [max, 0]), Ok(max));
+        assert_eq!(money_sum("x", [u64::MAX, u64::MAX]), Err(TooMuchMoney("x")));
     }
 
     #[test]

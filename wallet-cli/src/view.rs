@@ -15,7 +15,7 @@
 use crate::file::{parse_outpoint, PendingTx, WalletData};
 use crate::keys::{Branch, KeyError, Keychain};
 use crate::rpc::{Client, HistoryEntry, RpcError, Unspent, VerboseTx};
-use crate::select::Coin;
+use crate::select::{money_sum, Coin, TooMuchMoney};
 use lode_core::{Address, OutPoint};
 use serde_json::json;
 use std::collections::{HashMap, HashSet};
@@ -38,6 +38,9 @@ pub enum ViewError {
     /// The chain spec's prefix cannot encode addresses.
     #[error("cannot encode addresses: {0}")]
     Address(String),
+    /// The node's coin amounts add up to more than can exist.
+    #[error(transparent)]
+    Money(#[from] TooMuchMoney),
 }
 
 /// One of the wallet's addresses.
@@ -187,21 +190,26 @@ pub fn own_change(mempool: &[VerboseTx], ours: &HashMap<String, (Branch, u32)>) 
 /// Sorts candidate coins: confirmed ones from `listunspent` (with their
 /// owner), own unconfirmed change, minus reserved outpoints, with immature
 /// coinbase outputs set aside. An outpoint listed twice (mined between two
-/// calls) counts once, as confirmed.
+/// calls) counts once, as confirmed. Refused when the coins counted are
+/// worth more than can exist (the node's amounts are not trusted).
 pub fn classify(
     listed: &[(Unspent, Branch, u32)],
     own_unconfirmed: Vec<Coin>,
     reserved: &HashSet<OutPoint>,
     tip: u32,
     maturity: u32,
-) -> Coins {
+) -> Result<Coins, TooMuchMoney> {
     let mut coins = Coins::default();
     let mut seen = HashSet::new();
+    // Every coin counted, whatever its kind: bounding this total keeps the
+    // immature and reserved sums (parts of it) from overflowing.
+    let mut counted = 0u64;
     for (u, branch, index) in listed {
         let outpoint = OutPoint { txid: u.txid, vout: u.vout };
         if !seen.insert(outpoint) {
             continue;
         }
+        counted = money_sum("coin amounts", [counted, u.amount])?;
         let depth_next_block = u64::from(tip) + 1 - u64::from(u.height.min(tip));
         if u.coinbase && depth_next_block < u64::from(maturity) {
             coins.immature += u.amount;
@@ -215,13 +223,14 @@ pub fn classify(
         if !seen.insert(c.outpoint) {
             continue;
         }
+        counted = money_sum("coin amounts", [counted, c.amount])?;
         if reserved.contains(&c.outpoint) {
             coins.reserved += c.amount;
         } else {
             coins.own_unconfirmed.push(c);
         }
     }
-    coins
+    Ok(coins)
 }
 
 /// Lists and classifies the wallet's coins.
@@ -232,7 +241,7 @@ pub fn coins(client: &Client, view: &View, pending: &[PendingTx], maturity: u32)
         listed.extend(unspent.into_iter().map(|u| (u, a.branch, a.index)));
     }
     let reserved = reserved_outpoints(pending, &view.mempool);
-    Ok(classify(&listed, own_change(&view.mempool, &view.ours), &reserved, view.tip, maturity))
+    Ok(classify(&listed, own_change(&view.mempool, &view.ours), &reserved, view.tip, maturity)?)
 }
 
 #[cfg(test)]
@@ -261,10 +270,35 @@ mod tests {
             unspent(1, 100, 11, true),  // listed twice
         ];
         let reserved: HashSet<OutPoint> = [OutPoint { txid: h(4), vout: 0 }].into();
-        let c = classify(&listed, vec![], &reserved, tip, maturity);
+        let c = classify(&listed, vec![], &reserved, tip, maturity).unwrap();
         let spendable: Vec<u64> = c.confirmed.iter().map(|c| c.amount).collect();
         assert_eq!(spendable, vec![100, 300]);
         assert_eq!((c.immature, c.reserved), (200, 400));
+    }
+
+    // Immature and reserved values were summed with `+=`: two coins of
+    // u64::MAX from a lying node overflowed (a panic).
+    #[test]
+    fn coins_worth_more_than_max_money_are_refused() {
+        let max = lode_core::MAX_MONEY.units();
+        let immature = vec![unspent(1, u64::MAX, 12, true), unspent(2, u64::MAX, 12, true)];
+        let reserved: HashSet<OutPoint> = [OutPoint { txid: h(3), vout: 0 }, OutPoint { txid: h(4), vout: 0 }].into();
+        let held = vec![unspent(3, u64::MAX, 5, false), unspent(4, u64::MAX, 5, false)];
+        let spendable = vec![unspent(5, max, 5, false), unspent(6, 1, 5, false)];
+        for listed in [immature, held, spendable] {
+            let e = classify(&listed, vec![], &reserved, 20, 10).unwrap_err();
+            assert!(e.to_string().contains("MAX_MONEY"), "{e}");
+        }
+        // Own change counts toward the same bound.
+        let change = vec![Coin {
+            outpoint: OutPoint { txid: h(7), vout: 1 },
+            amount: 1,
+            branch: Branch::Change,
+            index: 0,
+            confirmed: false,
+        }];
+        assert!(classify(&[unspent(5, max, 5, false)], change.clone(), &reserved, 20, 10).is_err());
+        assert_eq!(classify(&[unspent(5, max - 1, 5, false)], change, &reserved, 20, 10).unwrap().confirmed.len(), 1);
     }
 
     fn mempool_tx(n: u8, inputs: &[(u8, u32, &str)], outputs: &[(&str, u64)]) -> VerboseTx {
@@ -318,7 +352,7 @@ mod tests {
         assert!(r.contains(&OutPoint { txid: h(9), vout: 3 }));
         // Change that a later pending send spent is reserved, not spendable.
         let later: HashSet<OutPoint> = [OutPoint { txid: h(7), vout: 1 }].into();
-        let c = classify(&[], change, &later, 5, 1);
+        let c = classify(&[], change, &later, 5, 1).unwrap();
         assert!(c.own_unconfirmed.is_empty());
         assert_eq!(c.reserved, 40);
     }
@@ -333,7 +367,7 @@ mod tests {
             index: 0,
             confirmed: false,
         }];
-        let c = classify(&listed, change, &HashSet::new(), 6, 1);
+        let c = classify(&listed, change, &HashSet::new(), 6, 1).unwrap();
         assert_eq!(c.confirmed.len(), 1);
         assert!(c.own_unconfirmed.is_empty());
     }

@@ -13,7 +13,7 @@ use super::{msg, now, Ctx, Error, Output};
 use crate::file::{outpoint_text, PendingTx, ReplacedTx};
 use crate::keys::Branch;
 use crate::rpc::{Client, MempoolEntry};
-use crate::select::{min_change, tx_size, Coin, MAX_TX_SIZE};
+use crate::select::{min_change, money_sum, tx_size, Coin, TooMuchMoney, MAX_TX_SIZE};
 use crate::view;
 use lode_core::codec::{Decode, Encode};
 use lode_core::{Address, Amount, Hash256, Transaction, TxOut};
@@ -85,10 +85,10 @@ pub fn bumpfee(ctx: &Ctx, fees: &FeeArgs, txid_text: &str) -> Result<Output, Err
         }
     }
     // Its fee and size, from the bytes and the committed amounts.
-    let in_total = inputs.iter().try_fold(0u64, |t, c| t.checked_add(c.amount));
+    let in_total = money_sum("input amounts", inputs.iter().map(|c| c.amount))?;
     let out_total = raw.outputs.iter().try_fold(0u64, |t, o| t.checked_add(o.value.units()));
-    let (old_fee, old_size) = match (in_total, out_total) {
-        (Some(i), Some(o)) if i >= o => (i - o, raw.encoded_size() as u64),
+    let (old_fee, old_size) = match out_total {
+        Some(o) if in_total >= o => (in_total - o, raw.encoded_size() as u64),
         _ => return Err(msg(format!("the node's amounts for the inputs of {txid} do not cover its outputs"))),
     };
     let entry: MempoolEntry = client.typed("getmempoolentry", json!([txid]))?;
@@ -137,7 +137,7 @@ pub fn bumpfee(ctx: &Ctx, fees: &FeeArgs, txid_text: &str) -> Result<Output, Err
                 fee_rate
             }
         });
-        match built {
+        match built? {
             Some(b) => break b,
             None => match extra.next() {
                 Some(c) => plan.inputs.push(c),
@@ -226,6 +226,9 @@ pub fn bumpfee(ctx: &Ctx, fees: &FeeArgs, txid_text: &str) -> Result<Output, Err
     Ok(Output { json, text })
 }
 
+/// A finished replacement: its outputs, fee and change position.
+type Built = (Vec<TxOut>, u64, Option<usize>);
+
 /// A replacement being put together.
 struct Plan {
     inputs: Vec<Coin>,
@@ -310,12 +313,13 @@ impl Plan {
 
     /// The outputs, fee and change position at the rate `rate_for` gives
     /// for an input and output count, or `None` when the inputs do not
-    /// cover it.
-    fn finish(&self, rate_for: impl Fn(u64, u64) -> u64) -> Option<(Vec<TxOut>, u64, Option<usize>)> {
+    /// cover it; refused when the inputs (the node's amounts, plus extra
+    /// coins) add up to more than can exist.
+    fn finish(&self, rate_for: impl Fn(u64, u64) -> u64) -> Result<Option<Built>, TooMuchMoney> {
         let n = self.inputs.len() as u64;
         let k = self.payments.len() as u64;
-        let total_in: u64 = self.inputs.iter().map(|c| c.amount).sum();
-        let total_out: u64 = self.payments.iter().map(|o| o.value.units()).sum();
+        let total_in = money_sum("input amounts", self.inputs.iter().map(|c| c.amount))?;
+        let total_out = money_sum("payment amounts", self.payments.iter().map(|o| o.value.units()))?;
         let with_rate = rate_for(n, k + 1);
         let fee_with = with_rate.saturating_mul(tx_size(n, k + 1));
         if total_in >= total_out.saturating_add(fee_with).saturating_add(min_change(with_rate)) {
@@ -323,14 +327,14 @@ impl Plan {
             let (pos, address) = self.change;
             let mut outputs = self.payments.clone();
             outputs.insert(pos.min(outputs.len()), TxOut { value: Amount::from_units(change), address });
-            return Some((outputs, fee_with, Some(pos.min(self.payments.len()))));
+            return Ok(Some((outputs, fee_with, Some(pos.min(self.payments.len())))));
         }
         let without_rate = rate_for(n, k);
         let fee_without = without_rate.saturating_mul(tx_size(n, k));
         if total_in >= total_out.saturating_add(fee_without) {
             // The change would be worth less than it costs: it is fee.
-            return Some((self.payments.clone(), total_in - total_out, None));
+            return Ok(Some((self.payments.clone(), total_in - total_out, None)));
         }
-        None
+        Ok(None)
     }
 }

@@ -10,7 +10,7 @@ mod tests;
 use crate::file::{self, FileError, WalletData, WalletLock};
 use crate::keys::{self, Branch, KeyError, Keychain};
 use crate::rpc::{Client, RpcError, ALREADY_KNOWN};
-use crate::select::SelectError;
+use crate::select::{SelectError, TooMuchMoney};
 use crate::view::{self, ViewError};
 use crate::{Cli, Command};
 use lode_core::codec::Decode;
@@ -38,6 +38,9 @@ pub enum Error {
     /// Coin selection.
     #[error(transparent)]
     Select(#[from] SelectError),
+    /// The node's amounts add up to more than can exist.
+    #[error(transparent)]
+    Money(#[from] TooMuchMoney),
     /// Refused input or any other failure, already worded.
     #[error("{0}")]
     Msg(String),
@@ -49,6 +52,7 @@ impl From<ViewError> for Error {
             ViewError::Rpc(e) => Error::Rpc(e),
             ViewError::Key(e) => Error::Key(e),
             ViewError::Address(m) => Error::Msg(m),
+            ViewError::Money(e) => Error::Money(e),
         }
     }
 }
@@ -260,17 +264,38 @@ fn node_dir(env: &Env, spec: &ChainSpec) -> Result<PathBuf, Error> {
     Ok(home.join("lode").join(&spec.name))
 }
 
-/// Runs the command line.
+/// Printed when `restore` got its words in `--words`: the command line is
+/// readable by every user of the machine (`ps`, /proc) and is kept in
+/// shell history.
+pub const WORDS_ON_COMMAND_LINE: &str = "lode-wallet: warning: words given with --words \"...\" are visible to other \
+     users (ps) and stay in your shell history; clear that history, and next time use --words - (standard input) or \
+     leave --words out (a hidden prompt)";
+
+/// Runs the command line, reading the process's standard input where a
+/// command needs it.
 pub fn run(cli: &Cli, env: &Env) -> Result<Output, Error> {
+    // Not a held lock: `confirm` reads standard input on its own.
+    run_with_input(cli, env, &mut std::io::stdin())
+}
+
+/// Runs the command line with `stdin` as standard input (for `restore`'s
+/// words).
+pub fn run_with_input(cli: &Cli, env: &Env, stdin: &mut dyn Read) -> Result<Output, Error> {
     let ctx = Ctx::new(cli, env)?;
     match &cli.command {
         Command::New { word_count, bip39_passphrase } => {
             create(&ctx, keys::new_mnemonic(*word_count)?, *bip39_passphrase, true)
         }
         Command::Restore { words, bip39_passphrase } => {
-            let words = match words {
-                Some(w) => w.clone(),
-                None => read_words(&ctx)?,
+            let words = match words.as_deref() {
+                // "-" (like no --words): the words stay off the command line.
+                None | Some("-") => read_words(&ctx, stdin)?,
+                Some(w) => {
+                    // Kept working (the interface contract), but the words
+                    // have already leaked by the time they arrive here.
+                    eprintln!("{WORDS_ON_COMMAND_LINE}");
+                    w.to_string()
+                }
             };
             create(&ctx, keys::parse_mnemonic(&words)?, *bip39_passphrase, false)
         }
@@ -301,22 +326,24 @@ pub fn run(cli: &Cli, env: &Env) -> Result<Output, Error> {
     }
 }
 
-/// Words for `restore` without `--words`: standard input when it is not a
-/// terminal, a hidden prompt when it is (unless the passphrase comes from
-/// the environment: then the terminal is never read).
-fn read_words(ctx: &Ctx) -> Result<String, Error> {
+/// Words for `restore` without `--words` or with `--words -`: `stdin` when
+/// it is not a terminal, a hidden prompt (like the passphrase's) when it is,
+/// unless the passphrase comes from the environment: then the terminal is
+/// never read.
+fn read_words(ctx: &Ctx, stdin: &mut dyn Read) -> Result<String, Error> {
     if ctx.env.stdin_tty {
         if ctx.env.passphrase.is_some() {
             return Err(msg(
-                "pass the words with --words (LODE_WALLET_PASSPHRASE is set, so the terminal is not read)",
+                "pipe the words on standard input (LODE_WALLET_PASSPHRASE is set, so the terminal is not read)",
             ));
         }
         return rpassword::prompt_password("mnemonic words: ").map_err(|e| msg(format!("cannot read the words: {e}")));
     }
     let mut s = String::new();
-    std::io::stdin().take(64 * 1024).read_to_string(&mut s).map_err(|e| msg(format!("cannot read the words: {e}")))?;
+    // Far more than 24 words: a larger input is not a mnemonic anyway.
+    stdin.take(64 * 1024).read_to_string(&mut s).map_err(|e| msg(format!("cannot read the words: {e}")))?;
     if s.trim().is_empty() {
-        return Err(msg("no mnemonic words given: pass --words \"...\" or pipe them on standard input"));
+        return Err(msg("no mnemonic words given: pipe them on standard input (--words -) or type them at the prompt"));
     }
     Ok(s)
 }

@@ -4,8 +4,9 @@
 use super::{msg, Ctx, Error, Output};
 use crate::file::ReplacedTx;
 use crate::rpc::{Balance, VerboseTx};
+use crate::select::{money_sum, TooMuchMoney};
 use crate::view;
-use lode_core::{Amount, Hash256};
+use lode_core::{Amount, Hash256, MAX_MONEY};
 use serde_json::{json, Value};
 use std::collections::HashMap;
 
@@ -21,10 +22,16 @@ pub fn balance(ctx: &Ctx) -> Result<Output, Error> {
     let view = view::scan(&client, &w.keys, &mut w.data, ctx.prefix())?;
     let mut total = Balance::default();
     for a in &view.used {
+        // Each figure is at most MAX_MONEY (checked when decoded); their
+        // sums over many addresses are checked too: the node is not trusted.
         let b: Balance = client.typed("getbalance", json!([a.text]))?;
-        total.confirmed += b.confirmed;
-        total.unconfirmed += b.unconfirmed;
-        total.immature += b.immature;
+        total.confirmed = money_sum("confirmed balances", [total.confirmed, b.confirmed])?;
+        total.immature = money_sum("immature balances", [total.immature, b.immature])?;
+        total.unconfirmed = total
+            .unconfirmed
+            .checked_add(b.unconfirmed)
+            .filter(|u| u.unsigned_abs() <= MAX_MONEY.units())
+            .ok_or(TooMuchMoney("unconfirmed balances"))?;
     }
     if view.advanced {
         ctx.save(&w)?;
@@ -43,11 +50,13 @@ pub fn balance(ctx: &Ctx) -> Result<Output, Error> {
 ///
 /// `amount` is what left or reached the wallet, fee excluded (negative when
 /// sent); `fee` is what the wallet paid (its transactions only); `net` is
-/// the change to the wallet's balance (`amount - fee`).
-pub fn history_row(tx: &VerboseTx, ours: &HashMap<String, impl Sized>) -> Value {
+/// the change to the wallet's balance (`amount - fee`). Refused when the
+/// node's amounts for the transaction add up to more than can exist.
+pub fn history_row(tx: &VerboseTx, ours: &HashMap<String, impl Sized>) -> Result<Value, TooMuchMoney> {
     let mine = |a: &Option<String>| a.as_ref().is_some_and(|a| ours.contains_key(a));
-    let spent: u64 = tx.inputs.iter().filter(|i| mine(&i.address)).filter_map(|i| i.amount).sum();
-    let received: u64 = tx.outputs.iter().filter(|o| ours.contains_key(&o.address)).map(|o| o.amount).sum();
+    let spent = money_sum("input amounts", tx.inputs.iter().filter(|i| mine(&i.address)).filter_map(|i| i.amount))?;
+    let received =
+        money_sum("output amounts", tx.outputs.iter().filter(|o| ours.contains_key(&o.address)).map(|o| o.amount))?;
     let funded = tx.inputs.iter().any(|i| mine(&i.address));
     let fee = if funded { tx.fee } else { 0 };
     let net = i128::from(received) - i128::from(spent);
@@ -62,7 +71,7 @@ pub fn history_row(tx: &VerboseTx, ours: &HashMap<String, impl Sized>) -> Value 
         "sent"
     };
     let clamp = |v: i128| i64::try_from(v).unwrap_or(if v < 0 { i64::MIN } else { i64::MAX });
-    json!({
+    Ok(json!({
         "txid": tx.txid,
         "direction": direction,
         "amount": clamp(amount),
@@ -72,7 +81,7 @@ pub fn history_row(tx: &VerboseTx, ours: &HashMap<String, impl Sized>) -> Value 
         "height": tx.height,
         "in_mempool": tx.in_mempool,
         "coinbase": tx.coinbase,
-    })
+    }))
 }
 
 /// A row for a payment this wallet replaced with `bumpfee`.
@@ -115,7 +124,7 @@ pub fn history(ctx: &Ctx) -> Result<Output, Error> {
                 before.push(replaced_row(r));
             }
             rows.extend(before.into_iter().rev());
-            rows.push(history_row(&tx, &view.ours));
+            rows.push(history_row(&tx, &view.ours)?);
         }
     }
     rows.extend(replaced.into_iter().map(replaced_row));
@@ -203,23 +212,23 @@ mod tests {
     #[test]
     fn rows_say_direction_amount_fee_and_net() {
         let ours: HashMap<String, ()> = [("me".to_string(), ()), ("chg".to_string(), ())].into();
-        let sent = history_row(&tx(&[("me", 1000)], &[("them", 600), ("chg", 390)], 10), &ours);
+        let sent = history_row(&tx(&[("me", 1000)], &[("them", 600), ("chg", 390)], 10), &ours).unwrap();
         assert_eq!(
             sent,
             json!({"txid": Hash256([1; 32]), "direction": "sent", "amount": -600, "fee": 10, "net": -610,
                    "confirmations": 2, "height": 4, "in_mempool": false, "coinbase": false})
         );
-        let received = history_row(&tx(&[("them", 1000)], &[("me", 600), ("them", 390)], 10), &ours);
+        let received = history_row(&tx(&[("them", 1000)], &[("me", 600), ("them", 390)], 10), &ours).unwrap();
         assert_eq!(
             (received["direction"].as_str(), received["amount"].as_i64(), received["fee"].as_u64()),
             (Some("received"), Some(600), Some(0))
         );
-        let own = history_row(&tx(&[("me", 1000)], &[("chg", 990)], 10), &ours);
+        let own = history_row(&tx(&[("me", 1000)], &[("chg", 990)], 10), &ours).unwrap();
         assert_eq!(
             (own["direction"].as_str(), own["amount"].as_i64(), own["net"].as_i64()),
             (Some("self"), Some(0), Some(-10))
         );
-        let mined = history_row(&tx(&[], &[("me", 5000)], 0), &ours);
+        let mined = history_row(&tx(&[], &[("me", 5000)], 0), &ours).unwrap();
         assert_eq!(
             (mined["direction"].as_str(), mined["amount"].as_i64(), mined["coinbase"].as_bool()),
             (Some("mined"), Some(5000), Some(true))

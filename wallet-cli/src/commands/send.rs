@@ -7,7 +7,7 @@ use super::{msg, now, Ctx, Error, Output};
 use crate::file::{outpoint_text, PendingTx};
 use crate::keys::Branch;
 use crate::rpc::{Client, FeeEstimateReply, MempoolInfo, RpcError, ALREADY_KNOWN};
-use crate::select::{min_change, select_many, tx_size, Coin, SelectError, Selection, MAX_TX_SIZE};
+use crate::select::{min_change, money_sum, select_many, tx_size, Coin, SelectError, Selection, MAX_TX_SIZE};
 use crate::view::{self, Coins};
 use lode_core::address::AddressError;
 use lode_core::codec::Encode;
@@ -236,9 +236,9 @@ fn build(
     }
     let tx = sign(ctx, w, &sel.coins, outputs)?;
     // What was built is what was selected: size, fee and sums agree.
-    let in_total: u64 = sel.coins.iter().map(|c| c.amount).sum();
-    let out_total: u64 = tx.outputs.iter().map(|o| o.value.units()).sum();
-    if tx.encoded_size() as u64 != sel.size() || in_total != out_total + sel.fee {
+    let in_total = money_sum("coin amounts", sel.coins.iter().map(|c| c.amount))?;
+    let out_total = tx.outputs.iter().try_fold(0u64, |t, o| t.checked_add(o.value.units()));
+    if tx.encoded_size() as u64 != sel.size() || out_total.and_then(|o| o.checked_add(sel.fee)) != Some(in_total) {
         return Err(msg("internal error: the signed transaction does not match the selection; nothing was sent"));
     }
     Ok((tx, change_pos))
@@ -371,7 +371,8 @@ pub fn sweep(ctx: &Ctx, fees: &FeeArgs, to: &str) -> Result<Output, Error> {
     if all.is_empty() {
         return Err(insufficient(&coins, 0, 0));
     }
-    let total: u64 = all.iter().map(|c| c.amount).sum();
+    // The node's amounts: a total above MAX_MONEY is refused, not summed.
+    let total = money_sum("coin amounts", all.iter().map(|c| c.amount))?;
     let size = tx_size(all.len() as u64, 1);
     if size > MAX_TX_SIZE {
         return Err(SelectError::TooLarge { inputs: all.len() as u64, size, max: MAX_TX_SIZE }.into());
@@ -425,19 +426,28 @@ pub fn sweep(ctx: &Ctx, fees: &FeeArgs, to: &str) -> Result<Output, Error> {
     Ok(Output { json, text })
 }
 
-/// Polls until `txid` has a confirmation; returns its height.
+/// How often `--wait` asks the node.
+const WAIT_POLL: Duration = Duration::from_millis(500);
+
+/// Polls until `txid` has a confirmation; returns its height. A timeout
+/// too large for the clock to count down (`--timeout` is any u64 of
+/// seconds) waits without a deadline rather than overflowing.
 fn wait_confirmed(client: &Client, txid: &Hash256, timeout: Duration) -> Result<u32, String> {
-    let deadline = Instant::now() + timeout;
+    let deadline = Instant::now().checked_add(timeout);
     loop {
         match client.transaction(txid).map_err(|e| format!("waiting for it failed: {e}"))? {
             Some(tx) if tx.confirmations >= 1 => return Ok(tx.height.unwrap_or(0)),
             Some(tx) if tx.in_mempool => {}
             _ => return Err("it left the mempool without confirming (conflict or eviction)".to_string()),
         }
-        if Instant::now() >= deadline {
-            return Err(format!("it has no confirmation after {} s (still in the mempool)", timeout.as_secs()));
-        }
-        std::thread::sleep(Duration::from_millis(500).min(deadline.saturating_duration_since(Instant::now())));
+        let pause = match deadline {
+            Some(d) if Instant::now() >= d => {
+                return Err(format!("it has no confirmation after {} s (still in the mempool)", timeout.as_secs()))
+            }
+            Some(d) => WAIT_POLL.min(d.saturating_duration_since(Instant::now())),
+            None => WAIT_POLL,
+        };
+        std::thread::sleep(pause);
     }
 }
 

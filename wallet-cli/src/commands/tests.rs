@@ -34,14 +34,23 @@ impl Rig {
     }
 
     fn run_env(&self, wallet: &str, env: &Env, args: &[&str]) -> Result<Output, Error> {
+        run(&self.cli(wallet, args), env)
+    }
+
+    /// Runs with `stdin` as standard input (not a terminal).
+    fn run_input(&self, wallet: &str, args: &[&str], stdin: &str) -> Result<Output, Error> {
+        let env = Env { passphrase: Some(PASS.into()), data_home: None, stdin_tty: false, bip39_passphrase: None };
+        run_with_input(&self.cli(wallet, args), &env, &mut stdin.as_bytes())
+    }
+
+    fn cli(&self, wallet: &str, args: &[&str]) -> Cli {
         let path = self.path(wallet);
         let mut full = vec!["lode-wallet", "--chain", "regtest", "--json"];
         full.extend_from_slice(&["--wallet", path.to_str().unwrap()]);
         let url = self.node.url();
         full.extend_from_slice(&["--rpc", &url, "--cookie", self.cookie.to_str().unwrap()]);
         full.extend_from_slice(args);
-        let cli = Cli::try_parse_from(&full).unwrap();
-        run(&cli, env)
+        Cli::try_parse_from(&full).unwrap()
     }
 
     fn ok(&self, wallet: &str, args: &[&str]) -> Value {
@@ -725,4 +734,136 @@ fn bumpfee_of_a_restored_wallet_refuses_raw_bytes_that_are_not_the_original() {
     let e = r.err("r.wallet", &["bumpfee", stuck["txid"].as_str().unwrap(), "--fee-rate", "5", "--yes"]);
     assert!(e.contains("answered another transaction"), "{e}");
     assert_eq!(r.node.state.lock().unwrap().mempool().len(), 1, "nothing was replaced");
+}
+
+// Amounts from a lying node were summed unchecked: coins worth u64::MAX (or
+// many worth MAX_MONEY) overflowed the sums (a panic) or were trusted.
+#[test]
+fn a_node_reporting_more_money_than_exists_is_refused() {
+    let r = Rig::new();
+    let a0 = r.funded("a.wallet");
+    let max = lode_core::MAX_MONEY.units();
+    let lie = |method: &str, f: Box<dyn Fn(&mut Value) + Send>| r.node.state.lock().unwrap().lie_about(method, f);
+    let before = bytes(&r.path("a.wallet"));
+    let refused = |args: &[&str], why: &str| {
+        let e = r.err("a.wallet", args);
+        assert!(e.contains("MAX_MONEY") && e.contains(why), "{args:?}: {e}");
+    };
+    let pay = ["send", "--to", &a0, "--amount", "1", "--yes"];
+    // One coin above MAX_MONEY.
+    lie(
+        "listunspent",
+        Box::new(|v| {
+            if let Some(c) = v.get_mut(0) {
+                c["amount"] = json!(u64::MAX);
+            }
+        }),
+    );
+    refused(&pay, "is above");
+    refused(&["sweep", "--to", &a0, "--yes"], "is above");
+    // Many coins, each possible, together more than exists (past u64::MAX).
+    lie(
+        "listunspent",
+        Box::new(move |v| {
+            let Some(first) = v.get(0).cloned() else { return };
+            *v = json!((0..9000)
+                .map(|i| {
+                    let mut c = first.clone();
+                    c["vout"] = json!(i);
+                    c["amount"] = json!(max);
+                    c
+                })
+                .collect::<Vec<_>>());
+        }),
+    );
+    refused(&pay, "add up to more than");
+    refused(&["sweep", "--to", &a0, "--yes"], "add up to more than");
+    assert_eq!(bytes(&r.path("a.wallet")), before, "nothing was written");
+    assert!(r.node.state.lock().unwrap().mempool().is_empty(), "nothing was sent");
+
+    // Balances: one address's figure, and the sum over two addresses.
+    let a1 = r.ok("a.wallet", &["address", "--new"])["address"].as_str().unwrap().to_string();
+    r.node.mine_to(1, &a1);
+    lie("getbalance", Box::new(|v| v["confirmed"] = json!(u64::MAX)));
+    refused(&["balance"], "is above");
+    lie("getbalance", Box::new(move |v| v["confirmed"] = json!(max)));
+    refused(&["balance"], "confirmed balances add up to more than");
+    lie("getbalance", Box::new(move |v| v["unconfirmed"] = json!(-(max as i64))));
+    refused(&["balance"], "unconfirmed balances add up to more than");
+    lie("getbalance", Box::new(|v| v["unconfirmed"] = json!(i64::MIN)));
+    refused(&["balance"], "is above");
+
+    // History and bumpfee read verbose transactions.
+    let stuck = r.ok("a.wallet", &["send", "--to", &a0, "--amount", "1", "--fee-rate", "1", "--yes"]);
+    lie(
+        "getrawtransaction",
+        Box::new(|v| {
+            // Only the verbose answer (an object), not the raw hex.
+            if !v.is_object() {
+                return;
+            }
+            for o in v["outputs"].as_array_mut().into_iter().flatten() {
+                o["amount"] = json!(u64::MAX);
+            }
+        }),
+    );
+    refused(&["history"], "is above");
+    lie(
+        "getrawtransaction",
+        Box::new(|v| {
+            // Only the verbose answer (an object), not the raw hex.
+            if !v.is_object() {
+                return;
+            }
+            for i in v["inputs"].as_array_mut().into_iter().flatten() {
+                i["amount"] = json!(u64::MAX);
+            }
+        }),
+    );
+    refused(&["bumpfee", stuck["txid"].as_str().unwrap(), "--fee-rate", "5", "--yes"], "is above");
+    assert_eq!(r.node.state.lock().unwrap().mempool().len(), 1, "nothing was replaced");
+}
+
+// `--timeout 18446744073709551615` overflowed `Instant + Duration` (a panic
+// after the payment was sent): such a timeout now waits without a deadline.
+#[test]
+fn a_wait_timeout_too_large_for_the_clock_waits_without_a_deadline() {
+    let r = Rig::new();
+    let a = r.funded("a.wallet");
+    let state = r.node.state.clone();
+    let miner = std::thread::spawn(move || {
+        for _ in 0..100 {
+            std::thread::sleep(Duration::from_millis(100));
+            let mut s = state.lock().unwrap();
+            if !s.mempool().is_empty() {
+                s.mine(1, &lode_core::Address([1; 20]));
+                return;
+            }
+        }
+    });
+    let huge = u64::MAX.to_string();
+    let sent = r.ok("a.wallet", &["send", "--to", &a, "--amount", "1", "--wait", "--timeout", &huge]);
+    miner.join().unwrap();
+    assert_eq!(sent["confirmations"], 1, "{sent}");
+}
+
+// The words were only read from the command line (ps, shell history) or,
+// without --words, from standard input; `--words -` was taken as a word.
+#[test]
+fn restore_reads_the_words_from_standard_input() {
+    let r = Rig::new();
+    let created = r.ok("a.wallet", &["new"]);
+    let words = created["mnemonic"].as_str().unwrap().to_string();
+    let piped = format!("{words}\n");
+    let out = r.run_input("r1.wallet", &["restore", "--words", "-"], &piped).unwrap();
+    assert_eq!(out.json["address"], created["address"]);
+    let out = r.run_input("r2.wallet", &["restore"], &piped).unwrap();
+    assert_eq!(out.json["address"], created["address"]);
+    let e = r.run_input("r3.wallet", &["restore", "--words", "-"], " \n").unwrap_err().to_string();
+    assert!(e.contains("no mnemonic words given"), "{e}");
+    assert!(!r.path("r3.wallet").exists());
+    // The flag still takes the words themselves (with a warning on stderr).
+    let out = r.run_input("r4.wallet", &["restore", "--words", &words], "").unwrap();
+    assert_eq!(out.json["address"], created["address"]);
+    assert!(WORDS_ON_COMMAND_LINE.contains("--words -"));
 }
