@@ -8,12 +8,26 @@
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
-/// Reads `path` whole, refusing a file larger than `max` bytes (without
-/// reading more than one byte past the cap).
+/// Reads `path` whole, refusing anything but a regular file (a named pipe
+/// would block the open, a device never end) and a file larger than `max`
+/// bytes (without reading more than one byte past the cap).
 pub fn read_capped(path: &Path, max: u64) -> io::Result<Vec<u8>> {
+    let mut opts = OpenOptions::new();
+    opts.read(true);
+    // Without O_NONBLOCK, opening a FIFO waits for a writer for ever.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.custom_flags(libc::O_NONBLOCK);
+    }
+    let file = opts.open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(io::Error::new(io::ErrorKind::InvalidData, format!("{} is not a regular file", path.display())));
+    }
     let mut bytes = Vec::new();
-    File::open(path)?.take(max.saturating_add(1)).read_to_end(&mut bytes)?;
+    file.take(max.saturating_add(1)).read_to_end(&mut bytes)?;
     if bytes.len() as u64 > max {
         return Err(io::Error::new(
             io::ErrorKind::InvalidData,
@@ -38,6 +52,12 @@ pub enum Access {
 /// leftover (or a symlink planted there) is removed first and the file is
 /// created exclusively, which follows no symlink.
 pub fn write_atomic(path: &Path, bytes: &[u8], access: Access) -> io::Result<()> {
+    // Two writers of one path in this process (the fee statistics are
+    // saved from whichever thread connected the block, and at shutdown)
+    // would otherwise remove each other's temporary file and rename a
+    // half-written one into place.
+    static WRITING: Mutex<()> = Mutex::new(());
+    let _one_at_a_time = WRITING.lock().unwrap_or_else(|e| e.into_inner());
     let mut tmp_name = path.as_os_str().to_owned();
     tmp_name.push(".tmp");
     let tmp = PathBuf::from(tmp_name);
@@ -59,6 +79,9 @@ pub fn write_atomic(path: &Path, bytes: &[u8], access: Access) -> io::Result<()>
         f.sync_all()?;
         drop(f);
         std::fs::rename(&tmp, path)?;
+        // The rename itself is durable once the directory is synced (a
+        // directory cannot be opened this way on Windows).
+        #[cfg(unix)]
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             File::open(dir)?.sync_all()?;
         }
@@ -76,13 +99,26 @@ mod tests {
 
     #[cfg(unix)]
     #[test]
-    fn an_endless_file_is_refused_after_the_cap() {
+    fn a_device_or_a_named_pipe_is_refused_without_blocking() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("peers.json");
-        std::os::unix::fs::symlink("/dev/zero", &path).expect("symlink");
-        let err = read_capped(&path, 1 << 20).expect_err("an endless file was read");
-        assert_eq!(err.kind(), io::ErrorKind::InvalidData);
-        assert!(err.to_string().contains("larger than"), "{err}");
+        let endless = dir.path().join("peers.json");
+        std::os::unix::fs::symlink("/dev/zero", &endless).expect("symlink");
+        let pipe = dir.path().join("p2p_key");
+        let status = std::process::Command::new("mkfifo").arg(&pipe).status().expect("mkfifo");
+        assert!(status.success(), "mkfifo failed");
+        for path in [endless, pipe] {
+            // On another thread: an open that blocks fails at the deadline.
+            let (done, result) = std::sync::mpsc::channel();
+            let p = path.clone();
+            std::thread::spawn(move || {
+                let _ = done.send(read_capped(&p, 1 << 20).map(|b| b.len()));
+            });
+            let err = result
+                .recv_timeout(std::time::Duration::from_secs(10))
+                .expect("read_capped returned within 10 s")
+                .expect_err("a special file was read");
+            assert!(err.to_string().contains("not a regular file"), "{}: {err}", path.display());
+        }
     }
 
     #[test]
@@ -92,6 +128,25 @@ mod tests {
         std::fs::write(&path, [1u8; 100]).expect("write");
         assert_eq!(read_capped(&path, 100).expect("read").len(), 100);
         assert!(read_capped(&path, 99).is_err());
+    }
+
+    #[test]
+    fn two_writers_of_one_file_in_a_process_never_fail_nor_mix() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("fee_estimates.dat");
+        let payloads = [vec![b'a'; 64 * 1024], vec![b'b'; 64 * 1024]];
+        std::thread::scope(|s| {
+            for payload in &payloads {
+                let path = &path;
+                s.spawn(move || {
+                    for _ in 0..200 {
+                        write_atomic(path, payload, Access::Default).expect("a concurrent write failed");
+                    }
+                });
+            }
+        });
+        let written = std::fs::read(&path).expect("read");
+        assert!(payloads.contains(&written), "the file mixes two writes");
     }
 
     #[cfg(unix)]

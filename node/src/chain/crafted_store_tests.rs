@@ -133,7 +133,21 @@ fn coins_and_undo_records_worth_more_than_the_money_supply_are_refused_as_corrup
 }
 
 #[test]
-fn a_prune_height_above_the_tip_is_refused_as_corrupt() {
+fn a_prune_height_one_above_the_tip_opens_and_more_is_refused_as_corrupt() {
+    // One above: a reorg forking at `prune - 1` stopped part-way.
+    let dir = tempfile::tempdir().expect("tempdir");
+    crafted(dir.path(), |chain, state| {
+        let mut batch = chain.store().batch();
+        batch.put_prune_height(Height(state.height.0 + 1));
+        chain.store().write(batch, true).expect("write");
+        None
+    });
+    let config = ChainConfig { prune_blocks: Some(MIN_PRUNE_BLOCKS), ..ChainConfig::default() };
+    let chain = Chain::open(dir.path(), ChainSpec::regtest(), Arc::new(SigCache::new(100)), config.clone())
+        .expect("a prune height one above the tip opens");
+    assert_eq!(chain.prune_height(), Some(Height(chain.state().height.0 + 1)));
+    drop(chain);
+
     let dir = tempfile::tempdir().expect("tempdir");
     crafted(dir.path(), |chain, _| {
         let mut batch = chain.store().batch();
@@ -141,7 +155,6 @@ fn a_prune_height_above_the_tip_is_refused_as_corrupt() {
         chain.store().write(batch, true).expect("write");
         None
     });
-    let config = ChainConfig { prune_blocks: Some(MIN_PRUNE_BLOCKS), ..ChainConfig::default() };
     let opened = Chain::open(dir.path(), ChainSpec::regtest(), Arc::new(SigCache::new(100)), config);
     let reason = is_corrupt(opened);
     assert!(reason.contains("above the tip"), "{reason}");
@@ -193,7 +206,9 @@ fn a_reorg_that_fails_part_way_still_reports_the_blocks_it_disconnected() {
     let third = builder.next_block(0);
     let third_hash = third.hash();
     chain.accept_block(third).expect("a valid block");
-    chain.accept_block(builder.next_block(0)).expect("a valid block");
+    let fourth = builder.next_block(0);
+    let fourth_hash = fourth.hash();
+    chain.accept_block(fourth).expect("a valid block");
     // The disk loses block 3's undo data: the reorg below disconnects
     // block 4, then fails on block 3.
     let mut batch = chain.store().batch();
@@ -205,4 +220,6 @@ fn a_reorg_that_fails_part_way_still_reports_the_blocks_it_disconnected() {
     assert!(results.iter().any(Result::is_err), "the reorg did not fail: {results:?}");
     assert_eq!(chain.state().tip, third_hash, "block 4 was disconnected before the failure");
     assert_eq!(update.disconnected_count(), 1, "the disconnect that happened was not reported");
+    let reported: Vec<Hash256> = update.disconnected_blocks().map(|b| b.hash()).collect();
+    assert_eq!(reported, vec![fourth_hash]);
 }

@@ -300,9 +300,11 @@ impl Chain {
             }
             .into());
         }
-        // Pruning never passes the tip (a reorg below the prune height is
-        // refused). One above it would mark every active body as pruned.
-        if let Some(height) = prune.filter(|p| *p > state.height) {
+        // The prune height is at most one above the tip: a reorg may fork
+        // at `prune - 1` (block `prune` keeps its undo data), and a crash
+        // or store error part-way leaves the tip there until the reorg
+        // resumes. More would mark every active body as pruned.
+        if let Some(height) = prune.filter(|p| p.0 > state.height.0.saturating_add(1)) {
             return Err(StoreError::Corrupt {
                 what: "prune height",
                 key: hex::encode(b"prune_height"),

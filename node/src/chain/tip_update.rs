@@ -63,6 +63,12 @@ impl TipUpdate {
         self.disconnected_count
     }
 
+    /// The disconnected blocks kept, tip first.
+    #[cfg(test)]
+    pub(super) fn disconnected_blocks(&self) -> impl Iterator<Item = &Arc<Block>> {
+        self.disconnected.iter().map(|(b, _)| b)
+    }
+
     /// Non-coinbase transactions of the disconnected blocks kept, oldest
     /// block first, to re-admit.
     pub fn disconnected_txs(&self) -> Vec<Transaction> {

@@ -117,14 +117,14 @@ impl TxView {
 
     /// Sum of its outputs.
     pub fn output_total(&self) -> u64 {
-        self.tx.outputs.iter().map(|o| o.value.units()).sum()
+        saturating_total(self.tx.outputs.iter())
     }
 
     /// What it does to `address`'s balance: outputs paying it minus the
     /// prevouts it spends from it.
     pub fn net_for(&self, address: &Address) -> i128 {
-        let received: u64 = self.tx.outputs.iter().filter(|o| o.address == *address).map(|o| o.value.units()).sum();
-        let sent: u64 = self.prevouts.iter().flatten().filter(|o| o.address == *address).map(|o| o.value.units()).sum();
+        let received = saturating_total(self.tx.outputs.iter().filter(|o| o.address == *address));
+        let sent = saturating_total(self.prevouts.iter().flatten().filter(|o| o.address == *address));
         i128::from(received) - i128::from(sent)
     }
 
@@ -315,8 +315,14 @@ fn fee_of(tx: &Transaction, prevouts: &[Option<TxOut>]) -> Option<u64> {
     for p in prevouts {
         inputs = inputs.checked_add(p.as_ref()?.value.units())?;
     }
-    let outputs: u64 = tx.outputs.iter().map(|o| o.value.units()).sum();
-    Some(inputs.saturating_sub(outputs))
+    Some(inputs.saturating_sub(saturating_total(tx.outputs.iter())))
+}
+
+/// Sum of output values, saturating: stored blocks were valid when
+/// connected, but the data directory may have been edited since, and a
+/// page view must not overflow (a panic aborts the node).
+pub(crate) fn saturating_total<'a>(outputs: impl Iterator<Item = &'a TxOut>) -> u64 {
+    outputs.fold(0u64, |sum, o| sum.saturating_add(o.value.units()))
 }
 
 /// The error for a known block without a body: pruned (410) or never

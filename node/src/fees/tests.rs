@@ -206,7 +206,7 @@ fn statistics_survive_a_round_trip_and_damaged_files_are_refused() {
 }
 
 #[test]
-fn a_statistics_file_larger_than_its_cap_is_refused_unread() {
+fn a_statistics_file_larger_than_its_cap_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join(FILE_NAME);
     std::fs::write(&path, vec![0u8; MAX_FEE_FILE_BYTES as usize + 1]).unwrap();

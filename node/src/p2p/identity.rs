@@ -55,7 +55,7 @@ mod tests {
     }
 
     #[test]
-    fn a_key_file_larger_than_its_cap_is_refused_unread() {
+    fn a_key_file_larger_than_its_cap_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join(KEY_FILE), vec![0u8; MAX_KEY_FILE_BYTES as usize + 1]).unwrap();
         match load_or_create(dir.path()) {

@@ -492,7 +492,7 @@ impl Methods {
                 }
                 match spent {
                     Some(o) => {
-                        in_total += o.value.units();
+                        in_total = in_total.saturating_add(o.value.units());
                         json!({"txid": i.prevout.txid, "vout": i.prevout.vout, "address": enc(&o.address), "amount": o.value.units()})
                     }
                     None => json!({"txid": i.prevout.txid, "vout": i.prevout.vout}),
@@ -505,7 +505,7 @@ impl Methods {
             .enumerate()
             .map(|(vout, o)| json!({"vout": vout, "address": enc(&o.address), "amount": o.value.units()}))
             .collect();
-        let out_total: u64 = tx.outputs.iter().map(|o| o.value.units()).sum();
+        let out_total = crate::explorer::query::saturating_total(tx.outputs.iter());
         let fee = if coinbase { 0 } else { in_total.saturating_sub(out_total) };
         let (height, confirmations) = match block.and_then(|h| chain.entry(h)) {
             Some(e) if chain.is_active(&e.header.hash()) => {

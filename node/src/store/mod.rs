@@ -103,12 +103,22 @@ impl ChainStateRecord {
     /// summary that went wrong (only an edited data directory can do it)
     /// must not panic the node; `verifychain` reports the mismatch.
     pub fn spend(&mut self, value: Amount) {
+        if self.utxo_count == 0 || self.total_amount < value.units() {
+            tracing::warn!(
+                utxo_count = self.utxo_count,
+                total_amount = self.total_amount,
+                "the stored UTXO-set summary is short of the coins being spent; run verifychain"
+            );
+        }
         self.utxo_count = self.utxo_count.saturating_sub(1);
         self.total_amount = self.total_amount.saturating_sub(value.units());
     }
 
     /// Counts a coin entering the UTXO set (saturating, as [`Self::spend`]).
     pub fn create(&mut self, value: Amount) {
+        if self.utxo_count == u64::MAX || self.total_amount.checked_add(value.units()).is_none() {
+            tracing::warn!(utxo_count = self.utxo_count, "the stored UTXO-set summary overflows; run verifychain");
+        }
         self.utxo_count = self.utxo_count.saturating_add(1);
         self.total_amount = self.total_amount.saturating_add(value.units());
     }
