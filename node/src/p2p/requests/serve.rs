@@ -248,7 +248,15 @@ impl Service {
                 // Only the current tip's counts matter: older ones would
                 // pile up for as long as the peer stays.
                 self.counted_mismatches.retain(|(_, tip)| *tip == l.tip.hash);
-                if mismatch && self.counted_mismatches.insert((peer, l.tip.hash)) {
+                // The alarm (an error and the metric) comes from peers we
+                // chose: anyone can dial in under fresh peer ids and claim
+                // any commitment, which would make an operator resync a
+                // sound database. Inbound claims show in getpeerinfo only.
+                let chosen = p.direction == crate::p2p::peers::Direction::Outbound;
+                if mismatch && !chosen {
+                    tracing::debug!(%peer, tip = %l.tip.hash, "an inbound peer at our tip reports a different UTXO commitment");
+                }
+                if mismatch && chosen && self.counted_mismatches.insert((peer, l.tip.hash)) {
                     self.shared.mismatches.fetch_add(1, Ordering::Relaxed);
                     tracing::error!(
                         %peer,

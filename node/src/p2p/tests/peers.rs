@@ -108,7 +108,7 @@ async fn a_node_of_another_chain_is_disconnected() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_different_utxo_commitment_at_the_same_tip_is_flagged() {
+async fn a_different_utxo_commitment_at_the_same_tip_is_flagged_and_only_a_peer_we_dialed_raises_the_alarm() {
     let mut builder = ChainBuilder::new(ChainSpec::regtest());
     let blocks = builder.blocks(5, 0);
     let a = node(regtest(), &[]).await;
@@ -116,15 +116,20 @@ async fn a_different_utxo_commitment_at_the_same_tip_is_flagged() {
     submit_all(&a.chain, &blocks);
     submit_all(&b.chain, &blocks);
     b.chain.corrupt_commitment.store(true, Ordering::Relaxed);
+    // b dials a: to b, a is a peer it chose; to a, b is anyone.
     b.handle.add_peer(&a.addr().await).await.unwrap();
-    wait_for("mismatch flagged", || async {
-        let peers = a.handle.peers().await;
-        (a.handle.commitment_mismatches() >= 1 && peers.iter().any(|p| p.commitment_mismatch && p.height == 5))
-            .then_some(())
+    wait_for("mismatch flagged on both sides", || async {
+        let (at_a, at_b) = (a.handle.peers().await, b.handle.peers().await);
+        let flagged = |peers: &[crate::p2p::PeerInfo]| peers.iter().any(|p| p.commitment_mismatch && p.height == 5);
+        (b.handle.commitment_mismatches() >= 1 && flagged(&at_a) && flagged(&at_b)).then_some(())
     })
     .await;
-    // Counted once per peer and tip, not once per status exchange.
-    holds_for("one count", Duration::from_millis(2500), || async { a.handle.commitment_mismatches() == 1 }).await;
+    // Counted once per peer and tip, not once per status exchange; and an
+    // inbound peer's claim raises no alarm (anyone can dial in and lie).
+    holds_for("one count at b, none at a", Duration::from_millis(2500), || async {
+        b.handle.commitment_mismatches() == 1 && a.handle.commitment_mismatches() == 0
+    })
+    .await;
     for n in [&a, &b] {
         n.handle.shutdown().await;
     }
