@@ -437,7 +437,9 @@ impl NetworkChain for Node {
     }
 
     fn block(&self, hash: &Hash256) -> Option<Block> {
-        lock(&self.chain).store().block(hash).ok().flatten()
+        // Read off the chain lock (see `serve_blocks`).
+        let store = lock(&self.chain).shared_store();
+        store.block(hash).ok().flatten()
     }
 
     fn serve_blocks(
@@ -446,17 +448,22 @@ impl NetworkChain for Node {
         announced: &std::collections::HashSet<Hash256>,
         max_bytes: usize,
     ) -> Vec<Block> {
-        // One lock for the whole batch: a peer's request must not take the
-        // chain lock once per block, between the steps of a block connect.
-        let chain = lock(&self.chain);
+        // The chain lock only to choose what may be served; the bodies
+        // (up to 128 per request, from any peer) are read without it, so a
+        // peer's request never holds up block processing for its disk
+        // reads. A body is keyed by its hash: a block pruned or reorganised
+        // away meanwhile reads as absent or is served as it was asked for.
+        let (store, servable) = {
+            let chain = lock(&self.chain);
+            let servable: Vec<&Hash256> =
+                hashes.iter().filter(|h| chain.is_active(h) || announced.contains(*h)).collect();
+            (chain.shared_store(), servable)
+        };
         let mut out = Vec::new();
         let mut bytes = 0usize;
-        for h in hashes {
-            if !chain.is_active(h) && !announced.contains(h) {
-                continue;
-            }
+        for h in servable {
             // A pruned body reads as absent: served like a block we never had.
-            let Some(b) = chain.store().block(h).ok().flatten() else { continue };
+            let Some(b) = store.block(h).ok().flatten() else { continue };
             let size = b.encoded_size();
             if !out.is_empty() && bytes.saturating_add(size) > max_bytes {
                 break;

@@ -122,3 +122,20 @@ fn a_block_made_here_is_announced_before_it_connects_and_an_invalid_one_is_not()
     let _ = node.process_own_block(blocks[0].clone());
     assert!(events.try_recv().is_err(), "nothing announced for a known block");
 }
+
+// Any peer may ask for 128 blocks at a time: their bodies were read under
+// the chain lock, so each request held up block processing for its disk
+// reads.
+#[test]
+fn blocks_served_to_peers_are_read_without_holding_the_chain() {
+    use crate::chain_api::NetworkChain;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut builder = ChainBuilder::new(ChainSpec::regtest());
+    let (node, blocks) = crate::testkit::regtest_node(dir.path(), &mut builder, 5);
+    let hashes: Vec<Hash256> = blocks.iter().map(Block::hash).collect();
+    let seen = crate::testkit::watch_body_reads(&node);
+    let served = node.serve_blocks(&hashes, &Default::default(), usize::MAX);
+    assert_eq!(served.iter().map(Block::hash).collect::<Vec<_>>(), hashes);
+    assert!(node.block(&hashes[0]).is_some());
+    assert_eq!(seen.get(), (6, 0), "(body reads, of them under the chain lock)");
+}

@@ -204,9 +204,26 @@ pub fn spend_block(spec: &ChainSpec, n: usize) -> (Block, HashMap<OutPoint, Coin
 pub(crate) fn watch_address_reads(
     node: &std::sync::Arc<crate::node::Node>,
 ) -> std::rc::Rc<std::cell::Cell<(usize, usize)>> {
+    watch_reads(node, &crate::store::ON_ADDRESS_READ)
+}
+
+/// Counts block body reads on this thread and those made while the chain
+/// lock was held.
+#[cfg(test)]
+pub(crate) fn watch_body_reads(
+    node: &std::sync::Arc<crate::node::Node>,
+) -> std::rc::Rc<std::cell::Cell<(usize, usize)>> {
+    watch_reads(node, &crate::store::ON_BODY_READ)
+}
+
+#[cfg(test)]
+fn watch_reads(
+    node: &std::sync::Arc<crate::node::Node>,
+    hook: &'static crate::store::ReadHook,
+) -> std::rc::Rc<std::cell::Cell<(usize, usize)>> {
     let seen = std::rc::Rc::new(std::cell::Cell::new((0, 0)));
     let (node, out) = (node.clone(), seen.clone());
-    crate::store::ON_ADDRESS_READ.with(|h| {
+    hook.with(|h| {
         *h.borrow_mut() = Some(Box::new(move || {
             let (reads, held) = out.get();
             out.set((reads + 1, held + usize::from(node.chain_is_held())));

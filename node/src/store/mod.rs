@@ -324,7 +324,10 @@ impl Store {
     /// A block body, checked against its hash.
     pub fn block(&self, hash: &Hash256) -> Result<Option<Block>, StoreError> {
         #[cfg(test)]
-        BODY_READS.with(|n| n.set(n.get() + 1));
+        {
+            BODY_READS.with(|n| n.set(n.get() + 1));
+            run_hook(&ON_BODY_READ);
+        }
         let Some(bytes) = self.db.get_pinned_cf(self.cf(CF_BLOCKS), hash.0)? else {
             return Ok(None);
         };
@@ -485,13 +488,25 @@ thread_local! {
     /// which locks the caller holds then).
     pub(crate) static ON_ADDRESS_READ: std::cell::RefCell<Option<Box<dyn Fn()>>> =
         const { std::cell::RefCell::new(None) };
+    /// Called as a block body read starts on this thread (same use).
+    pub(crate) static ON_BODY_READ: std::cell::RefCell<Option<Box<dyn Fn()>>> =
+        const { std::cell::RefCell::new(None) };
 }
 
+/// A read hook of this thread (see [`ON_ADDRESS_READ`]).
 #[cfg(test)]
-fn on_address_read() {
-    ON_ADDRESS_READ.with(|h| {
+pub(crate) type ReadHook = std::thread::LocalKey<std::cell::RefCell<Option<Box<dyn Fn()>>>>;
+
+#[cfg(test)]
+fn run_hook(hook: &'static ReadHook) {
+    hook.with(|h| {
         if let Some(f) = h.borrow().as_ref() {
             f()
         }
     });
+}
+
+#[cfg(test)]
+fn on_address_read() {
+    run_hook(&ON_ADDRESS_READ);
 }
