@@ -81,6 +81,23 @@ fn a_chain_state_height_of_u32_max_is_refused_as_corrupt_without_reserving_for_i
 }
 
 #[test]
+fn a_header_arrival_number_at_the_limit_opens_and_counting_goes_on_from_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    crafted(dir.path(), |chain, _| {
+        let mut record = chain.tip_entry().record();
+        record.seq = MAX_STORED_SEQ;
+        Some((chain.state().tip, record))
+    });
+    let mut chain = open_within_deadline(dir.path()).expect("the limit itself opens");
+    // A side branch's first block: its header is the next one to arrive.
+    let side = ChainBuilder::new(ChainSpec::regtest()).next_block(0);
+    chain.accept_block(side.clone()).expect("a side block");
+    // (Numbered once as a header, again as its body arrives.)
+    let seq = chain.entry(&side.hash()).map(|e| e.seq);
+    assert!(seq.is_some_and(|s| s > MAX_STORED_SEQ), "{seq:?}");
+}
+
+#[test]
 fn a_header_arrival_number_of_u64_max_is_refused_as_corrupt() {
     let dir = tempfile::tempdir().expect("tempdir");
     crafted(dir.path(), |chain, _| {
