@@ -26,6 +26,30 @@ pub fn read_capped(path: &Path, max: u64) -> io::Result<Vec<u8>> {
     if !file.metadata()?.is_file() {
         return Err(io::Error::new(io::ErrorKind::InvalidData, format!("{} is not a regular file", path.display())));
     }
+    // Back to blocking reads: a network or FUSE file system may honour
+    // the flag on a regular file and answer "would block".
+    #[cfg(unix)]
+    {
+        use std::os::fd::AsRawFd;
+        let fd = file.as_raw_fd();
+        // SAFETY: fcntl on a descriptor this function owns, with flags
+        // taken from the same descriptor.
+        let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+        if flags < 0 || unsafe { libc::fcntl(fd, libc::F_SETFL, flags & !libc::O_NONBLOCK) } < 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    take_capped(file, path, max)
+}
+
+/// Reads `path` whole up to `max` bytes like [`read_capped`], but accepts
+/// a named pipe or device: for a file the operator names on the command
+/// line (`--chain <(...)`), where a pipe is a choice, not an attack.
+pub fn read_capped_any(path: &Path, max: u64) -> io::Result<Vec<u8>> {
+    take_capped(File::open(path)?, path, max)
+}
+
+fn take_capped(file: File, path: &Path, max: u64) -> io::Result<Vec<u8>> {
     let mut bytes = Vec::new();
     file.take(max.saturating_add(1)).read_to_end(&mut bytes)?;
     if bytes.len() as u64 > max {
@@ -104,8 +128,9 @@ mod tests {
         let endless = dir.path().join("peers.json");
         std::os::unix::fs::symlink("/dev/zero", &endless).expect("symlink");
         let pipe = dir.path().join("p2p_key");
-        let status = std::process::Command::new("mkfifo").arg(&pipe).status().expect("mkfifo");
-        assert!(status.success(), "mkfifo failed");
+        let c_path = std::ffi::CString::new(pipe.as_os_str().as_encoded_bytes()).expect("path");
+        // SAFETY: a NUL-terminated path that outlives the call.
+        assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0, "mkfifo failed");
         for path in [endless, pipe] {
             // On another thread: an open that blocks fails at the deadline.
             let (done, result) = std::sync::mpsc::channel();
@@ -119,6 +144,25 @@ mod tests {
                 .expect_err("a special file was read");
             assert!(err.to_string().contains("not a regular file"), "{}: {err}", path.display());
         }
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_pipe_the_operator_names_is_read_up_to_the_cap() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let pipe = dir.path().join("spec.json");
+        let c_path = std::ffi::CString::new(pipe.as_os_str().as_encoded_bytes()).expect("path");
+        // SAFETY: a NUL-terminated path that outlives the call.
+        assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0, "mkfifo failed");
+        let writer = {
+            let pipe = pipe.clone();
+            std::thread::spawn(move || std::fs::write(pipe, b"{\"name\": \"x\"}"))
+        };
+        assert_eq!(read_capped_any(&pipe, 1024).expect("read"), b"{\"name\": \"x\"}");
+        writer.join().expect("writer").expect("write");
+        let endless = dir.path().join("zero");
+        std::os::unix::fs::symlink("/dev/zero", &endless).expect("symlink");
+        assert!(read_capped_any(&endless, 1024).is_err(), "an endless device read past the cap");
     }
 
     #[test]

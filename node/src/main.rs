@@ -111,7 +111,7 @@ fn load_spec(chain: &str) -> Result<ChainSpec, String> {
     match chain {
         "regtest" | "devnet" | "testnet" => ChainSpec::builtin(chain).map_err(|e| e.to_string()),
         path => {
-            let bytes = lode_node::files::read_capped(Path::new(path), MAX_SPEC_FILE_BYTES)
+            let bytes = lode_node::files::read_capped_any(Path::new(path), MAX_SPEC_FILE_BYTES)
                 .map_err(|e| format!("cannot read chain spec {path}: {e}"))?;
             let text = String::from_utf8(bytes).map_err(|_| format!("chain spec {path} is not UTF-8"))?;
             ChainSpec::from_json(&text).map_err(|e| format!("chain spec {path}: {e}"))

@@ -15,11 +15,11 @@ pub const NOT_FOUND: i64 = -5;
 pub const ALREADY_KNOWN: i64 = -27;
 /// The largest JSON-RPC reply body the wallet reads. The node is reached
 /// over plain HTTP and is not trusted: without a cap a lying node (or
-/// anything on the path) could send gigabytes and exhaust memory. The
-/// largest honest replies (a verbose transaction of the 100 kB relay limit,
-/// an address history of many thousand entries) are a few MiB, so 32 MiB
-/// never stops an honest node.
-pub const MAX_REPLY_BYTES: u64 = 32 * 1024 * 1024;
+/// anything on the path) could send gigabytes and exhaust memory. An
+/// honest answer can be large too: anyone can pay an address dust, and
+/// `listunspent` lists every coin (about 150 bytes each), so the cap sits
+/// at about 1.7 million coins rather than near a typical answer.
+pub const MAX_REPLY_BYTES: u64 = 256 * 1024 * 1024;
 /// Bytes read from the reply body at a time.
 const READ_CHUNK: usize = 64 * 1024;
 

@@ -166,9 +166,9 @@ fn a_prune_height_one_above_the_tip_opens_and_more_is_refused_as_corrupt() {
     drop(chain);
 
     let dir = tempfile::tempdir().expect("tempdir");
-    crafted(dir.path(), |chain, _| {
+    crafted(dir.path(), |chain, state| {
         let mut batch = chain.store().batch();
-        batch.put_prune_height(Height(1000));
+        batch.put_prune_height(Height(state.height.0 + 2));
         chain.store().write(batch, true).expect("write");
         None
     });

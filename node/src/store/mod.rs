@@ -103,7 +103,7 @@ impl ChainStateRecord {
     /// summary that went wrong (only an edited data directory can do it)
     /// must not panic the node; `verifychain` reports the mismatch.
     pub fn spend(&mut self, value: Amount) {
-        if self.utxo_count == 0 || self.total_amount < value.units() {
+        if (self.utxo_count == 0 || self.total_amount < value.units()) && first_summary_warning() {
             tracing::warn!(
                 utxo_count = self.utxo_count,
                 total_amount = self.total_amount,
@@ -116,12 +116,21 @@ impl ChainStateRecord {
 
     /// Counts a coin entering the UTXO set (saturating, as [`Self::spend`]).
     pub fn create(&mut self, value: Amount) {
-        if self.utxo_count == u64::MAX || self.total_amount.checked_add(value.units()).is_none() {
+        if (self.utxo_count == u64::MAX || self.total_amount.checked_add(value.units()).is_none())
+            && first_summary_warning()
+        {
             tracing::warn!(utxo_count = self.utxo_count, "the stored UTXO-set summary overflows; run verifychain");
         }
         self.utxo_count = self.utxo_count.saturating_add(1);
         self.total_amount = self.total_amount.saturating_add(value.units());
     }
+}
+
+/// Whether this is the first warning about a wrong UTXO-set summary in
+/// this process: once it is wrong, every later block would warn again.
+fn first_summary_warning() -> bool {
+    static WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    !WARNED.swap(true, std::sync::atomic::Ordering::Relaxed)
 }
 
 /// Storage failures.

@@ -831,14 +831,14 @@ fn a_wait_timeout_too_large_for_the_clock_waits_without_a_deadline() {
     let r = Rig::new();
     let a = r.funded("a.wallet");
     let state = r.node.state.clone();
-    let miner = std::thread::spawn(move || {
-        for _ in 0..100 {
-            std::thread::sleep(Duration::from_millis(100));
-            let mut s = state.lock().unwrap();
-            if !s.mempool().is_empty() {
-                s.mine(1, &lode_core::Address([1; 20]));
-                return;
-            }
+    // Mines once the payment arrives, however late: the wallet under test
+    // waits without a deadline, so a miner that gave up would hang it.
+    let miner = std::thread::spawn(move || loop {
+        std::thread::sleep(Duration::from_millis(100));
+        let mut s = state.lock().unwrap();
+        if !s.mempool().is_empty() {
+            s.mine(1, &lode_core::Address([1; 20]));
+            return;
         }
     });
     let huge = u64::MAX.to_string();
