@@ -103,6 +103,12 @@ impl Service {
                 }
             }
             #[cfg(test)]
+            Command::TopicsOf(peer, reply) => {
+                let gossip = &self.swarm.behaviour().gossipsub;
+                let n = gossip.all_peers().find(|(p, _)| **p == peer).map_or(0, |(_, topics)| topics.len());
+                let _ = reply.send(n);
+            }
+            #[cfg(test)]
             Command::PublishCompactRaw { data, block } => {
                 self.compact.remember(block);
                 let topic = self.names.cmpct_blocks.clone();

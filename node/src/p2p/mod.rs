@@ -439,6 +439,13 @@ impl P2pHandle {
         let _ = self.commands.send(service::Command::PublishRaw { blocks, data }).await;
     }
 
+    /// How many gossip topics this node has seen `peer` subscribe to.
+    #[cfg(test)]
+    async fn gossip_topics_of(&self, peer: &str) -> usize {
+        let Ok(p) = parse_peer(peer) else { return 0 };
+        self.ask(|tx| service::Command::TopicsOf(p, tx)).await.unwrap_or(0)
+    }
+
     /// Publishes `data` as this node's compact form of `block`, kept for
     /// `getblocktxn` as an announced block is.
     #[cfg(test)]

@@ -133,6 +133,10 @@ pub(crate) enum Command {
         data: Vec<u8>,
         block: Arc<lode_core::Block>,
     },
+    /// How many gossip topics we have seen the peer subscribe to (tests
+    /// wait on it before publishing: gossip skips a peer not yet seen).
+    #[cfg(test)]
+    TopicsOf(PeerId, oneshot::Sender<usize>),
 }
 
 /// An `add_peer` waiting for its connection: (address, reply, deadline).

@@ -63,7 +63,7 @@ async fn a_block_whose_transactions_are_pooled_is_rebuilt_from_the_mempool() {
     let block = block_with(&pooled);
     // Gossip reaches only peers whose subscriptions we have seen.
     wait_for("b subscribed", || async { (a.handle.peers().await.len() == 1).then_some(()) }).await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    wait_subscribed(&a, &b).await;
     submit_all(&a.chain, std::slice::from_ref(&block));
     wait_tip(&b, &block, "the block at b").await;
     let s = stats(&b);
@@ -89,7 +89,7 @@ async fn transactions_missing_from_the_mempool_are_fetched_from_the_sender() {
         }
     }
     let block = block_with(&all);
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    wait_subscribed(&a, &b).await;
     submit_all(&a.chain, std::slice::from_ref(&block));
     wait_tip(&b, &block, "the block at b").await;
     let s = stats(&b);
@@ -115,7 +115,7 @@ async fn falls_back(forge: impl FnOnce(&mut CompactBlock, &Block) -> Option<Tran
     if let Some(stranger) = forge(&mut compact, &block) {
         b.chain.pool_quietly(stranger);
     }
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    wait_subscribed(&a, &b).await;
     a.handle.publish_compact_raw(compact.encode(), block.clone()).await;
     wait_tip(&b, &block, "the block at b after the fallback").await;
     let s = stats(&b);
@@ -167,7 +167,8 @@ async fn an_invalid_block_is_relayed_fast_never_connected_and_bans_only_its_make
     .await;
     // a validates slowly: b must hear of the block before a has judged it.
     a.chain.submit_delay_ms.store(3_000, Ordering::Relaxed);
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    wait_subscribed(&maker, &a).await;
+    wait_subscribed(&a, &b).await;
     let mut bad = txs(5);
     bad[2].inputs.clear();
     let block = block_with(&bad);
@@ -204,7 +205,8 @@ async fn a_node_without_compact_relay_gets_full_blocks_and_passes_them_on() {
         (connected(&a, &b).await && connected(&b, &c).await && !connected(&a, &c).await).then_some(())
     })
     .await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    wait_subscribed(&a, &b).await;
+    wait_subscribed(&b, &c).await;
     let block = block_with(&txs(3));
     submit_all(&a.chain, std::slice::from_ref(&block));
     wait_tip(&c, &block, "the block through the legacy node").await;
@@ -222,7 +224,7 @@ async fn a_burst_of_connected_blocks_sends_few_vouch_requests_and_costs_the_anno
     // block, which a peer's request rate limit would read as a flood.
     let (a, b) = pair().await;
     wait_for("b subscribed", || async { (a.handle.peers().await.len() == 1).then_some(()) }).await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    wait_subscribed(&a, &b).await;
     let blocks = ChainBuilder::new(ChainSpec::regtest()).blocks(1_500, 0);
     submit_all(&a.chain, &blocks);
     let last = blocks.last().expect("blocks");
@@ -254,7 +256,8 @@ async fn a_catch_up_announces_its_newest_block_not_each_block_it_fetched() {
     })
     .await;
     wait_for("b out of initial sync", || async { (!b.handle.initial_sync()).then_some(()) }).await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    wait_subscribed(&a, &b).await;
+    wait_subscribed(&b, &c).await;
     let blocks = ChainBuilder::new(ChainSpec::regtest()).blocks(300, 0);
     a.chain.quiet.store(true, Ordering::Relaxed);
     submit_all(&a.chain, &blocks);

@@ -90,6 +90,14 @@ where
     }
 }
 
+/// Waits until `from` has seen `to` subscribe to its gossip topics: a
+/// message published before that skips `to`. Subscriptions arrive in one
+/// message per connection, so one topic seen means all of them.
+pub(super) async fn wait_subscribed(from: &Node, to: &Node) {
+    let id = to.handle.local_peer_id();
+    wait_for("a gossip subscription", || async { (from.handle.gossip_topics_of(&id).await > 0).then_some(()) }).await;
+}
+
 /// Submits a fresh transaction at `a` every 200 ms until one reaches `b`.
 /// Gossip reaches only peers whose subscription `a` has seen, and one
 /// published before that is lost: a single probe made tests flaky.
