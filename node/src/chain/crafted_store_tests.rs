@@ -9,10 +9,14 @@ use lode_core::validation::Coin;
 use std::sync::mpsc;
 use std::time::Duration;
 
+/// Opens the regtest chain stored in `dir` with `config`.
+fn open_with(dir: &Path, config: ChainConfig) -> Result<Chain, ChainError> {
+    Chain::open(dir, ChainSpec::regtest(), Arc::new(SigCache::new(100)), config)
+}
+
 /// A chain of three blocks in `dir`, then `edit` applied to its store.
 fn crafted(dir: &Path, edit: impl FnOnce(&Chain, &mut ChainStateRecord) -> Option<(Hash256, HeaderRecord)>) {
-    let mut chain =
-        Chain::open(dir, ChainSpec::regtest(), Arc::new(SigCache::new(100)), ChainConfig::default()).expect("open");
+    let mut chain = open_with(dir, ChainConfig::default()).expect("open");
     for b in ChainBuilder::new(ChainSpec::regtest()).blocks(3, 0) {
         chain.accept_block(b).expect("a valid block");
     }
@@ -32,8 +36,7 @@ fn open_within_deadline(dir: &Path) -> Result<Chain, ChainError> {
     let (done, result) = mpsc::channel();
     let dir = dir.to_path_buf();
     std::thread::spawn(move || {
-        let _ =
-            done.send(Chain::open(&dir, ChainSpec::regtest(), Arc::new(SigCache::new(100)), ChainConfig::default()));
+        let _ = done.send(open_with(&dir, ChainConfig::default()));
     });
     result.recv_timeout(Duration::from_secs(30)).expect("Chain::open returned within 30 s")
 }
@@ -124,8 +127,7 @@ fn a_stored_total_above_the_money_supply_is_refused_as_corrupt() {
 #[test]
 fn coins_and_undo_records_worth_more_than_the_money_supply_are_refused_as_corrupt() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let chain = Chain::open(dir.path(), ChainSpec::regtest(), Arc::new(SigCache::new(100)), ChainConfig::default())
-        .expect("open");
+    let chain = open_with(dir.path(), ChainConfig::default()).expect("open");
     let address = lode_core::Address([7; 20]);
     let op = OutPoint { txid: Hash256([9; 32]), vout: 0 };
     let coin = Coin {
@@ -160,8 +162,7 @@ fn a_prune_height_one_above_the_tip_opens_and_more_is_refused_as_corrupt() {
         None
     });
     let config = ChainConfig { prune_blocks: Some(MIN_PRUNE_BLOCKS), ..ChainConfig::default() };
-    let chain = Chain::open(dir.path(), ChainSpec::regtest(), Arc::new(SigCache::new(100)), config.clone())
-        .expect("a prune height one above the tip opens");
+    let chain = open_with(dir.path(), config.clone()).expect("a prune height one above the tip opens");
     assert_eq!(chain.prune_height(), Some(Height(chain.state().height.0 + 1)));
     drop(chain);
 
@@ -172,7 +173,7 @@ fn a_prune_height_one_above_the_tip_opens_and_more_is_refused_as_corrupt() {
         chain.store().write(batch, true).expect("write");
         None
     });
-    let opened = Chain::open(dir.path(), ChainSpec::regtest(), Arc::new(SigCache::new(100)), config);
+    let opened = open_with(dir.path(), config);
     let reason = is_corrupt(opened);
     assert!(reason.contains("above the tip"), "{reason}");
 }
@@ -180,10 +181,7 @@ fn a_prune_height_one_above_the_tip_opens_and_more_is_refused_as_corrupt() {
 #[test]
 fn a_stored_summary_short_of_the_utxo_set_does_not_panic_a_reorg_and_verifychain_reports_it() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let open = || {
-        Chain::open(dir.path(), ChainSpec::regtest(), Arc::new(SigCache::new(100)), ChainConfig::default())
-            .expect("open")
-    };
+    let open = || open_with(dir.path(), ChainConfig::default()).expect("open");
     let mut builder = ChainBuilder::new(ChainSpec::regtest());
     let mut chain = open();
     for _ in 0..2 {
@@ -213,8 +211,7 @@ fn a_stored_summary_short_of_the_utxo_set_does_not_panic_a_reorg_and_verifychain
 #[test]
 fn a_reorg_that_fails_part_way_still_reports_the_blocks_it_disconnected() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut chain = Chain::open(dir.path(), ChainSpec::regtest(), Arc::new(SigCache::new(100)), ChainConfig::default())
-        .expect("open");
+    let mut chain = open_with(dir.path(), ChainConfig::default()).expect("open");
     let mut builder = ChainBuilder::new(ChainSpec::regtest());
     for _ in 0..2 {
         chain.accept_block(builder.next_block(0)).expect("a valid block");

@@ -795,31 +795,23 @@ fn a_node_reporting_more_money_than_exists_is_refused() {
 
     // History and bumpfee read verbose transactions.
     let stuck = r.ok("a.wallet", &["send", "--to", &a0, "--amount", "1", "--fee-rate", "1", "--yes"]);
-    lie(
-        "getrawtransaction",
-        Box::new(|v| {
-            // Only the verbose answer (an object), not the raw hex.
-            if !v.is_object() {
-                return;
-            }
-            for o in v["outputs"].as_array_mut().into_iter().flatten() {
-                o["amount"] = json!(u64::MAX);
-            }
-        }),
-    );
+    // Every amount of one list ("inputs" or "outputs") of the verbose answer
+    // (an object; the raw hex is left alone) becomes u64::MAX.
+    let inflate = |list: &'static str| {
+        lie(
+            "getrawtransaction",
+            Box::new(move |v| {
+                if v.is_object() {
+                    for e in v[list].as_array_mut().into_iter().flatten() {
+                        e["amount"] = json!(u64::MAX);
+                    }
+                }
+            }),
+        )
+    };
+    inflate("outputs");
     refused(&["history"], "is above");
-    lie(
-        "getrawtransaction",
-        Box::new(|v| {
-            // Only the verbose answer (an object), not the raw hex.
-            if !v.is_object() {
-                return;
-            }
-            for i in v["inputs"].as_array_mut().into_iter().flatten() {
-                i["amount"] = json!(u64::MAX);
-            }
-        }),
-    );
+    inflate("inputs");
     refused(&["bumpfee", stuck["txid"].as_str().unwrap(), "--fee-rate", "5", "--yes"], "is above");
     assert_eq!(r.node.state.lock().unwrap().mempool().len(), 1, "nothing was replaced");
 }
