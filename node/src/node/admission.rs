@@ -6,8 +6,9 @@
 //! parsed the request ([`Node::try_submit_inline`]): handing each one to a
 //! blocking thread and back cost more CPU than its signature check
 //! (measured with `lode-bench --only mempool`, see docs/performance.md).
-//! That path never waits for a lock; when one is busy it hands the
-//! transaction back for the blocking path.
+//! That path waits for the mempool lock only as long as another
+//! admission holds it ([`INLINE_LOCK_WAIT`]); when it stays busy (a tip
+//! move) it hands the transaction back for the blocking path.
 
 use super::{lock, Node};
 use crate::chain_api::ChainEvent;
@@ -22,11 +23,21 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
+use std::time::{Duration, Instant};
 
 /// Most inputs a transaction may have to be admitted on an async worker:
 /// each input is one signature check (about 75 µs on one core), and a
 /// worker should not be kept from its other tasks much longer than that.
 pub const INLINE_MAX_INPUTS: usize = 4;
+
+/// How long the inline path waits for a busy mempool lock. Another
+/// admission holds it for a few microseconds (its checks, not its
+/// signatures), and handing the transaction to a blocking thread instead
+/// costs a thread wake-up, a second wake-up back and a second precheck:
+/// with four clients a quarter of the admission CPU was spent on that
+/// path (`perf record` of the node under `lode-bench --only mempool`).
+/// Following a tip move holds the lock far longer; that is not waited for.
+pub const INLINE_LOCK_WAIT: Duration = Duration::from_micros(50);
 
 /// What [`Node::try_submit_inline`] did.
 #[derive(Debug)]
@@ -45,6 +56,22 @@ fn try_lock<T>(m: &Mutex<T>) -> Option<MutexGuard<'_, T>> {
         Ok(guard) => Some(guard),
         Err(TryLockError::Poisoned(p)) => Some(p.into_inner()),
         Err(TryLockError::WouldBlock) => None,
+    }
+}
+
+/// The lock if it becomes free within `wait`. Yields between attempts so
+/// that a holder sharing this core can finish.
+fn lock_within<T>(m: &Mutex<T>, wait: Duration) -> Option<MutexGuard<'_, T>> {
+    let mut deadline = None;
+    loop {
+        if let Some(guard) = try_lock(m) {
+            return Some(guard);
+        }
+        let until = *deadline.get_or_insert_with(|| Instant::now() + wait);
+        if Instant::now() >= until {
+            return None;
+        }
+        std::thread::yield_now();
     }
 }
 
@@ -96,14 +123,20 @@ impl Node {
     }
 
     /// [`Node::submit_transaction`] for a caller on an async worker: the
-    /// same checks, but it never waits for the mempool lock and takes only
-    /// transactions of at most [`INLINE_MAX_INPUTS`] inputs; anything else
-    /// is handed back as [`InlineSubmit::Blocking`].
+    /// same checks, but it waits for the mempool lock at most
+    /// [`INLINE_LOCK_WAIT`] and takes only transactions of at most
+    /// [`INLINE_MAX_INPUTS`] inputs; anything else is handed back as
+    /// [`InlineSubmit::Blocking`].
     pub fn try_submit_inline(&self, tx: Transaction) -> InlineSubmit {
+        self.submit_inline_within(tx, INLINE_LOCK_WAIT)
+    }
+
+    /// [`Node::try_submit_inline`] waiting at most `wait` for the lock.
+    fn submit_inline_within(&self, tx: Transaction, wait: Duration) -> InlineSubmit {
         if tx.inputs.len() > INLINE_MAX_INPUTS {
             return InlineSubmit::Blocking(tx);
         }
-        let Some(pool) = try_lock(&self.mempool) else {
+        let Some(pool) = lock_within(&self.mempool, wait) else {
             return InlineSubmit::Blocking(tx);
         };
         let pre = match self.precheck_with(&tx, pool) {
@@ -113,7 +146,7 @@ impl Node {
         if let Err(e) = crate::mempool::verify_unlocked(&pre.checks, &self.sig_cache) {
             return InlineSubmit::Decided(Err(e));
         }
-        match try_lock(&self.mempool) {
+        match lock_within(&self.mempool, wait) {
             Some(pool) => InlineSubmit::Decided(self.admit_with(tx, pool, Some(pre))),
             None => InlineSubmit::Blocking(tx),
         }
