@@ -232,12 +232,8 @@ impl Node {
         let mut pool = lock(&self.mempool);
         self.tip_moves.fetch_add(1, Ordering::AcqRel);
         let mut fees = lock(&self.fees);
-        // The kept connected blocks are the newest, ending at the tip.
-        let tip = chain.state().height.0;
-        let kept = update.connected().count() as u32;
-        for (i, block) in update.connected().enumerate() {
-            let height = (tip + 1).saturating_sub(kept - i as u32);
-            fees.process_block(height, block.transactions.iter().skip(1).map(|t| t.txid()));
+        for (height, block) in update.connected() {
+            fees.process_block(height.0, block.transactions.iter().skip(1).map(|t| t.txid()));
             for gone in pool.remove_for_block(block) {
                 fees.remove_tx(&gone);
             }

@@ -246,7 +246,7 @@ impl Chain {
             sigs, cached, spent = c.pending.outcome.spent.len(),
             ms = c.started.elapsed().as_millis() as u64, "connected block"
         );
-        update.push_connected(c.block);
+        update.push_connected(c.block, c.entry.height);
     }
 }
 

@@ -183,7 +183,7 @@ fn merging_a_truncated_update_keeps_its_full_counts_and_the_truncated_flag() {
     }
     let connected = MAX_UPDATE_CONNECTED + 5;
     for n in 0..connected as u64 {
-        long.push_connected(sized_block(n, 1, 0));
+        long.push_connected(sized_block(n, 1, 0), Height(n as u32 + 1));
     }
     assert!(long.truncated());
     let mut merged = TipUpdate::default();

@@ -339,7 +339,8 @@ fn a_reorg_that_fails_part_way_returns_to_the_first_seen_tip() {
     let mut a = ChainBuilder::new(ChainSpec::regtest());
     import(&mut chain, &a.blocks(4, 0));
     let mut b = a.fork(3);
-    import(&mut chain, &a.blocks(2, 0));
+    let a56 = a.blocks(2, 0);
+    import(&mut chain, &a56);
     let first_seen = chain.state().tip;
     // b: two valid blocks (equal work to a's), then an invalid third that
     // makes b look heavier: the reorg connects b1, b2 and fails at b3.
@@ -351,6 +352,11 @@ fn a_reorg_that_fails_part_way_returns_to_the_first_seen_tip() {
     assert!(matches!(r, Err(ChainError::Invalid { .. })), "{r:?}");
     assert_eq!(chain.state().tip, first_seen, "equal work: back to the block seen first");
     assert_eq!(u.disconnected_count(), 4, "a's two, then b's two on the way back");
+    // Whoever follows the chain (mempool, fee estimates) is told of a's
+    // blocks back at their heights, not of b's, which are off it again.
+    let connected: Vec<_> = u.connected().map(|(h, b)| (h, b.hash())).collect();
+    assert_eq!(connected, vec![(Height(5), a56[0].hash()), (Height(6), a56[1].hash())]);
+    assert_eq!(u.connected_count(), 4, "b's two and a's two were connected");
     assert_utxo_matches_replay(&chain);
 }
 

@@ -4,7 +4,7 @@
 //! dropped some so the mempool is checked against the new tip instead.
 
 use lode_core::validation::BlockError;
-use lode_core::{Block, Hash256, Transaction};
+use lode_core::{Block, Hash256, Height, Transaction};
 use std::collections::VecDeque;
 use std::sync::Arc;
 
@@ -20,7 +20,8 @@ pub const MAX_UPDATE_CONNECTED: usize = 64;
 /// How the active chain moved.
 #[derive(Debug, Default)]
 pub struct TipUpdate {
-    connected: VecDeque<Arc<Block>>,
+    /// Connected blocks still on the active chain, with their heights.
+    connected: VecDeque<(Arc<Block>, Height)>,
     connected_count: usize,
     /// Disconnected blocks kept, tip first, with their encoded sizes.
     disconnected: VecDeque<(Arc<Block>, usize)>,
@@ -48,12 +49,16 @@ impl TipUpdate {
         self.truncated
     }
 
-    /// Connected blocks kept, oldest first.
-    pub fn connected(&self) -> impl Iterator<Item = &Arc<Block>> {
-        self.connected.iter()
+    /// Connected blocks kept that are still on the active chain, oldest
+    /// first, with their heights: they end at the tip. A block connected
+    /// and disconnected again in the same move (a reorg that failed on a
+    /// later block and went back) is not among them.
+    pub fn connected(&self) -> impl Iterator<Item = (Height, &Arc<Block>)> {
+        self.connected.iter().map(|(b, h)| (*h, b))
     }
 
-    /// How many blocks were connected in all.
+    /// How many blocks were connected in all (including any disconnected
+    /// again in the same move).
     pub fn connected_count(&self) -> usize {
         self.connected_count
     }
@@ -75,18 +80,24 @@ impl TipUpdate {
         self.disconnected.iter().rev().flat_map(|(b, _)| b.transactions.iter().skip(1).cloned()).collect()
     }
 
-    /// Records a connected block.
-    pub(super) fn push_connected(&mut self, block: Arc<Block>) {
+    /// Records a connected block at `height`.
+    pub(super) fn push_connected(&mut self, block: Arc<Block>, height: Height) {
         self.connected_count += 1;
-        self.connected.push_back(block);
+        self.connected.push_back((block, height));
         if self.connected.len() > MAX_UPDATE_CONNECTED {
             self.connected.pop_front();
             self.truncated = true;
         }
     }
 
-    /// Records a disconnected block (called tip first).
+    /// Records a disconnected block (called tip first). One connected
+    /// earlier in this move leaves the connected list: whoever follows the
+    /// chain never saw it confirmed (its transactions are re-offered with
+    /// the other disconnected ones).
     pub(super) fn push_disconnected(&mut self, block: Arc<Block>) {
+        if self.connected.back().is_some_and(|(b, _)| b.header.hash() == block.header.hash()) {
+            self.connected.pop_back();
+        }
         self.disconnected_count += 1;
         let size = block.encoded_size();
         self.disconnected_bytes += size;
@@ -106,8 +117,8 @@ impl TipUpdate {
             self.push_disconnected(b);
         }
         self.disconnected_count += dropped_disconnected;
-        for b in other.connected {
-            self.push_connected(b);
+        for (b, height) in other.connected {
+            self.push_connected(b, height);
         }
         self.connected_count += dropped_connected;
         self.invalid.extend(other.invalid);
@@ -141,11 +152,11 @@ mod tests {
     fn a_long_move_keeps_the_newest_connected_blocks_and_says_so() {
         let mut u = TipUpdate::default();
         for n in 0..(MAX_UPDATE_CONNECTED as u64 + 10) {
-            u.push_connected(block(n, 1));
+            u.push_connected(block(n, 1), Height(n as u32 + 1));
         }
         assert_eq!(u.connected_count(), MAX_UPDATE_CONNECTED + 10);
         assert_eq!(u.connected().count(), MAX_UPDATE_CONNECTED);
-        assert_eq!(u.connected().next().map(|b| b.header.nonce), Some(10));
+        assert_eq!(u.connected().next().map(|(h, b)| (h, b.header.nonce)), Some((Height(11), 10)));
         assert!(u.truncated());
         assert!(u.changed() && !u.reorganised());
     }
