@@ -138,9 +138,10 @@ impl Chain {
         for (hash, done) in stored {
             let result = match done {
                 Some(r) => r,
-                None => match failure.take() {
-                    // The first block activation failed for gets the error;
-                    // the rest were not reached.
+                // The first block activation left off the active chain gets
+                // the error (the blocks before it connected); the rest were
+                // not reached.
+                None => match failure.take_if(|_| !self.is_active(&hash)) {
                     Some(e) => Err(e),
                     None => self.stored_outcome(&hash, &update),
                 },
@@ -160,6 +161,12 @@ impl Chain {
                 }
             }
             results.push(result);
+        }
+        if let Some(e) = failure {
+            // Every block of the run connected; what failed was writing
+            // other records (headers, side bodies). Not this run's fault,
+            // but the operator must see it.
+            tracing::error!(%e, "storage failed after the run of blocks connected");
         }
         (results, update)
     }

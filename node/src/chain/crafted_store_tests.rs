@@ -237,3 +237,32 @@ fn a_reorg_that_fails_part_way_still_reports_the_blocks_it_disconnected() {
     let reported: Vec<Hash256> = update.disconnected_blocks().map(|b| b.hash()).collect();
     assert_eq!(reported, vec![fourth_hash]);
 }
+
+// A run of blocks whose activation stopped on a storage error part-way:
+// the error named the first block of the run, which had connected, and
+// the block that could not be read was reported as stored.
+#[test]
+fn a_storage_error_part_way_through_a_run_is_reported_on_the_block_it_stopped_at() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut chain = open_with(dir.path(), ChainConfig::default()).expect("open");
+    let mut builder = ChainBuilder::new(ChainSpec::regtest());
+    for b in builder.blocks(12, 0) {
+        chain.accept_block(b).expect("a valid block");
+    }
+    let run = vec![builder.next_block(0), builder.next_block(1), builder.next_block(0)];
+    let spent = run[1].transactions.get(1).expect("the second block spends a coin").inputs[0].prevout;
+    // The coin the second block spends, rewritten above the money supply:
+    // reading it is a storage error, not a rule the block broke.
+    let mut coin = chain.store().coin(&spent).expect("read").expect("the coin exists");
+    coin.output.value = lode_core::Amount::from_units(u64::MAX);
+    let mut batch = chain.store().batch();
+    batch.add_coin(&spent, &coin);
+    chain.store().write(batch, true).expect("write");
+
+    let (results, update) = chain.accept_blocks(run.clone());
+    assert!(matches!(results[0], Ok(BlockAccepted::Connected)), "{:?}", results[0]);
+    assert!(matches!(results[1], Err(ChainError::Store(StoreError::Corrupt { .. }))), "{:?}", results[1]);
+    assert!(results[2].is_ok(), "{:?}", results[2]);
+    assert_eq!(chain.state().tip, run[0].hash());
+    assert_eq!(update.connected_count(), 1);
+}
