@@ -139,3 +139,28 @@ fn blocks_served_to_peers_are_read_without_holding_the_chain() {
     assert!(node.block(&hashes[0]).is_some());
     assert_eq!(seen.get(), (6, 0), "(body reads, of them under the chain lock)");
 }
+
+// The explorer is open to anyone, and its block, transaction and address
+// pages read block bodies and undo records while holding the chain lock:
+// a stream of page views held up block processing for those disk reads.
+#[test]
+fn explorer_pages_read_bodies_and_undo_records_without_holding_the_chain() {
+    use crate::explorer::{addr, query};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut builder = ChainBuilder::new(ChainSpec::regtest());
+    let (node, _) = crate::testkit::regtest_node(dir.path(), &mut builder, 12);
+    let block = builder.next_block(2);
+    node.process_block(block.clone(), BlockSource::Requested).expect("block with spends connects");
+    let (hash, txid) = (block.hash(), block.transactions[1].txid());
+    let seen = crate::testkit::watch_body_reads(&node);
+    let (_, body) = query::block(&node, &hash).expect("block page");
+    assert!(body.is_some());
+    let (_, views) = query::block_txs(&node, &hash, 0, 25).expect("block transactions page");
+    assert_eq!(views.len(), block.transactions.len());
+    assert_eq!(query::tx(&node, &txid).expect("transaction page").txid, txid);
+    assert_eq!(query::recent_blocks(&node, None, 3).expect("blocks page").len(), 3);
+    addr::summary(&node, &builder.address()).expect("address page");
+    let (reads, held) = seen.get();
+    assert!(reads >= 8, "{reads} body and undo reads");
+    assert_eq!(held, 0, "of {reads} body and undo reads, {held} under the chain lock");
+}

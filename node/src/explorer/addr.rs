@@ -125,8 +125,8 @@ fn add(count: &mut Option<u64>, sum: &mut Option<u64>, value: u64) {
 }
 
 /// Outputs paying `address` in its confirmed history (count, value): one
-/// block read per block, each under a brief lock; `None` when a block
-/// vanished in a reorganisation meanwhile.
+/// block read per block, each after a brief lock to find its hash; `None`
+/// when a block vanished in a reorganisation meanwhile.
 fn funded(node: &Node, address: &Address, history: &[(Height, Hash256)]) -> Option<(u64, u64)> {
     let mut by_height: HashMap<Height, HashSet<Hash256>> = HashMap::new();
     for (h, txid) in history {
@@ -134,11 +134,11 @@ fn funded(node: &Node, address: &Address, history: &[(Height, Hash256)]) -> Opti
     }
     let (mut count, mut sum) = (0u64, 0u64);
     for (height, txids) in by_height {
-        let block = {
+        let (hash, store) = {
             let chain = node.chain();
-            let hash = chain.hash_at(height)?;
-            chain.store().block(&hash).ok()??
+            (chain.hash_at(height)?, chain.shared_store())
         };
+        let block = store.block(&hash).ok()??;
         for tx in block.transactions.iter().filter(|t| txids.contains(&t.txid())) {
             for o in tx.outputs.iter().filter(|o| o.address == *address) {
                 count += 1;

@@ -8,7 +8,7 @@
 //! mempool read runs on a blocking thread and holds a lock only for a few
 //! look-ups or one block read ([`query`]), never across an `.await`.
 
-mod addr;
+pub(crate) mod addr;
 mod api;
 mod charts;
 mod format;

@@ -1,14 +1,16 @@
 //! The explorer's read side: blocks, transactions and the chain as the
 //! pages and the API show them. Functions here run on a blocking thread
-//! and take the chain lock for a few index look-ups or one block read at a
-//! time (then the mempool lock, never the other way round, as the node
-//! does), so a busy explorer never stalls block processing for long. A
-//! reorganisation between two reads shows up as a missing item, never as a
-//! failure.
+//! and take the chain lock only for header-index look-ups (then the
+//! mempool lock, never the other way round, as the node does); block
+//! bodies, undo records and coins are read from the store with no lock
+//! held, so a busy explorer never stalls block processing with disk reads.
+//! A reorganisation between two reads shows up as a missing item, never
+//! as a failure.
 
 use super::ExplorerError;
 use crate::chain::{Chain, ChainTip};
 use crate::node::Node;
+use crate::store::Store;
 use lode_core::pow::difficulty;
 use lode_core::tx::{OutPoint, Unlock};
 use lode_core::{Address, Block, Hash256, Height, Transaction, TxOut};
@@ -219,10 +221,13 @@ fn header_info(chain: &Chain, hash: &Hash256, limit: lode_core::pow::CompactTarg
 /// A block's facts and its body (404 when the header is unknown; the body
 /// is `None` when only the header is stored).
 pub fn block(node: &Node, hash: &Hash256) -> Result<(BlockInfo, Option<Block>), ExplorerError> {
-    let chain = node.chain();
-    let mut info = header_info(&chain, hash, node.spec().pow_limit)
-        .ok_or_else(|| ExplorerError::NotFound(format!("block {hash} not found")))?;
-    let body = chain.store().block(hash)?;
+    let (mut info, store) = {
+        let chain = node.chain();
+        let info = header_info(&chain, hash, node.spec().pow_limit)
+            .ok_or_else(|| ExplorerError::NotFound(format!("block {hash} not found")))?;
+        (info, chain.shared_store())
+    };
+    let body = store.block(hash)?;
     info.body = body.as_ref().map(|b| (b.transactions.len(), b.encoded_size()));
     Ok((info, body))
 }
@@ -253,7 +258,7 @@ pub fn recent_blocks(node: &Node, start: Option<u32>, count: u32) -> Result<Vec<
 /// itself (outputs created and spent in the same block) or, failing both,
 /// the transaction index.
 fn confirmed_prevouts(
-    chain: &Chain,
+    store: &Store,
     tx: &Transaction,
     undo: &HashMap<OutPoint, TxOut>,
     block: &Block,
@@ -274,28 +279,27 @@ fn confirmed_prevouts(
                         .find(|t| t.txid() == op.txid)
                         .and_then(|t| t.outputs.get(op.vout as usize).copied())
                 })
-                .or_else(|| lookup_output(chain, op))
+                .or_else(|| lookup_output(store, op))
         })
         .collect()
 }
 
 /// A confirmed output by its outpoint, through the transaction index.
-fn lookup_output(chain: &Chain, op: &OutPoint) -> Option<TxOut> {
-    let loc = chain.store().tx_location(&op.txid).ok()??;
-    let block = chain.store().block(&loc.block).ok()??;
+fn lookup_output(store: &Store, op: &OutPoint) -> Option<TxOut> {
+    let loc = store.tx_location(&op.txid).ok()??;
+    let block = store.block(&loc.block).ok()??;
     block.transactions.get(loc.index as usize)?.outputs.get(op.vout as usize).copied()
 }
 
-fn undo_map(chain: &Chain, hash: &Hash256) -> Result<HashMap<OutPoint, TxOut>, ExplorerError> {
-    Ok(chain.store().undo(hash)?.unwrap_or_default().into_iter().map(|(op, c)| (op, c.output)).collect())
+fn undo_map(store: &Store, hash: &Hash256) -> Result<HashMap<OutPoint, TxOut>, ExplorerError> {
+    Ok(store.undo(hash)?.unwrap_or_default().into_iter().map(|(op, c)| (op, c.output)).collect())
 }
 
 /// Spent status of each output of a confirmed (`confirmed`) or mempool
 /// transaction: the UTXO set says unspent, the mempool says who spends.
-fn spent_status(node: &Node, chain: &Chain, txid: &Hash256, outputs: usize, confirmed: bool) -> Vec<Spent> {
+fn spent_status(node: &Node, store: &Store, txid: &Hash256, outputs: usize, confirmed: bool) -> Vec<Spent> {
     let ops: Vec<OutPoint> = (0..outputs as u32).map(|vout| OutPoint { txid: *txid, vout }).collect();
-    let in_utxo: Vec<bool> =
-        ops.iter().map(|op| confirmed && chain.store().coin(op).ok().flatten().is_some()).collect();
+    let in_utxo: Vec<bool> = ops.iter().map(|op| confirmed && store.coin(op).ok().flatten().is_some()).collect();
     let pool = node.mempool();
     ops.iter()
         .zip(in_utxo)
@@ -348,8 +352,8 @@ pub fn block_txs(
     let (info, body) = block(node, hash)?;
     let body = body.ok_or_else(|| missing_body(node, hash))?;
     let views = {
-        let chain = node.chain();
-        let undo = undo_map(&chain, hash)?;
+        let store = node.chain().shared_store();
+        let undo = undo_map(&store, hash)?;
         let status = match info.in_best_chain {
             true => TxStatus::Confirmed {
                 height: info.height,
@@ -367,8 +371,8 @@ pub fn block_txs(
             .take(count)
             .map(|tx| {
                 let txid = tx.txid();
-                let prevouts = confirmed_prevouts(&chain, tx, &undo, &body);
-                let spent = spent_status(node, &chain, &txid, tx.outputs.len(), info.in_best_chain);
+                let prevouts = confirmed_prevouts(&store, tx, &undo, &body);
+                let spent = spent_status(node, &store, &txid, tx.outputs.len(), info.in_best_chain);
                 TxView {
                     txid,
                     size: tx.encoded_size(),
@@ -386,11 +390,11 @@ pub fn block_txs(
 
 /// A confirmed or mempool transaction (404 when neither).
 pub fn tx(node: &Node, txid: &Hash256) -> Result<TxView, ExplorerError> {
-    let chain = node.chain();
+    let store = node.chain().shared_store();
     let pooled = node.mempool().entry(txid).cloned();
     if let Some(e) = pooled {
         let prevouts = e.spent.iter().copied().map(Some).collect();
-        let spent = spent_status(node, &chain, txid, e.tx.outputs.len(), false);
+        let spent = spent_status(node, &store, txid, e.tx.outputs.len(), false);
         return Ok(TxView {
             txid: *txid,
             size: e.size,
@@ -401,11 +405,10 @@ pub fn tx(node: &Node, txid: &Hash256) -> Result<TxView, ExplorerError> {
             tx: e.tx,
         });
     }
-    let loc = chain
-        .store()
-        .tx_location(txid)?
-        .ok_or_else(|| ExplorerError::NotFound(format!("transaction {txid} not found")))?;
-    let Some(block) = chain.store().block(&loc.block)? else {
+    let loc =
+        store.tx_location(txid)?.ok_or_else(|| ExplorerError::NotFound(format!("transaction {txid} not found")))?;
+    let Some(block) = store.block(&loc.block)? else {
+        let chain = node.chain();
         return Err(match chain.prune_height() {
             Some(prune) if chain.is_pruned(&loc.block) => ExplorerError::Pruned(format!(
                 "transaction {txid} is in block {} at height {}, which was pruned: this node stores block bodies \
@@ -420,18 +423,11 @@ pub fn tx(node: &Node, txid: &Hash256) -> Result<TxView, ExplorerError> {
         .get(loc.index as usize)
         .cloned()
         .ok_or_else(|| ExplorerError::Internal(format!("transaction index points past block {}", loc.block)))?;
-    let undo = undo_map(&chain, &loc.block)?;
-    let prevouts = confirmed_prevouts(&chain, &tx, &undo, &block);
-    let spent = spent_status(node, &chain, txid, tx.outputs.len(), true);
-    Ok(TxView {
-        txid: *txid,
-        size: tx.encoded_size(),
-        status: confirmed_status(&chain, loc.height.0, loc.block),
-        fee: fee_of(&tx, &prevouts),
-        prevouts,
-        spent,
-        tx,
-    })
+    let undo = undo_map(&store, &loc.block)?;
+    let prevouts = confirmed_prevouts(&store, &tx, &undo, &block);
+    let spent = spent_status(node, &store, txid, tx.outputs.len(), true);
+    let status = confirmed_status(&node.chain(), loc.height.0, loc.block);
+    Ok(TxView { txid: *txid, size: tx.encoded_size(), status, fee: fee_of(&tx, &prevouts), prevouts, spent, tx })
 }
 
 fn confirmed_status(chain: &Chain, height: u32, block: Hash256) -> TxStatus {

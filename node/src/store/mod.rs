@@ -402,7 +402,10 @@ impl Store {
     /// Undo data of a connected block.
     pub fn undo(&self, hash: &Hash256) -> Result<Option<Vec<(OutPoint, Coin)>>, StoreError> {
         #[cfg(test)]
-        BODY_READS.with(|n| n.set(n.get() + 1));
+        {
+            BODY_READS.with(|n| n.set(n.get() + 1));
+            run_hook(&ON_BODY_READ);
+        }
         match self.db.get_cf(self.cf(CF_UNDO), hash.0)? {
             Some(b) => {
                 let spent: Vec<(OutPoint, Coin)> = decode("undo", &hash.0, &b)?;
@@ -497,7 +500,8 @@ thread_local! {
     /// which locks the caller holds then).
     pub(crate) static ON_ADDRESS_READ: std::cell::RefCell<Option<Box<dyn Fn()>>> =
         const { std::cell::RefCell::new(None) };
-    /// Called as a block body read starts on this thread (same use).
+    /// Called as a block body or undo record read starts on this thread
+    /// (same use).
     pub(crate) static ON_BODY_READ: std::cell::RefCell<Option<Box<dyn Fn()>>> =
         const { std::cell::RefCell::new(None) };
 }
