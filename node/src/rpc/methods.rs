@@ -6,6 +6,7 @@ use crate::chain::Chain;
 use crate::mempool::MempoolError;
 use crate::node::Node;
 use crate::p2p::P2pHandle;
+use crate::store::Store;
 use lode_core::codec::{Decode, Encode};
 use lode_core::pow::difficulty;
 use lode_core::tx::{OutPoint, TxOut};
@@ -163,22 +164,27 @@ impl Methods {
                 let p = Params::new(params, 2)?;
                 let hash = p.hash(0, "hash")?;
                 let verbose = p.bool_or(1, "verbose", true)?;
-                let chain = self.node.chain();
-                let block = load_block(&chain, &hash)?;
+                // Body and undo record are read off the chain lock (see
+                // `BlockPlace`); the lock is taken for the header index only.
+                let store = self.node.chain().shared_store();
+                let block = self.load_block(&store, &hash)?;
                 if !verbose {
                     return Ok(json!(hex::encode(block.encode())));
                 }
-                let mut v = header_json(&chain, &hash, prefix)?;
                 // One map for the whole block: per transaction, the undo
                 // data was read again, and each output spent inside the
-                // block cost a block read: quadratic, under the chain lock.
-                let prevouts = block_prevouts(&chain, &hash, &block);
+                // block cost a block read: quadratic.
+                let prevouts = block_prevouts(&store, &hash, &block);
+                let (mut v, place) = {
+                    let chain = self.node.chain();
+                    (header_json(&chain, &hash, prefix)?, BlockPlace::of(&chain, Some(&hash)))
+                };
                 let txs: Vec<Value> = block
                     .transactions
                     .iter()
                     .map(|t| {
                         let spent = t.inputs.iter().map(|i| prevouts.get(&i.prevout).copied()).collect();
-                        self.tx_json(&chain, t, Some(&hash), spent)
+                        self.tx_json(&place, t, Some(&hash), spent)
                     })
                     .collect();
                 v["size"] = json!(block.encoded_size());
@@ -194,13 +200,14 @@ impl Methods {
                 let p = Params::new(params, 2)?;
                 let txid = p.hash(0, "txid")?;
                 let verbose = p.bool_or(1, "verbose", false)?;
-                let chain = self.node.chain();
+                let store = self.node.chain().shared_store();
                 let (tx, block) = self
-                    .find_tx(&chain, &txid)?
+                    .find_tx(&store, &txid)?
                     .ok_or_else(|| RpcError::not_found(format!("transaction {txid} not found")))?;
                 if verbose {
-                    let spent = self.spent_outputs(&chain, &tx, block.as_ref());
-                    Ok(self.tx_json(&chain, &tx, block.as_ref(), spent))
+                    let spent = self.spent_outputs(&store, &tx, block.as_ref());
+                    let place = BlockPlace::of(&self.node.chain(), block.as_ref());
+                    Ok(self.tx_json(&place, &tx, block.as_ref(), spent))
                 } else {
                     Ok(json!(hex::encode(tx.encode())))
                 }
@@ -426,21 +433,39 @@ impl Methods {
         Ok(json!({"confirmed": confirmed, "unconfirmed": unconfirmed as i64, "immature": immature}))
     }
 
+    /// A stored block body, read off the chain lock; the lock is taken only
+    /// to say why a body is missing.
+    fn load_block(&self, store: &Store, hash: &Hash256) -> Result<Block, RpcError> {
+        if let Some(block) = store.block(hash).map_err(|e| RpcError::internal(e.to_string()))? {
+            return Ok(block);
+        }
+        let chain = self.node.chain();
+        Err(match chain.entry(hash) {
+            Some(e) if chain.is_pruned(hash) => RpcError::pruned(format!(
+                "block {hash} at height {} was pruned: this node stores bodies from height {} up",
+                e.height.0,
+                chain.prune_height().unwrap_or_default().0
+            )),
+            Some(_) => RpcError::not_found(format!("block {hash}: header known, body not stored")),
+            None => RpcError::not_found(format!("block {hash} not found")),
+        })
+    }
+
     /// A confirmed or mempool transaction and its block hash if confirmed.
-    fn find_tx(&self, chain: &Chain, txid: &Hash256) -> Result<Option<(Transaction, Option<Hash256>)>, RpcError> {
+    fn find_tx(&self, store: &Store, txid: &Hash256) -> Result<Option<(Transaction, Option<Hash256>)>, RpcError> {
         if let Some(tx) = self.node.mempool().get(txid) {
             return Ok(Some((tx, None)));
         }
-        let Some(loc) = chain.store().tx_location(txid).map_err(|e| RpcError::internal(e.to_string()))? else {
+        let Some(loc) = store.tx_location(txid).map_err(|e| RpcError::internal(e.to_string()))? else {
             return Ok(None);
         };
-        let block = load_block(chain, &loc.block)?;
+        let block = self.load_block(store, &loc.block)?;
         Ok(block.transactions.get(loc.index as usize).cloned().map(|t| (t, Some(loc.block))))
     }
 
     /// The output an outpoint refers to, wherever its transaction lives.
-    fn prevout_output(&self, chain: &Chain, op: &OutPoint) -> Option<TxOut> {
-        let (tx, _) = self.find_tx(chain, &op.txid).ok().flatten()?;
+    fn prevout_output(&self, store: &Store, op: &OutPoint) -> Option<TxOut> {
+        let (tx, _) = self.find_tx(store, &op.txid).ok().flatten()?;
         tx.outputs.get(op.vout as usize).copied()
     }
 
@@ -448,7 +473,7 @@ impl Methods {
     /// entry, or from its block's undo data and own outputs (one read of
     /// each), falling back to the transaction index only when the block is
     /// not connected (its undo data is gone).
-    fn spent_outputs(&self, chain: &Chain, tx: &Transaction, block: Option<&Hash256>) -> Vec<Option<TxOut>> {
+    fn spent_outputs(&self, store: &Store, tx: &Transaction, block: Option<&Hash256>) -> Vec<Option<TxOut>> {
         if tx.is_coinbase() {
             return vec![None; tx.inputs.len()];
         }
@@ -459,11 +484,11 @@ impl Methods {
                 tx.inputs.iter().map(|i| i.prevout).zip(spent).collect()
             }
             Some(b) => {
-                let mut known = undo_outputs(chain, b);
+                let mut known = undo_outputs(store, b);
                 // Outputs made earlier in the same block are not in its undo
                 // data: the block is read (once) only when one is spent.
                 if tx.inputs.iter().any(|i| !known.contains_key(&i.prevout)) {
-                    if let Ok(Some(body)) = chain.store().block(b) {
+                    if let Ok(Some(body)) = store.block(b) {
                         add_own_outputs(&mut known, &body);
                     }
                 }
@@ -472,12 +497,18 @@ impl Methods {
         };
         tx.inputs
             .iter()
-            .map(|i| known.get(&i.prevout).copied().or_else(|| self.prevout_output(chain, &i.prevout)))
+            .map(|i| known.get(&i.prevout).copied().or_else(|| self.prevout_output(store, &i.prevout)))
             .collect()
     }
 
     /// `tx` as JSON; `spent` is the output each input spends, if known.
-    fn tx_json(&self, chain: &Chain, tx: &Transaction, block: Option<&Hash256>, spent: Vec<Option<TxOut>>) -> Value {
+    fn tx_json(
+        &self,
+        place: &BlockPlace,
+        tx: &Transaction,
+        block: Option<&Hash256>,
+        spent: Vec<Option<TxOut>>,
+    ) -> Value {
         let prefix = &self.node.spec().address_prefix;
         let enc = |a: &Address| a.encode(prefix).unwrap_or_default();
         let coinbase = tx.is_coinbase();
@@ -507,11 +538,9 @@ impl Methods {
             .collect();
         let out_total = crate::explorer::query::saturating_total(tx.outputs.iter());
         let fee = if coinbase { 0 } else { in_total.saturating_sub(out_total) };
-        let (height, confirmations) = match block.and_then(|h| chain.entry(h)) {
-            Some(e) if chain.is_active(&e.header.hash()) => {
-                (json!(e.height.0), chain.state().height.0 + 1 - e.height.0)
-            }
-            _ => (Value::Null, 0),
+        let (height, confirmations) = match place.active_height {
+            Some(h) => (json!(h), place.confirmations),
+            None => (Value::Null, 0),
         };
         json!({
             "txid": tx.txid(),
@@ -541,16 +570,16 @@ fn tx_error(e: MempoolError) -> RpcError {
 /// The outputs spent in block `hash` (`block` is its body): its undo data
 /// (one read) and the outputs of its own transactions, which a later
 /// transaction of the block may spend and the undo data leaves out.
-fn block_prevouts(chain: &Chain, hash: &Hash256, block: &Block) -> HashMap<OutPoint, TxOut> {
-    let mut map = undo_outputs(chain, hash);
+fn block_prevouts(store: &Store, hash: &Hash256, block: &Block) -> HashMap<OutPoint, TxOut> {
+    let mut map = undo_outputs(store, hash);
     add_own_outputs(&mut map, block);
     map
 }
 
 /// The outputs block `hash` spent from earlier blocks (its undo data: one
 /// read); empty when it is not connected.
-fn undo_outputs(chain: &Chain, hash: &Hash256) -> HashMap<OutPoint, TxOut> {
-    chain.store().undo(hash).ok().flatten().unwrap_or_default().into_iter().map(|(op, c)| (op, c.output)).collect()
+fn undo_outputs(store: &Store, hash: &Hash256) -> HashMap<OutPoint, TxOut> {
+    store.undo(hash).ok().flatten().unwrap_or_default().into_iter().map(|(op, c)| (op, c.output)).collect()
 }
 
 /// Adds the outputs of `block`'s own transactions.
@@ -563,16 +592,26 @@ fn add_own_outputs(map: &mut HashMap<OutPoint, TxOut>, block: &Block) {
     }
 }
 
-fn load_block(chain: &Chain, hash: &Hash256) -> Result<Block, RpcError> {
-    chain.store().block(hash).map_err(|e| RpcError::internal(e.to_string()))?.ok_or_else(|| match chain.entry(hash) {
-        Some(e) if chain.is_pruned(hash) => RpcError::pruned(format!(
-            "block {hash} at height {} was pruned: this node stores bodies from height {} up",
-            e.height.0,
-            chain.prune_height().unwrap_or_default().0
-        )),
-        Some(_) => RpcError::not_found(format!("block {hash}: header known, body not stored")),
-        None => RpcError::not_found(format!("block {hash} not found")),
-    })
+/// Where a transaction's block is on the active chain, read under the
+/// chain lock once: bodies, undo records and coins are read without it
+/// (block processing waits for that lock, and a large block's body takes a
+/// while to read), so the lock is held for index look-ups only.
+struct BlockPlace {
+    /// The block's height when it is on the active chain.
+    active_height: Option<u32>,
+    confirmations: u32,
+}
+
+impl BlockPlace {
+    fn of(chain: &Chain, block: Option<&Hash256>) -> BlockPlace {
+        match block.and_then(|h| chain.entry(h).filter(|_| chain.is_active(h))) {
+            Some(e) => BlockPlace {
+                active_height: Some(e.height.0),
+                confirmations: (chain.state().height.0 + 1).saturating_sub(e.height.0),
+            },
+            None => BlockPlace { active_height: None, confirmations: 0 },
+        }
+    }
 }
 
 fn header_json(chain: &Chain, hash: &Hash256, _prefix: &str) -> Result<Value, RpcError> {

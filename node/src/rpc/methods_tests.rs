@@ -142,3 +142,28 @@ fn address_queries_read_the_index_without_holding_the_chain() {
     crate::store::ON_ADDRESS_READ.with(|h| h.borrow_mut().take());
     assert_eq!(seen.get(), (3, 0), "(index reads, of them under the chain lock)");
 }
+
+// getblock and getrawtransaction read a body and its undo record (and,
+// for an output spent in its own block, the body again) while holding the
+// chain lock: each call held up block processing for those disk reads.
+#[test]
+fn block_and_transaction_queries_read_bodies_without_holding_the_chain() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut builder = ChainBuilder::new(ChainSpec::regtest());
+    let (node, _) = crate::testkit::regtest_node(dir.path(), &mut builder, 12);
+    let block = builder.next_block(2);
+    node.process_block(block.clone(), BlockSource::Requested).expect("block with spends connects");
+    let (shutdown, _) = tokio::sync::watch::channel(false);
+    let methods = Methods::new(node.clone(), None, Arc::new(MiningStatus::default()), shutdown);
+    let seen = crate::testkit::watch_body_reads(&node);
+    let v = methods.blocking("getblock", vec![json!(block.hash())], false).expect("getblock");
+    assert_eq!(v["tx"][1]["height"], json!(13), "{v}");
+    assert_eq!(v["tx"][1]["confirmations"], json!(1), "{v}");
+    let txid = block.transactions[1].txid();
+    let v = methods.blocking("getrawtransaction", vec![json!(txid), json!(true)], false).expect("found");
+    assert_eq!((v["height"].clone(), v["confirmations"].clone()), (json!(13), json!(1)), "{v}");
+    assert!(v["inputs"][0]["amount"].is_u64(), "{v}");
+    let (reads, held) = seen.get();
+    assert!(reads >= 4, "{reads} body and undo reads");
+    assert_eq!(held, 0, "of {reads} body and undo reads, {held} under the chain lock");
+}
