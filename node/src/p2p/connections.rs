@@ -134,7 +134,11 @@ impl Service {
                 let _ = reply.send(Err(P2pError::Banned(p.to_string())));
                 return;
             }
-            if self.swarm.is_connected(&p) {
+            // Connected through a connection it dialed: the operator's
+            // pick gets its own connection, as Core's addnode does, so the
+            // peer counts as one we chose (see `Peer::connection_opened`).
+            let dialed = self.peers.get(&p).is_some_and(|peer| peer.direction == Direction::Outbound);
+            if self.swarm.is_connected(&p) && dialed {
                 let _ = reply.send(Ok(()));
                 return;
             }
@@ -439,11 +443,11 @@ impl Service {
                         self.request_status(peer_id);
                     }
                 } else if let Some(p) = self.peers.get_mut(&peer_id) {
-                    p.connections += 1;
+                    p.connection_opened(endpoint.is_dialer());
                 }
                 self.update_counts();
             }
-            SwarmEvent::ConnectionClosed { peer_id, connection_id, num_established, cause, .. } => {
+            SwarmEvent::ConnectionClosed { peer_id, connection_id, endpoint, num_established, cause, .. } => {
                 if let Some((addr, reply, _)) = self.pending_dials.remove(&connection_id) {
                     let _ = reply.send(Err(P2pError::Dial { addr, why: "connection closed during setup".into() }));
                 }
@@ -460,7 +464,7 @@ impl Service {
                     self.status_requests.retain(|_, p| *p != peer_id);
                     self.counted_mismatches.retain(|(p, _)| *p != peer_id);
                 } else if let Some(p) = self.peers.get_mut(&peer_id) {
-                    p.connections = p.connections.saturating_sub(1);
+                    p.connection_closed(endpoint.is_dialer());
                 }
                 self.update_counts();
             }

@@ -60,10 +60,13 @@ impl RateLimit {
 pub struct Peer {
     /// The remote address of its first connection.
     pub address: Multiaddr,
-    /// Direction of its first connection.
+    /// Outbound while any connection to it is one we dialed (we chose the
+    /// peer, whoever connected first), inbound otherwise.
     pub direction: Direction,
     /// Open connections.
     pub connections: u32,
+    /// Of them, the ones we dialed.
+    pub dialed_connections: u32,
     /// Misbehaviour score: starts at 0, banned at [`BAN_THRESHOLD`](super::BAN_THRESHOLD).
     pub score: i32,
     /// Its last status.
@@ -142,6 +145,32 @@ impl ServicesState {
 }
 
 impl Peer {
+    /// Another connection to it opened (`dialed`: we dialed it). A peer
+    /// that dialed us first becomes outbound when we dial it too: which
+    /// side connected first must not decide whether we chose a peer (an
+    /// attacker dialing in first would otherwise keep our dial from
+    /// counting as outbound, and its lies from raising the alarms that
+    /// outbound peers raise).
+    pub fn connection_opened(&mut self, dialed: bool) {
+        self.connections += 1;
+        if dialed {
+            self.dialed_connections += 1;
+            self.direction = Direction::Outbound;
+        }
+    }
+
+    /// One of its connections closed (`dialed`: one we dialed); it is
+    /// inbound again once none of ours is left.
+    pub fn connection_closed(&mut self, dialed: bool) {
+        self.connections = self.connections.saturating_sub(1);
+        if dialed {
+            self.dialed_connections = self.dialed_connections.saturating_sub(1);
+            if self.dialed_connections == 0 {
+                self.direction = Direction::Inbound;
+            }
+        }
+    }
+
     /// A freshly connected peer allowed `request_rate` requests a second
     /// (bursts of twice that).
     pub fn new(address: Multiaddr, direction: Direction, request_rate: u32) -> Peer {
@@ -149,6 +178,7 @@ impl Peer {
         Peer {
             direction,
             connections: 1,
+            dialed_connections: u32::from(direction == Direction::Outbound),
             score: 0,
             status: None,
             commitment_mismatch: false,

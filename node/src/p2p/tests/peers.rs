@@ -130,6 +130,15 @@ async fn a_different_utxo_commitment_at_the_same_tip_is_flagged_and_only_a_peer_
         b.handle.commitment_mismatches() == 1 && a.handle.commitment_mismatches() == 0
     })
     .await;
+    // Now a dials b as well: b is a peer a chose, whoever connected first
+    // (else an attacker that dials in first keeps our dial from counting).
+    a.handle.add_peer(&b.addr().await).await.unwrap();
+    wait_for("a counts b once it dialed b too", || async {
+        let peers = a.handle.peers().await;
+        let outbound = peers.iter().any(|p| p.direction == "outbound");
+        (outbound && a.handle.commitment_mismatches() == 1).then_some(())
+    })
+    .await;
     for n in [&a, &b] {
         n.handle.shutdown().await;
     }
