@@ -164,3 +164,18 @@ fn explorer_pages_read_bodies_and_undo_records_without_holding_the_chain() {
     assert!(reads >= 8, "{reads} body and undo reads");
     assert_eq!(held, 0, "of {reads} body and undo reads, {held} under the chain lock");
 }
+
+// A stored body edited in the data directory (its header, hence its hash,
+// untouched) may carry outputs whose values sum past u64::MAX. Explorer
+// pages add values up: with overflow checks on, a plain sum panicked the
+// thread serving the page.
+#[test]
+fn explorer_pages_about_an_edited_body_with_huge_outputs_do_not_overflow() {
+    use crate::explorer::query;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (node, hash, txid) = crate::testkit::node_with_an_edited_body_of_huge_outputs(dir.path());
+    let (_, views) = query::block_txs(&node, &hash, 0, 25).expect("block transactions page");
+    assert_eq!(views[1].output_total(), u64::MAX, "the sum saturates");
+    let view = query::tx(&node, &txid).expect("transaction page");
+    assert_eq!(view.output_total(), u64::MAX);
+}

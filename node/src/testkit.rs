@@ -249,3 +249,27 @@ pub(crate) fn regtest_node(
     }
     (node, blocks)
 }
+
+/// A regtest node whose last block's body was edited in the store (header
+/// and hash unchanged) so that its second transaction pays two outputs
+/// summing past `u64::MAX`; returns the node, the block and that
+/// transaction's id.
+#[cfg(test)]
+pub(crate) fn node_with_an_edited_body_of_huge_outputs(
+    dir: &std::path::Path,
+) -> (std::sync::Arc<crate::node::Node>, Hash256, Hash256) {
+    use crate::chain::BlockSource;
+    let mut builder = ChainBuilder::new(ChainSpec::regtest());
+    let (node, _) = regtest_node(dir, &mut builder, 12);
+    let block = builder.next_block(2);
+    node.process_block(block.clone(), BlockSource::Requested).expect("block with spends connects");
+    let hash = block.hash();
+    let mut edited = block.clone();
+    let huge = TxOut { value: Amount::from_units(u64::MAX / 2 + 1), address: builder.address() };
+    edited.transactions[1].outputs = vec![huge, huge];
+    let store = node.chain().shared_store();
+    store.corrupt_block_for_test(&hash, &lode_core::codec::Encode::encode(&edited)).expect("write the edited body");
+    let stored = store.block(&hash).expect("the edited body reads").expect("stored");
+    assert_eq!(stored.transactions[1].outputs, edited.transactions[1].outputs, "the store returns the edit");
+    (node, hash, block.transactions[1].txid())
+}

@@ -167,3 +167,18 @@ fn block_and_transaction_queries_read_bodies_without_holding_the_chain() {
     assert!(reads >= 4, "{reads} body and undo reads");
     assert_eq!(held, 0, "of {reads} body and undo reads, {held} under the chain lock");
 }
+
+// The RPC's verbose answers add a transaction's values up; a body edited
+// in the data directory may carry outputs summing past u64::MAX (see
+// `testkit::node_with_an_edited_body_of_huge_outputs`).
+#[test]
+fn verbose_answers_about_an_edited_body_with_huge_outputs_do_not_overflow() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (node, hash, txid) = crate::testkit::node_with_an_edited_body_of_huge_outputs(dir.path());
+    let (shutdown, _) = tokio::sync::watch::channel(false);
+    let methods = Methods::new(node, None, Arc::new(MiningStatus::default()), shutdown);
+    let block = methods.blocking("getblock", vec![json!(hash)], false).expect("getblock");
+    assert_eq!(block["tx"][1]["fee"], json!(0), "{block}");
+    let tx = methods.blocking("getrawtransaction", vec![json!(txid), json!(true)], false).expect("found");
+    assert_eq!(tx["fee"], json!(0), "inputs worth less than the outputs: no fee, no overflow: {tx}");
+}
