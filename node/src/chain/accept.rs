@@ -138,12 +138,13 @@ impl Chain {
         for (hash, done) in stored {
             let result = match done {
                 Some(r) => r,
-                // The first block activation left off the active chain gets
-                // the error (the blocks before it connected); the rest were
-                // not reached.
-                None => match failure.take_if(|_| !self.is_active(&hash)) {
-                    Some(e) => Err(e),
-                    None => self.stored_outcome(&hash, &update),
+                None => match self.stored_outcome(&hash, &update) {
+                    // A storage error stopped activation: the first block
+                    // it left unconnected on the way to the best chain gets
+                    // the error (the blocks before it connected); the rest
+                    // were not reached.
+                    Ok(BlockAccepted::Stored) => failure.take().map_or(Ok(BlockAccepted::Stored), Err),
+                    outcome => outcome,
                 },
             };
             if result.is_ok() {
@@ -163,10 +164,11 @@ impl Chain {
             results.push(result);
         }
         if let Some(e) = failure {
-            // Every block of the run connected; what failed was writing
-            // other records (headers, side bodies). Not this run's fault,
-            // but the operator must see it.
-            tracing::error!(%e, "storage failed after the run of blocks connected");
+            // No block of the run was left waiting on the best chain: the
+            // failure was elsewhere (a block beyond the run, or writing
+            // headers and side bodies). Not this run's fault, but the
+            // operator must see it.
+            tracing::error!(%e, "storage failed while activating the best chain");
         }
         (results, update)
     }

@@ -262,7 +262,7 @@ fn a_storage_error_part_way_through_a_run_is_reported_on_the_block_it_stopped_at
     let (results, update) = chain.accept_blocks(run.clone());
     assert!(matches!(results[0], Ok(BlockAccepted::Connected)), "{:?}", results[0]);
     assert!(matches!(results[1], Err(ChainError::Store(StoreError::Corrupt { .. }))), "{:?}", results[1]);
-    assert!(results[2].is_ok(), "{:?}", results[2]);
+    assert!(matches!(results[2], Ok(BlockAccepted::Stored)), "{:?}", results[2]);
     assert_eq!(chain.state().tip, run[0].hash());
     assert_eq!(update.connected_count(), 1);
 }

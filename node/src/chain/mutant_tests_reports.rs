@@ -162,11 +162,11 @@ fn disconnected_blocks_of_exactly_the_readmission_limit_are_all_kept() {
     let mut u = TipUpdate::default();
     let first = sized_block(1, 1000, 0);
     let rest = block_of_size(2, MAX_READMIT_BYTES - first.encoded_size());
-    u.push_disconnected(first);
-    u.push_disconnected(rest);
+    u.push_disconnected(first, Height(10));
+    u.push_disconnected(rest, Height(9));
     assert!(!u.truncated(), "at the limit, not past it");
     assert_eq!(u.disconnected_txs().len(), 2, "both blocks' transactions are kept");
-    u.push_disconnected(sized_block(3, 0, 0));
+    u.push_disconnected(sized_block(3, 0, 0), Height(8));
     assert!(u.truncated(), "past the limit the block disconnected first is dropped");
 }
 
@@ -179,7 +179,7 @@ fn merging_a_truncated_update_keeps_its_full_counts_and_the_truncated_flag() {
     let one = sized_block(0, 20_000, 0).encoded_size();
     let disconnected = MAX_READMIT_BYTES / one + 3;
     for n in 0..disconnected as u64 {
-        long.push_disconnected(sized_block(n, 20_000, 0));
+        long.push_disconnected(sized_block(n, 20_000, 0), Height(1_000 - n as u32));
     }
     let connected = MAX_UPDATE_CONNECTED + 5;
     for n in 0..connected as u64 {
@@ -201,7 +201,7 @@ fn merging_a_truncated_update_keeps_its_full_counts_and_the_truncated_flag() {
 fn an_update_that_only_disconnected_blocks_says_the_tip_moved() {
     let mut u = TipUpdate::default();
     assert!(!u.changed());
-    u.push_disconnected(sized_block(1, 1, 0));
+    u.push_disconnected(sized_block(1, 1, 0), Height(1));
     assert!(u.changed() && u.reorganised());
     assert_eq!((u.connected_count(), u.disconnected_count()), (0, 1));
 }
@@ -215,9 +215,33 @@ fn a_reorg_far_past_the_readmission_limit_keeps_no_more_blocks_than_fit() {
     let block = block_of_size(1, MAX_READMIT_BYTES * 2 / 9);
     let mut u = TipUpdate::default();
     for _ in 0..10 {
-        u.push_disconnected(Arc::clone(&block));
+        u.push_disconnected(Arc::clone(&block), Height(100));
     }
     assert_eq!(u.disconnected_count(), 10);
     assert_eq!(u.disconnected_txs().len(), 4, "one transaction to re-admit per kept block");
     assert!(u.truncated());
+}
+
+// A run's orphan child set off a reorg past the re-admission limit: the
+// merged update dropped the disconnected blocks nearest the old tip, which
+// were the ones the run had connected, and matching them one by one left
+// them listed as connected (the fee estimator then counted them).
+#[test]
+fn a_merged_reorg_past_the_readmission_limit_forgets_every_block_it_took_off_the_chain() {
+    let mut run = TipUpdate::default();
+    run.push_connected(sized_block(5, 1, 0), Height(5));
+    run.push_connected(sized_block(6, 1, 0), Height(6));
+    let mut reorg = TipUpdate::default();
+    // Two blocks that do not fit the limit together: the first (the old
+    // tip, height 6) is dropped.
+    reorg.push_disconnected(block_of_size(6, MAX_READMIT_BYTES * 2 / 3), Height(6));
+    reorg.push_disconnected(block_of_size(5, MAX_READMIT_BYTES * 2 / 3), Height(5));
+    assert!(reorg.truncated());
+    for h in 5..8 {
+        reorg.push_connected(sized_block(100 + u64::from(h), 1, 0), Height(h));
+    }
+    run.merge(reorg);
+    let connected: Vec<_> = run.connected().map(|(h, b)| (h, b.header.nonce)).collect();
+    assert_eq!(connected, vec![(Height(5), 105), (Height(6), 106), (Height(7), 107)]);
+    assert_eq!((run.connected_count(), run.disconnected_count()), (5, 2));
 }

@@ -23,8 +23,13 @@ pub struct TipUpdate {
     /// Connected blocks still on the active chain, with their heights.
     connected: VecDeque<(Arc<Block>, Height)>,
     connected_count: usize,
-    /// Disconnected blocks kept, tip first, with their encoded sizes.
-    disconnected: VecDeque<(Arc<Block>, usize)>,
+    /// Disconnected blocks kept, tip first, with their encoded sizes and
+    /// heights.
+    disconnected: VecDeque<(Arc<Block>, usize, Height)>,
+    /// The lowest height disconnected, kept whatever the list dropped: a
+    /// merged update's disconnects take everything at or above it off the
+    /// chain.
+    lowest_disconnected: Option<Height>,
     disconnected_bytes: usize,
     disconnected_count: usize,
     /// Blocks found invalid while connecting, with the rule each broke.
@@ -71,13 +76,13 @@ impl TipUpdate {
     /// The disconnected blocks kept, tip first.
     #[cfg(test)]
     pub(super) fn disconnected_blocks(&self) -> impl Iterator<Item = &Arc<Block>> {
-        self.disconnected.iter().map(|(b, _)| b)
+        self.disconnected.iter().map(|(b, _, _)| b)
     }
 
     /// Non-coinbase transactions of the disconnected blocks kept, oldest
     /// block first, to re-admit.
     pub fn disconnected_txs(&self) -> Vec<Transaction> {
-        self.disconnected.iter().rev().flat_map(|(b, _)| b.transactions.iter().skip(1).cloned()).collect()
+        self.disconnected.iter().rev().flat_map(|(b, _, _)| b.transactions.iter().skip(1).cloned()).collect()
     }
 
     /// Records a connected block at `height`.
@@ -90,22 +95,31 @@ impl TipUpdate {
         }
     }
 
-    /// Records a disconnected block (called tip first). One connected
-    /// earlier in this move leaves the connected list: whoever follows the
-    /// chain never saw it confirmed (its transactions are re-offered with
-    /// the other disconnected ones).
-    pub(super) fn push_disconnected(&mut self, block: Arc<Block>) {
-        if self.connected.back().is_some_and(|(b, _)| b.header.hash() == block.header.hash()) {
-            self.connected.pop_back();
-        }
+    /// Records the block at `height` disconnected (called tip first).
+    /// Blocks connected earlier in this move at that height or above leave
+    /// the connected list: whoever follows the chain never saw them
+    /// confirmed (their transactions are re-offered with the other
+    /// disconnected ones).
+    pub(super) fn push_disconnected(&mut self, block: Arc<Block>, height: Height) {
+        self.forget_connected_from(height);
+        self.lowest_disconnected = Some(self.lowest_disconnected.map_or(height, |low| low.min(height)));
         self.disconnected_count += 1;
         let size = block.encoded_size();
         self.disconnected_bytes += size;
-        self.disconnected.push_back((block, size));
+        self.disconnected.push_back((block, size, height));
         while self.disconnected_bytes > MAX_READMIT_BYTES {
-            let Some((_, s)) = self.disconnected.pop_front() else { break };
+            let Some((_, s, _)) = self.disconnected.pop_front() else { break };
             self.disconnected_bytes -= s;
             self.truncated = true;
+        }
+    }
+
+    /// Drops the connected blocks at `height` and above: the chain no
+    /// longer holds them. Heights in the list rise to the tip, so they are
+    /// the newest.
+    fn forget_connected_from(&mut self, height: Height) {
+        while self.connected.back().is_some_and(|(_, h)| *h >= height) {
+            self.connected.pop_back();
         }
     }
 
@@ -113,8 +127,17 @@ impl TipUpdate {
     pub(super) fn merge(&mut self, other: TipUpdate) {
         let dropped_disconnected = other.disconnected_count - other.disconnected.len();
         let dropped_connected = other.connected_count - other.connected.len();
-        for (b, _) in other.disconnected {
-            self.push_disconnected(b);
+        // By the lowest height, not block by block: `other` may have
+        // dropped the disconnected blocks nearest the old tip, which are
+        // the ones `self` connected last.
+        if let Some(low) = other.lowest_disconnected {
+            self.forget_connected_from(low);
+        }
+        for (b, _, height) in other.disconnected {
+            self.push_disconnected(b, height);
+        }
+        if let Some(low) = other.lowest_disconnected {
+            self.lowest_disconnected = Some(self.lowest_disconnected.map_or(low, |l| l.min(low)));
         }
         self.disconnected_count += dropped_disconnected;
         for (b, height) in other.connected {
@@ -167,7 +190,7 @@ mod tests {
         let one = block(0, 20_000).encoded_size();
         let n = MAX_READMIT_BYTES / one + 5;
         for i in 0..n as u64 {
-            u.push_disconnected(block(i, 20_000));
+            u.push_disconnected(block(i, 20_000), Height(1_000 - i as u32));
         }
         assert_eq!(u.disconnected_count(), n);
         assert!(u.disconnected_bytes <= MAX_READMIT_BYTES);
@@ -176,7 +199,7 @@ mod tests {
         let txs = u.disconnected_txs();
         assert_eq!(txs.first().map(|t| t.outputs[0].value.units()), Some(n as u64 - 1));
         let mut small = TipUpdate::default();
-        small.push_disconnected(block(1, 1));
+        small.push_disconnected(block(1, 1), Height(5));
         assert!(!small.truncated() && small.reorganised());
     }
 }

@@ -48,8 +48,9 @@ impl Chain {
                 continue;
             }
             while self.state.height > fork_height {
+                let height = self.state.height;
                 let block = self.disconnect_tip()?;
-                update.push_disconnected(block);
+                update.push_disconnected(block, height);
             }
             branch.reverse();
             match self.connect_branch(&branch, update) {

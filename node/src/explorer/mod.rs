@@ -6,7 +6,8 @@
 //! data (never the cookie, the wallet or anything that changes state), so
 //! it binds 127.0.0.1 unless the operator says otherwise. Every chain or
 //! mempool read runs on a blocking thread and holds a lock only for a few
-//! look-ups or one block read ([`query`]), never across an `.await`.
+//! index look-ups, never for a block body, an undo record or a coin read
+//! from disk ([`query`]), and never across an `.await`.
 
 pub(crate) mod addr;
 mod api;

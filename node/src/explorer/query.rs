@@ -391,22 +391,15 @@ pub fn block_txs(
 /// A confirmed or mempool transaction (404 when neither).
 pub fn tx(node: &Node, txid: &Hash256) -> Result<TxView, ExplorerError> {
     let store = node.chain().shared_store();
-    let pooled = node.mempool().entry(txid).cloned();
-    if let Some(e) = pooled {
-        let prevouts = e.spent.iter().copied().map(Some).collect();
-        let spent = spent_status(node, &store, txid, e.tx.outputs.len(), false);
-        return Ok(TxView {
-            txid: *txid,
-            size: e.size,
-            status: TxStatus::Mempool,
-            prevouts,
-            spent,
-            fee: Some(e.fee.units()),
-            tx: e.tx,
-        });
+    if let Some(view) = pooled_tx(node, &store, txid) {
+        return Ok(view);
     }
-    let loc =
-        store.tx_location(txid)?.ok_or_else(|| ExplorerError::NotFound(format!("transaction {txid} not found")))?;
+    let Some(loc) = store.tx_location(txid)? else {
+        // Read without the chain lock, a reorganisation may have moved it
+        // from a block back to the pool between the two look-ups.
+        return pooled_tx(node, &store, txid)
+            .ok_or_else(|| ExplorerError::NotFound(format!("transaction {txid} not found")));
+    };
     let Some(block) = store.block(&loc.block)? else {
         let chain = node.chain();
         return Err(match chain.prune_height() {
@@ -428,6 +421,22 @@ pub fn tx(node: &Node, txid: &Hash256) -> Result<TxView, ExplorerError> {
     let spent = spent_status(node, &store, txid, tx.outputs.len(), true);
     let status = confirmed_status(&node.chain(), loc.height.0, loc.block);
     Ok(TxView { txid: *txid, size: tx.encoded_size(), status, fee: fee_of(&tx, &prevouts), prevouts, spent, tx })
+}
+
+/// The view of a mempool transaction, `None` when the pool lacks it.
+fn pooled_tx(node: &Node, store: &Store, txid: &Hash256) -> Option<TxView> {
+    let e = node.mempool().entry(txid).cloned()?;
+    let prevouts = e.spent.iter().copied().map(Some).collect();
+    let spent = spent_status(node, store, txid, e.tx.outputs.len(), false);
+    Some(TxView {
+        txid: *txid,
+        size: e.size,
+        status: TxStatus::Mempool,
+        prevouts,
+        spent,
+        fee: Some(e.fee.units()),
+        tx: e.tx,
+    })
 }
 
 fn confirmed_status(chain: &Chain, height: u32, block: Hash256) -> TxStatus {

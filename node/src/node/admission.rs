@@ -6,9 +6,10 @@
 //! parsed the request ([`Node::try_submit_inline`]): handing each one to a
 //! blocking thread and back cost more CPU than its signature check
 //! (measured with `lode-bench --only mempool`, see docs/performance.md).
-//! That path waits for the mempool lock only as long as another
-//! admission holds it ([`INLINE_LOCK_WAIT`]); when it stays busy (a tip
-//! move) it hands the transaction back for the blocking path.
+//! That path takes the mempool lock twice (before and after the
+//! signatures) and waits up to [`INLINE_LOCK_WAIT`] each time, enough for
+//! another admission to finish; a lock held longer (a tip move, a block
+//! template) hands the transaction back for the blocking path.
 
 use super::{lock, Node};
 use crate::chain_api::ChainEvent;
@@ -30,7 +31,8 @@ use std::time::{Duration, Instant};
 /// worker should not be kept from its other tasks much longer than that.
 pub const INLINE_MAX_INPUTS: usize = 4;
 
-/// How long the inline path waits for a busy mempool lock. Another
+/// How long the inline path waits for a busy mempool lock, each of the
+/// two times it takes it. Another
 /// admission holds it for a few microseconds (its checks, not its
 /// signatures), and handing the transaction to a blocking thread instead
 /// costs a thread wake-up, a second wake-up back and a second precheck:

@@ -43,7 +43,7 @@ fn spend(key: &SecretKey, blocks: &[Block], to: Address) -> Transaction {
 }
 
 #[test]
-fn a_busy_mempool_lock_hands_the_transaction_back_instead_of_waiting_for_it() {
+fn a_mempool_lock_held_past_the_inline_wait_hands_the_transaction_back() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (node, builder, blocks) = node_with_coins(dir.path(), 12);
     let tx = spend(builder.key(), &blocks[..1], builder.address());

@@ -134,11 +134,15 @@ impl Service {
                 let _ = reply.send(Err(P2pError::Banned(p.to_string())));
                 return;
             }
-            // Connected through a connection it dialed: the operator's
-            // pick gets its own connection, as Core's addnode does, so the
-            // peer counts as one we chose (see `Peer::connection_opened`).
-            let dialed = self.peers.get(&p).is_some_and(|peer| peer.direction == Direction::Outbound);
-            if self.swarm.is_connected(&p) && dialed {
+            // Already connected: done, unless only through connections it
+            // dialed and a connection slot is left for it. Then the
+            // operator's pick gets a connection of ours, as Core's addnode
+            // makes its own, and counts as a peer we chose (see
+            // `Peer::connection_opened`).
+            let dial_too = self.peers.get(&p).is_some_and(|peer| {
+                peer.direction == Direction::Inbound && peer.connections < self.config.max_connections_per_peer
+            });
+            if self.swarm.is_connected(&p) && !dial_too {
                 let _ = reply.send(Ok(()));
                 return;
             }
@@ -464,7 +468,15 @@ impl Service {
                     self.status_requests.retain(|_, p| *p != peer_id);
                     self.counted_mismatches.retain(|(p, _)| *p != peer_id);
                 } else if let Some(p) = self.peers.get_mut(&peer_id) {
+                    let was = p.direction;
                     p.connection_closed(endpoint.is_dialer());
+                    // Inbound now (our connection closed, its own is left):
+                    // it takes an inbound slot like a newcomer, else a peer
+                    // we dialed could dial back and drop ours to get past
+                    // the inbound limit.
+                    if was == Direction::Outbound && p.direction == Direction::Inbound {
+                        self.make_room_for(peer_id);
+                    }
                 }
                 self.update_counts();
             }

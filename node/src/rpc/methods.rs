@@ -457,7 +457,9 @@ impl Methods {
             return Ok(Some((tx, None)));
         }
         let Some(loc) = store.tx_location(txid).map_err(|e| RpcError::internal(e.to_string()))? else {
-            return Ok(None);
+            // Read without the chain lock, a reorganisation may have moved
+            // it from a block back to the pool between the two look-ups.
+            return Ok(self.node.mempool().get(txid).map(|tx| (tx, None)));
         };
         let block = self.load_block(store, &loc.block)?;
         Ok(block.transactions.get(loc.index as usize).cloned().map(|t| (t, Some(loc.block))))
@@ -465,8 +467,15 @@ impl Methods {
 
     /// The output an outpoint refers to, wherever its transaction lives.
     fn prevout_output(&self, store: &Store, op: &OutPoint) -> Option<TxOut> {
-        let (tx, _) = self.find_tx(store, &op.txid).ok().flatten()?;
-        tx.outputs.get(op.vout as usize).copied()
+        let vout = op.vout as usize;
+        if let Some(tx) = self.node.mempool().get(&op.txid) {
+            return tx.outputs.get(vout).copied();
+        }
+        // Store reads only: a missing body needs no explanation here (and
+        // `load_block` would take the chain lock to give one).
+        let loc = store.tx_location(&op.txid).ok()??;
+        let block = store.block(&loc.block).ok()??;
+        block.transactions.get(loc.index as usize)?.outputs.get(vout).copied()
     }
 
     /// The outputs `tx`'s inputs spend, in input order: from the mempool
