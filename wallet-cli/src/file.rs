@@ -14,6 +14,7 @@
 //! next to the wallet (`<file>.lock`, flock) keeps two `lode-wallet`
 //! processes from interleaving their read-modify-write cycles.
 
+use crate::bounded::{read_regular, BoundedReadError};
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
 use lode_core::{Hash256, OutPoint};
@@ -209,13 +210,23 @@ fn stretch(passphrase: &str, salt: &[u8], kdf: Kdf) -> Result<[u8; 32], &'static
     Ok(key)
 }
 
+/// Largest wallet file read: keys and settings are a few KiB, and the
+/// signed-but-unconfirmed transactions it keeps rarely reach a MiB.
+pub const MAX_WALLET_FILE_BYTES: u64 = 64 << 20;
+
 /// Reads and decrypts a wallet file. Never writes.
 pub fn load(path: &Path, passphrase: &str) -> Result<WalletData, FileError> {
     let name = path.display().to_string();
-    let bytes = match std::fs::read(path) {
+    let bytes = match read_regular(path, MAX_WALLET_FILE_BYTES) {
         Ok(b) => b,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(FileError::Missing(name)),
-        Err(source) => return Err(FileError::Io { path: name, source }),
+        Err(BoundedReadError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(FileError::Missing(name))
+        }
+        Err(BoundedReadError::Io(source)) => return Err(FileError::Io { path: name, source }),
+        Err(BoundedReadError::NotRegular) => return Err(FileError::Damaged(name, "not a regular file")),
+        Err(BoundedReadError::TooLarge(_)) => {
+            return Err(FileError::Damaged(name, "larger than any wallet file (64 MiB)"))
+        }
     };
     let damaged = |why| FileError::Damaged(name.clone(), why);
     let (kdf, header_len, aad) = match bytes.get(..8) {
@@ -396,6 +407,21 @@ mod tests {
     use super::*;
 
     const FAST: Kdf = Kdf { log_n: 10, r: 8, p: 1 };
+
+    // `--wallet` naming a named pipe (or a device) was opened and read as
+    // is: a pipe with no writer hung the command, /dev/zero filled memory.
+    #[test]
+    fn a_wallet_path_naming_a_pipe_or_a_device_is_refused_not_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let pipe = crate::bounded::named_pipe(dir.path());
+        for path in [pipe, PathBuf::from("/dev/zero")] {
+            let p = path.clone();
+            match crate::bounded::within_deadline(move || load(&p, "x").map(|_| ())) {
+                Err(FileError::Damaged(_, why)) => assert_eq!(why, "not a regular file", "{}", path.display()),
+                other => panic!("{}: {other:?}", path.display()),
+            }
+        }
+    }
 
     fn data() -> WalletData {
         let mut d = WalletData::new("regtest", "a b c".into());

@@ -4,6 +4,7 @@
 //! document on stdout (amounts in base units). Errors go to stderr as one
 //! line, with exit code 1 (2 for a malformed command line).
 
+mod bounded;
 mod commands;
 #[cfg(test)]
 mod fake;

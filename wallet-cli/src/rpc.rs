@@ -100,12 +100,17 @@ fn normalise_url(url: &str) -> Result<reqwest::Url, RpcError> {
     Ok(parsed)
 }
 
+/// Largest cookie file read (the node writes 64 hex digits).
+const MAX_COOKIE_BYTES: u64 = 4096;
+
 impl Client {
     /// Reads the cookie and prepares requests (no traffic yet).
     pub fn new(url: &str, cookie_path: &std::path::Path) -> Result<Client, RpcError> {
         let parsed = normalise_url(url)?;
-        let secret = std::fs::read_to_string(cookie_path)
-            .map_err(|e| RpcError::NoCookie { path: cookie_path.display().to_string(), why: e.to_string() })?;
+        let no_cookie = |why: String| RpcError::NoCookie { path: cookie_path.display().to_string(), why };
+        let bytes =
+            crate::bounded::read_regular(cookie_path, MAX_COOKIE_BYTES).map_err(|e| no_cookie(e.to_string()))?;
+        let secret = String::from_utf8(bytes).map_err(|_| no_cookie("not text".into()))?;
         Client::with_secret(parsed, secret.trim())
     }
 
@@ -399,6 +404,18 @@ fn one() -> u64 {
 mod tests {
     use super::*;
     use crate::fake::{serve_raw, FakeNode};
+
+    // `--cookie` naming a named pipe hung the command before any request.
+    #[test]
+    fn a_cookie_path_naming_a_pipe_is_refused_not_waited_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let pipe = crate::bounded::named_pipe(dir.path());
+        let result = crate::bounded::within_deadline(move || Client::new("127.0.0.1:1", &pipe).map(|_| ()));
+        match result {
+            Err(RpcError::NoCookie { why, .. }) => assert_eq!(why, "not a regular file"),
+            other => panic!("{other:?}"),
+        }
+    }
 
     #[test]
     fn urls_are_normalised_and_checked() {
