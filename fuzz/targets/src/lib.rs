@@ -24,6 +24,12 @@ pub mod rpc;
 #[allow(dead_code, clippy::all)]
 pub mod wallet_file;
 
+/// What the wallet source reaches for through `crate::bounded` (its capped
+/// file reads), compiled from wallet-cli's own source too.
+#[path = "../../../wallet-cli/src/bounded.rs"]
+#[allow(dead_code, clippy::all)]
+mod bounded;
+
 /// What the wallet source reaches for through `crate::keys` (the default
 /// account path: kept equal to wallet-cli's by the replay test).
 mod keys {
