@@ -250,6 +250,29 @@ pub(crate) fn regtest_node(
     (node, blocks)
 }
 
+/// A regtest node with 12 blocks of `builder`'s chain and a 13th whose
+/// transactions spend (up to two), and that block.
+#[cfg(test)]
+pub(crate) fn node_with_a_spending_block(
+    dir: &std::path::Path,
+    builder: &mut ChainBuilder,
+) -> (std::sync::Arc<crate::node::Node>, Block) {
+    use crate::chain::BlockSource;
+    let (node, _) = regtest_node(dir, builder, 12);
+    let block = builder.next_block(2);
+    node.process_block(block.clone(), BlockSource::Requested).expect("block with spends connects");
+    (node, block)
+}
+
+/// Asserts that `reads` (from [`watch_body_reads`]) counted at least
+/// `min` body and undo reads, none of them under the chain lock.
+#[cfg(test)]
+pub(crate) fn assert_read_off_the_chain_lock(reads: &std::cell::Cell<(usize, usize)>, min: usize) {
+    let (reads, held) = reads.get();
+    assert!(reads >= min, "{reads} body and undo reads");
+    assert_eq!(held, 0, "of {reads} body and undo reads, {held} under the chain lock");
+}
+
 /// A regtest node whose last block's body was edited in the store (header
 /// and hash unchanged) so that its second transaction pays two outputs
 /// summing past `u64::MAX`; returns the node, the block and that
@@ -258,11 +281,8 @@ pub(crate) fn regtest_node(
 pub(crate) fn node_with_an_edited_body_of_huge_outputs(
     dir: &std::path::Path,
 ) -> (std::sync::Arc<crate::node::Node>, Hash256, Hash256) {
-    use crate::chain::BlockSource;
     let mut builder = ChainBuilder::new(ChainSpec::regtest());
-    let (node, _) = regtest_node(dir, &mut builder, 12);
-    let block = builder.next_block(2);
-    node.process_block(block.clone(), BlockSource::Requested).expect("block with spends connects");
+    let (node, block) = node_with_a_spending_block(dir, &mut builder);
     let hash = block.hash();
     let mut edited = block.clone();
     let huge = TxOut { value: Amount::from_units(u64::MAX / 2 + 1), address: builder.address() };

@@ -149,10 +149,8 @@ fn address_queries_read_the_index_without_holding_the_chain() {
 #[test]
 fn block_and_transaction_queries_read_bodies_without_holding_the_chain() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut builder = ChainBuilder::new(ChainSpec::regtest());
-    let (node, _) = crate::testkit::regtest_node(dir.path(), &mut builder, 12);
-    let block = builder.next_block(2);
-    node.process_block(block.clone(), BlockSource::Requested).expect("block with spends connects");
+    let (node, block) =
+        crate::testkit::node_with_a_spending_block(dir.path(), &mut ChainBuilder::new(ChainSpec::regtest()));
     let (shutdown, _) = tokio::sync::watch::channel(false);
     let methods = Methods::new(node.clone(), None, Arc::new(MiningStatus::default()), shutdown);
     let seen = crate::testkit::watch_body_reads(&node);
@@ -163,9 +161,7 @@ fn block_and_transaction_queries_read_bodies_without_holding_the_chain() {
     let v = methods.blocking("getrawtransaction", vec![json!(txid), json!(true)], false).expect("found");
     assert_eq!((v["height"].clone(), v["confirmations"].clone()), (json!(13), json!(1)), "{v}");
     assert!(v["inputs"][0]["amount"].is_u64(), "{v}");
-    let (reads, held) = seen.get();
-    assert!(reads >= 4, "{reads} body and undo reads");
-    assert_eq!(held, 0, "of {reads} body and undo reads, {held} under the chain lock");
+    crate::testkit::assert_read_off_the_chain_lock(&seen, 4);
 }
 
 // The RPC's verbose answers add a transaction's values up; a body edited
