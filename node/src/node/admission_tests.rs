@@ -42,6 +42,22 @@ fn spend(key: &SecretKey, blocks: &[Block], to: Address) -> Transaction {
     tx
 }
 
+/// Submits `tx` inline on another thread, waiting at most `wait` for the
+/// mempool lock; the first receiver says the thread is about to submit,
+/// the second gives its answer.
+fn submit_inline_on_a_thread(
+    node: &Arc<Node>,
+    tx: Transaction,
+    wait: Duration,
+) -> (mpsc::Receiver<()>, mpsc::Receiver<InlineSubmit>) {
+    let (node, (started, start), (done, answer)) = (node.clone(), mpsc::channel(), mpsc::channel());
+    std::thread::spawn(move || {
+        let _ = started.send(());
+        let _ = done.send(node.submit_inline_within(tx, wait));
+    });
+    (start, answer)
+}
+
 #[test]
 fn a_mempool_lock_held_past_the_inline_wait_hands_the_transaction_back() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -49,17 +65,10 @@ fn a_mempool_lock_held_past_the_inline_wait_hands_the_transaction_back() {
     let tx = spend(builder.key(), &blocks[..1], builder.address());
     let txid = tx.txid();
     let held = node.mempool();
-    let (done, outcome) = mpsc::channel();
-    let worker = {
-        let node = node.clone();
-        std::thread::spawn(move || {
-            let _ = done.send(node.try_submit_inline(tx));
-        })
-    };
+    let (_, outcome) = submit_inline_on_a_thread(&node, tx, super::INLINE_LOCK_WAIT);
     // A waiting lock would not answer until `held` is dropped below.
     let answer = outcome.recv_timeout(Duration::from_secs(30)).expect("answered while the lock is held");
     drop(held);
-    worker.join().expect("worker thread");
     let InlineSubmit::Blocking(back) = answer else { panic!("expected the transaction back, got {answer:?}") };
     assert_eq!(back.txid(), txid, "the same transaction is handed back");
     assert_eq!(node.submit_transaction(back).expect("admitted on the blocking path"), txid);
@@ -76,13 +85,13 @@ fn an_inline_admission_waits_out_a_short_hold_of_the_mempool_lock() {
     let tx = spend(builder.key(), &blocks[..1], builder.address());
     let txid = tx.txid();
     let held = node.mempool();
-    let worker = {
-        let node = node.clone();
-        std::thread::spawn(move || node.submit_inline_within(tx, Duration::from_secs(60)))
-    };
-    std::thread::sleep(Duration::from_millis(20));
+    let (started, outcome) = submit_inline_on_a_thread(&node, tx, Duration::from_secs(60));
+    started.recv_timeout(Duration::from_secs(30)).expect("the submitting thread started");
+    // Not answered while the lock is held: it waits instead of handing
+    // the transaction back.
+    assert!(outcome.recv_timeout(Duration::from_millis(300)).is_err(), "answered while the lock was held");
     drop(held);
-    match worker.join().expect("worker thread") {
+    match outcome.recv_timeout(Duration::from_secs(30)).expect("answered once the lock was free") {
         InlineSubmit::Decided(Ok(id)) => assert_eq!(id, txid),
         other => panic!("expected admission once the lock was free, got {other:?}"),
     }

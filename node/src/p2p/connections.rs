@@ -34,7 +34,7 @@ impl Service {
                     .map(|(id, p)| PeerInfo {
                         peer_id: id.to_string(),
                         address: super::peers::dialable(&p.address).unwrap_or_else(|| p.address.clone()).to_string(),
-                        direction: p.direction.as_str().to_string(),
+                        direction: p.direction().as_str().to_string(),
                         height: p.status.as_ref().map(|s| s.height).unwrap_or(0),
                         best_hash: p.status.as_ref().map(|s| s.best_hash.to_hex()).unwrap_or_default(),
                         score: p.score,
@@ -140,7 +140,7 @@ impl Service {
             // makes its own, and counts as a peer we chose (see
             // `Peer::connection_opened`).
             let dial_too = self.peers.get(&p).is_some_and(|peer| {
-                peer.direction == Direction::Inbound && peer.connections < self.config.max_connections_per_peer
+                peer.direction() == Direction::Inbound && peer.connections < self.config.max_connections_per_peer
             });
             if self.swarm.is_connected(&p) && !dial_too {
                 let _ = reply.send(Ok(()));
@@ -206,7 +206,7 @@ impl Service {
     pub(super) fn outbound_groups(&self) -> (usize, HashSet<AddrGroup>) {
         let mut groups = HashSet::new();
         let mut local = 0;
-        for p in self.peers.values().filter(|p| p.direction == Direction::Outbound) {
+        for p in self.peers.values().filter(|p| p.direction() == Direction::Outbound) {
             match p.group {
                 Some(g) if !g.is_loopback() => {
                     groups.insert(g);
@@ -350,7 +350,7 @@ impl Service {
     /// useful inbound peer (Bitcoin Core's eviction), or the newcomer when
     /// every other inbound peer is protected. False if the newcomer goes.
     fn make_room_for(&mut self, newcomer: PeerId) -> bool {
-        let inbound = self.peers.values().filter(|p| p.direction == Direction::Inbound).count();
+        let inbound = self.peers.values().filter(|p| p.direction() == Direction::Inbound).count();
         if inbound <= inbound_slots(&self.config) {
             return true;
         }
@@ -358,7 +358,7 @@ impl Service {
         let candidates: Vec<Candidate> = self
             .peers
             .iter()
-            .filter(|(id, p)| p.direction == Direction::Inbound && **id != newcomer)
+            .filter(|(id, p)| p.direction() == Direction::Inbound && **id != newcomer)
             .map(|(id, p)| {
                 let group = p.group.unwrap_or(AddrGroup::Local(IpAddr::from([0, 0, 0, 0])));
                 Candidate {
@@ -413,7 +413,7 @@ impl Service {
     }
 
     pub(super) fn update_counts(&self) {
-        let inbound = self.peers.values().filter(|p| p.direction == Direction::Inbound).count();
+        let inbound = self.peers.values().filter(|p| p.direction() == Direction::Inbound).count();
         self.shared.inbound.store(inbound, Ordering::Relaxed);
         self.shared.outbound.store(self.peers.len() - inbound, Ordering::Relaxed);
         let archive = self.peers.values().filter(|p| p.services.archive() == Some(true)).count();
@@ -468,13 +468,13 @@ impl Service {
                     self.status_requests.retain(|_, p| *p != peer_id);
                     self.counted_mismatches.retain(|(p, _)| *p != peer_id);
                 } else if let Some(p) = self.peers.get_mut(&peer_id) {
-                    let was = p.direction;
+                    let was = p.direction();
                     p.connection_closed(endpoint.is_dialer());
                     // Inbound now (our connection closed, its own is left):
                     // it takes an inbound slot like a newcomer, else a peer
                     // we dialed could dial back and drop ours to get past
                     // the inbound limit.
-                    if was == Direction::Outbound && p.direction == Direction::Inbound {
+                    if was == Direction::Outbound && p.direction() == Direction::Inbound {
                         self.make_room_for(peer_id);
                     }
                 }

@@ -60,12 +60,9 @@ impl RateLimit {
 pub struct Peer {
     /// The remote address of its first connection.
     pub address: Multiaddr,
-    /// Outbound while any connection to it is one we dialed (we chose the
-    /// peer, whoever connected first), inbound otherwise.
-    pub direction: Direction,
     /// Open connections.
     pub connections: u32,
-    /// Of them, the ones we dialed.
+    /// Of them, the ones we dialed (its direction follows from it).
     pub dialed_connections: u32,
     /// Misbehaviour score: starts at 0, banned at [`BAN_THRESHOLD`](super::BAN_THRESHOLD).
     pub score: i32,
@@ -153,21 +150,23 @@ impl Peer {
     /// outbound peers raise).
     pub fn connection_opened(&mut self, dialed: bool) {
         self.connections += 1;
-        if dialed {
-            self.dialed_connections += 1;
-            self.direction = Direction::Outbound;
-        }
+        self.dialed_connections += u32::from(dialed);
     }
 
     /// One of its connections closed (`dialed`: one we dialed); it is
     /// inbound again once none of ours is left.
     pub fn connection_closed(&mut self, dialed: bool) {
         self.connections = self.connections.saturating_sub(1);
-        if dialed {
-            self.dialed_connections = self.dialed_connections.saturating_sub(1);
-            if self.dialed_connections == 0 {
-                self.direction = Direction::Inbound;
-            }
+        self.dialed_connections = self.dialed_connections.saturating_sub(u32::from(dialed));
+    }
+
+    /// Outbound while any connection to it is one we dialed (we chose the
+    /// peer, whoever connected first), inbound otherwise.
+    pub fn direction(&self) -> Direction {
+        if self.dialed_connections > 0 {
+            Direction::Outbound
+        } else {
+            Direction::Inbound
         }
     }
 
@@ -176,7 +175,6 @@ impl Peer {
     pub fn new(address: Multiaddr, direction: Direction, request_rate: u32) -> Peer {
         let rate = f64::from(request_rate.max(1));
         Peer {
-            direction,
             connections: 1,
             dialed_connections: u32::from(direction == Direction::Outbound),
             score: 0,

@@ -100,10 +100,10 @@ fn a_peer_store_larger_than_its_cap_starts_empty() {
 fn a_peer_is_outbound_while_a_connection_we_dialed_is_open() {
     let mut p = Peer::new(addr("/ip4/10.0.0.1/tcp/4000"), Direction::Inbound, 10);
     p.connection_opened(true);
-    assert_eq!((p.direction, p.connections), (Direction::Outbound, 2), "we dialed it too");
+    assert_eq!((p.direction(), p.connections), (Direction::Outbound, 2), "we dialed it too");
     p.connection_closed(false);
-    assert_eq!((p.direction, p.connections), (Direction::Outbound, 1), "ours is still open");
+    assert_eq!((p.direction(), p.connections), (Direction::Outbound, 1), "ours is still open");
     p.connection_opened(false);
     p.connection_closed(true);
-    assert_eq!((p.direction, p.connections), (Direction::Inbound, 1), "only its own connection is left");
+    assert_eq!((p.direction(), p.connections), (Direction::Inbound, 1), "only its own connection is left");
 }

@@ -252,7 +252,7 @@ impl Service {
                 // chose: anyone can dial in under fresh peer ids and claim
                 // any commitment, which would make an operator resync a
                 // sound database. Inbound claims show in getpeerinfo only.
-                let chosen = p.direction == crate::p2p::peers::Direction::Outbound;
+                let chosen = p.direction() == crate::p2p::peers::Direction::Outbound;
                 if mismatch && !chosen {
                     tracing::debug!(%peer, tip = %l.tip.hash, "an inbound peer at our tip reports a different UTXO commitment");
                 }
