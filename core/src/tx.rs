@@ -105,6 +105,14 @@ impl Decode for OutPoint {
 
 impl Encode for TxIn {
     fn encode_to(&self, out: &mut Vec<u8>) {
+        self.encode_signed_or_blank(out, false);
+    }
+}
+
+impl TxIn {
+    /// The encoding, with the signature zeroed when `blank` (what
+    /// [`Transaction::blank_hash`] hashes).
+    fn encode_signed_or_blank(&self, out: &mut Vec<u8>, blank: bool) {
         self.prevout.encode_to(out);
         match &self.unlock {
             Unlock::Coinbase { height, extra } => {
@@ -118,7 +126,7 @@ impl Encode for TxIn {
             Unlock::Signature { pubkey, sig } => {
                 out.push(TAG_SIGNATURE);
                 out.extend_from_slice(&pubkey.0);
-                out.extend_from_slice(&sig.0);
+                out.extend_from_slice(if blank { &[0; 64] } else { &sig.0 });
             }
         }
     }
@@ -155,16 +163,15 @@ impl Decode for TxOut {
 
 impl Encode for Transaction {
     fn encode_to(&self, out: &mut Vec<u8>) {
-        put_u32(out, self.version);
-        put_len(out, self.inputs.len());
-        for i in &self.inputs {
-            i.encode_to(out);
-        }
-        put_len(out, self.outputs.len());
-        for o in &self.outputs {
-            o.encode_to(out);
-        }
-        put_u32(out, self.lock_time);
+        self.encode_signed_or_blank(out, false);
+    }
+
+    fn encode(&self) -> Vec<u8> {
+        // Sized up front: ids and signature hashes encode every
+        // transaction, and growing the vector reallocated several times.
+        let mut out = Vec::with_capacity(self.encoded_size());
+        self.encode_to(&mut out);
+        out
     }
 }
 
@@ -223,13 +230,23 @@ impl Transaction {
     /// Hash of the transaction with every signature zeroed: what all of its
     /// signature hashes commit to.
     pub fn blank_hash(&self) -> Hash256 {
-        let mut blank = self.clone();
-        for i in &mut blank.inputs {
-            if let Unlock::Signature { sig, .. } = &mut i.unlock {
-                *sig = Signature::default();
-            }
+        let mut out = Vec::with_capacity(self.encoded_size());
+        self.encode_signed_or_blank(&mut out, true);
+        sha256d(&out)
+    }
+
+    /// The encoding, every signature zeroed when `blank`.
+    fn encode_signed_or_blank(&self, out: &mut Vec<u8>, blank: bool) {
+        put_u32(out, self.version);
+        put_len(out, self.inputs.len());
+        for i in &self.inputs {
+            i.encode_signed_or_blank(out, blank);
         }
-        sha256d(&blank.encode())
+        put_len(out, self.outputs.len());
+        for o in &self.outputs {
+            o.encode_to(out);
+        }
+        put_u32(out, self.lock_time);
     }
 
     /// Total output value, `None` above MAX_MONEY.

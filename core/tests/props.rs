@@ -59,6 +59,24 @@ proptest! {
         prop_assert_eq!(back, t);
     }
 
+    /// `blank_hash` encodes in place with the signatures zeroed; it must
+    /// hash exactly what a copy with zeroed signatures encodes to.
+    #[test]
+    fn blank_hash_is_the_hash_of_the_encoding_with_signatures_zeroed(t in tx()) {
+        let mut blank = t.clone();
+        for i in &mut blank.inputs {
+            if let Unlock::Signature { sig, .. } = &mut i.unlock {
+                *sig = Signature::default();
+            }
+        }
+        let mut bytes = Vec::new();
+        blank.encode_to(&mut bytes);
+        prop_assert_eq!(t.blank_hash(), lode_core::hash::sha256d(&bytes));
+        let mut signed = Vec::new();
+        t.encode_to(&mut signed);
+        prop_assert_eq!(t.txid(), lode_core::hash::sha256d(&signed));
+    }
+
     #[test]
     fn header_round_trips(h in header()) {
         prop_assert_eq!(BlockHeader::decode_all(&h.encode(), LIMIT).unwrap(), h);

@@ -232,9 +232,10 @@ impl Node {
         let mut pool = lock(&self.mempool);
         self.tip_moves.fetch_add(1, Ordering::AcqRel);
         let mut fees = lock(&self.fees);
-        for (height, block) in update.connected() {
-            fees.process_block(height.0, block.transactions.iter().skip(1).map(|t| t.txid()));
-            for gone in pool.remove_for_block(block) {
+        for connected in update.connected() {
+            let mined = connected.txids().get(1..).unwrap_or_default();
+            fees.process_block(connected.height().0, mined.iter().copied());
+            for gone in pool.remove_for_block(connected.block(), connected.txids()) {
                 fees.remove_tx(&gone);
             }
         }

@@ -54,6 +54,10 @@ pub struct ConnectOutcome {
     pub spent: Vec<(OutPoint, Coin)>,
     /// Coins the block creates that it does not itself spend.
     pub created: Vec<(OutPoint, Coin)>,
+    /// Every transaction's id, in block order (the coinbase's first):
+    /// computed once here for whoever follows the block (indexes, mempool,
+    /// fee estimates) instead of once by each.
+    pub txids: Vec<Hash256>,
     /// Sum of fees.
     pub fees: Amount,
     /// Signatures verified now.
@@ -234,9 +238,11 @@ pub fn connect_block_deferred(
     let mut checks: Vec<SigCheck> = Vec::new();
     let mut owners: Vec<(usize, usize, Hash256)> = Vec::new();
     let mut fees = Amount::ZERO;
+    outcome.txids.reserve_exact(block.transactions.len());
 
     for (index, tx) in block.transactions.iter().enumerate() {
         let txid = tx.txid();
+        outcome.txids.push(txid);
         if index > 0 {
             // Named as the block-level rule (not as a missing input) so the
             // verdict matches check_block's.
@@ -266,7 +272,7 @@ pub fn connect_block_deferred(
     let allowed = ctx.subsidy.checked_add(fees).filter(|a| a.is_valid()).ok_or(BlockError::FeeOverflow)?;
     let paid = coinbase.output_total().ok_or(BlockError::Transaction {
         index: 0,
-        txid: coinbase.txid(),
+        txid: outcome.txids[0],
         source: TxError::OutputTotalAboveMaxMoney,
     })?;
     if paid > allowed {

@@ -15,7 +15,7 @@
 //! N created and must not see what N spent. Everything older is on disk.
 //! Each block's inputs are read with one batched `MultiGet`.
 
-use super::{Chain, ChainError, Entry, TipUpdate};
+use super::{Chain, ChainError, ConnectedBlock, Entry, TipUpdate};
 use crate::store::{BlockStatus, ChainStateRecord, Store, StoreBatch, StoreError, TxLocation, UtxoCommitment};
 use lode_core::subsidy::block_subsidy;
 use lode_core::tx::OutPoint;
@@ -209,7 +209,7 @@ impl Chain {
             state.create(coin.output.value);
         }
         batch.put_undo(hash, &outcome.spent);
-        for (txid, (index, addresses)) in super::update::tx_addresses(&c.block, &outcome.spent) {
+        for (txid, (index, addresses)) in super::update::tx_addresses(&c.block, &outcome.txids, &outcome.spent) {
             batch.put_tx(&txid, &TxLocation { block: *hash, height, index });
             for a in addresses {
                 batch.add_history(&a, height, &txid);
@@ -246,7 +246,7 @@ impl Chain {
             sigs, cached, spent = c.pending.outcome.spent.len(),
             ms = c.started.elapsed().as_millis() as u64, "connected block"
         );
-        update.push_connected(c.block, c.entry.height);
+        update.push_connected(ConnectedBlock::new(c.block, c.entry.height, c.pending.outcome.txids));
     }
 }
 

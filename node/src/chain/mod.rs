@@ -19,7 +19,7 @@ pub use headers::{HeaderChainOutcome, NEAR_TIP_BLOCKS};
 pub use index::Entry;
 pub use orphans::OrphanPool;
 pub use prune::MIN_PRUNE_BLOCKS;
-pub use tip_update::{TipUpdate, MAX_READMIT_BYTES, MAX_UPDATE_CONNECTED};
+pub use tip_update::{ConnectedBlock, TipUpdate, MAX_READMIT_BYTES, MAX_UPDATE_CONNECTED};
 pub use tips::{ChainTip, TipStatus};
 pub use verify::IntegrityReport;
 

@@ -183,7 +183,7 @@ fn merging_a_truncated_update_keeps_its_full_counts_and_the_truncated_flag() {
     }
     let connected = MAX_UPDATE_CONNECTED + 5;
     for n in 0..connected as u64 {
-        long.push_connected(sized_block(n, 1, 0), Height(n as u32 + 1));
+        long.push_connected(ConnectedBlock::hashing(sized_block(n, 1, 0), Height(n as u32 + 1)));
     }
     assert!(long.truncated());
     let mut merged = TipUpdate::default();
@@ -229,8 +229,8 @@ fn a_reorg_far_past_the_readmission_limit_keeps_no_more_blocks_than_fit() {
 #[test]
 fn a_merged_reorg_past_the_readmission_limit_forgets_every_block_it_took_off_the_chain() {
     let mut run = TipUpdate::default();
-    run.push_connected(sized_block(5, 1, 0), Height(5));
-    run.push_connected(sized_block(6, 1, 0), Height(6));
+    run.push_connected(ConnectedBlock::hashing(sized_block(5, 1, 0), Height(5)));
+    run.push_connected(ConnectedBlock::hashing(sized_block(6, 1, 0), Height(6)));
     let mut reorg = TipUpdate::default();
     // Two blocks that do not fit the limit together: the first (the old
     // tip, height 6) is dropped.
@@ -238,10 +238,10 @@ fn a_merged_reorg_past_the_readmission_limit_forgets_every_block_it_took_off_the
     reorg.push_disconnected(block_of_size(5, MAX_READMIT_BYTES * 2 / 3), Height(5));
     assert!(reorg.truncated());
     for h in 5..8 {
-        reorg.push_connected(sized_block(100 + u64::from(h), 1, 0), Height(h));
+        reorg.push_connected(ConnectedBlock::hashing(sized_block(100 + u64::from(h), 1, 0), Height(h)));
     }
     run.merge(reorg);
-    let connected: Vec<_> = run.connected().map(|(h, b)| (h, b.header.nonce)).collect();
+    let connected: Vec<_> = run.connected().map(|c| (c.height(), c.block().header.nonce)).collect();
     assert_eq!(connected, vec![(Height(5), 105), (Height(6), 106), (Height(7), 107)]);
     assert_eq!((run.connected_count(), run.disconnected_count()), (5, 2));
 }

@@ -354,7 +354,7 @@ fn a_reorg_that_fails_part_way_returns_to_the_first_seen_tip() {
     assert_eq!(u.disconnected_count(), 4, "a's two, then b's two on the way back");
     // Whoever follows the chain (mempool, fee estimates) is told of a's
     // blocks back at their heights, not of b's, which are off it again.
-    let connected: Vec<_> = u.connected().map(|(h, b)| (h, b.hash())).collect();
+    let connected: Vec<_> = u.connected().map(|c| (c.height(), c.block().hash())).collect();
     assert_eq!(connected, vec![(Height(5), a56[0].hash()), (Height(6), a56[1].hash())]);
     assert_eq!(u.connected_count(), 4, "b's two and a's two were connected");
     assert_utxo_matches_replay(&chain);

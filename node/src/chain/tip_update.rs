@@ -17,11 +17,53 @@ pub const MAX_READMIT_BYTES: usize = 20 << 20;
 /// keeps the newest and sets [`TipUpdate::truncated`].
 pub const MAX_UPDATE_CONNECTED: usize = 64;
 
+/// A block a move connected, with what followers of the chain need.
+#[derive(Debug)]
+pub struct ConnectedBlock {
+    block: Arc<Block>,
+    height: Height,
+    /// Its transactions' ids in block order (the coinbase's first), as
+    /// connecting it computed them: each follower hashing every
+    /// transaction again cost more than the rest of its work.
+    txids: Vec<Hash256>,
+}
+
+impl ConnectedBlock {
+    /// `block` connected at `height`; `txids` are its transactions' ids in
+    /// block order.
+    pub(super) fn new(block: Arc<Block>, height: Height, txids: Vec<Hash256>) -> ConnectedBlock {
+        debug_assert_eq!(txids.len(), block.transactions.len(), "one id per transaction");
+        ConnectedBlock { block, height, txids }
+    }
+
+    /// `block` at `height`, its ids computed here (tests).
+    #[cfg(test)]
+    pub(super) fn hashing(block: Arc<Block>, height: Height) -> ConnectedBlock {
+        let txids = block.transactions.iter().map(Transaction::txid).collect();
+        ConnectedBlock { block, height, txids }
+    }
+
+    /// The block.
+    pub fn block(&self) -> &Arc<Block> {
+        &self.block
+    }
+
+    /// Its height.
+    pub fn height(&self) -> Height {
+        self.height
+    }
+
+    /// Its transactions' ids in block order (the coinbase's first).
+    pub fn txids(&self) -> &[Hash256] {
+        &self.txids
+    }
+}
+
 /// How the active chain moved.
 #[derive(Debug, Default)]
 pub struct TipUpdate {
-    /// Connected blocks still on the active chain, with their heights.
-    connected: VecDeque<(Arc<Block>, Height)>,
+    /// Connected blocks still on the active chain.
+    connected: VecDeque<ConnectedBlock>,
     connected_count: usize,
     /// Disconnected blocks kept, tip first, with their encoded sizes and
     /// heights.
@@ -55,11 +97,11 @@ impl TipUpdate {
     }
 
     /// Connected blocks kept that are still on the active chain, oldest
-    /// first, with their heights: they end at the tip. A block connected
-    /// and disconnected again in the same move (a reorg that failed on a
-    /// later block and went back) is not among them.
-    pub fn connected(&self) -> impl Iterator<Item = (Height, &Arc<Block>)> {
-        self.connected.iter().map(|(b, h)| (*h, b))
+    /// first: they end at the tip. A block connected and disconnected
+    /// again in the same move (a reorg that failed on a later block and
+    /// went back) is not among them.
+    pub fn connected(&self) -> impl Iterator<Item = &ConnectedBlock> {
+        self.connected.iter()
     }
 
     /// How many blocks were connected in all (including any disconnected
@@ -85,10 +127,10 @@ impl TipUpdate {
         self.disconnected.iter().rev().flat_map(|(b, _, _)| b.transactions.iter().skip(1).cloned()).collect()
     }
 
-    /// Records a connected block at `height`.
-    pub(super) fn push_connected(&mut self, block: Arc<Block>, height: Height) {
+    /// Records a connected block.
+    pub(super) fn push_connected(&mut self, block: ConnectedBlock) {
         self.connected_count += 1;
-        self.connected.push_back((block, height));
+        self.connected.push_back(block);
         if self.connected.len() > MAX_UPDATE_CONNECTED {
             self.connected.pop_front();
             self.truncated = true;
@@ -118,7 +160,7 @@ impl TipUpdate {
     /// longer holds them. Heights in the list rise to the tip, so they are
     /// the newest.
     fn forget_connected_from(&mut self, height: Height) {
-        while self.connected.back().is_some_and(|(_, h)| *h >= height) {
+        while self.connected.back().is_some_and(|c| c.height >= height) {
             self.connected.pop_back();
         }
     }
@@ -140,8 +182,8 @@ impl TipUpdate {
             self.lowest_disconnected = Some(self.lowest_disconnected.map_or(low, |l| l.min(low)));
         }
         self.disconnected_count += dropped_disconnected;
-        for (b, height) in other.connected {
-            self.push_connected(b, height);
+        for c in other.connected {
+            self.push_connected(c);
         }
         self.connected_count += dropped_connected;
         self.invalid.extend(other.invalid);
@@ -175,11 +217,11 @@ mod tests {
     fn a_long_move_keeps_the_newest_connected_blocks_and_says_so() {
         let mut u = TipUpdate::default();
         for n in 0..(MAX_UPDATE_CONNECTED as u64 + 10) {
-            u.push_connected(block(n, 1), Height(n as u32 + 1));
+            u.push_connected(ConnectedBlock::hashing(block(n, 1), Height(n as u32 + 1)));
         }
         assert_eq!(u.connected_count(), MAX_UPDATE_CONNECTED + 10);
         assert_eq!(u.connected().count(), MAX_UPDATE_CONNECTED);
-        assert_eq!(u.connected().next().map(|(h, b)| (h, b.header.nonce)), Some((Height(11), 10)));
+        assert_eq!(u.connected().next().map(|c| (c.height(), c.block().header.nonce)), Some((Height(11), 10)));
         assert!(u.truncated());
         assert!(u.changed() && !u.reorganised());
     }

@@ -7,7 +7,7 @@ use super::{Chain, ChainError, TipUpdate};
 use crate::store::StoreError;
 use lode_core::tx::OutPoint;
 use lode_core::validation::Coin;
-use lode_core::{Address, Block, Hash256};
+use lode_core::{Address, Block, Hash256, Transaction};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
@@ -83,8 +83,8 @@ impl Chain {
         let mut batch = self.store.batch();
         let spent_in_block: HashSet<OutPoint> =
             block.transactions.iter().skip(1).flat_map(|t| t.inputs.iter().map(|i| i.prevout)).collect();
-        for (index, tx) in block.transactions.iter().enumerate() {
-            let txid = tx.txid();
+        let txids: Vec<Hash256> = block.transactions.iter().map(Transaction::txid).collect();
+        for (index, (tx, &txid)) in block.transactions.iter().zip(&txids).enumerate() {
             for (vout, output) in tx.outputs.iter().enumerate() {
                 let op = OutPoint { txid, vout: vout as u32 };
                 if spent_in_block.contains(&op) {
@@ -101,7 +101,7 @@ impl Chain {
             commitment.add(op, coin);
             state.create(coin.output.value);
         }
-        for (txid, (_, addresses)) in tx_addresses(&block, &spent) {
+        for (txid, (_, addresses)) in tx_addresses(&block, &txids, &spent) {
             batch.delete_tx(&txid);
             for a in addresses {
                 batch.remove_history(&a, entry.height, &txid);
@@ -124,13 +124,17 @@ impl Chain {
     }
 }
 
-/// For each transaction of the block: its position and every address it
-/// pays or spends from (for the address history index).
-pub(super) fn tx_addresses(block: &Block, spent: &[(OutPoint, Coin)]) -> Vec<(Hash256, (u32, Vec<Address>))> {
+/// For each transaction of the block (`txids` its ids in block order): its
+/// position and every address it pays or spends from (for the address
+/// history index).
+pub(super) fn tx_addresses(
+    block: &Block,
+    txids: &[Hash256],
+    spent: &[(OutPoint, Coin)],
+) -> Vec<(Hash256, (u32, Vec<Address>))> {
     let mut owners: HashMap<OutPoint, Address> = spent.iter().map(|(op, c)| (*op, c.output.address)).collect();
     let mut out = Vec::with_capacity(block.transactions.len());
-    for (index, tx) in block.transactions.iter().enumerate() {
-        let txid = tx.txid();
+    for (index, (tx, &txid)) in block.transactions.iter().zip(txids).enumerate() {
         let mut addrs: Vec<Address> = Vec::new();
         for input in tx.inputs.iter().skip(usize::from(tx.is_coinbase())) {
             if let Some(a) = owners.get(&input.prevout) {

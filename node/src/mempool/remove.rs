@@ -10,13 +10,14 @@ use lode_core::{Block, Hash256, Height, Transaction};
 
 impl Mempool {
     /// Drops the block's transactions and everything that now conflicts
-    /// with it (with their descendants). Returns the conflicting
+    /// with it (with their descendants); `txids` are the ids of the
+    /// block's transactions in block order. Returns the conflicting
     /// transactions removed (not the mined ones).
-    pub fn remove_for_block(&mut self, block: &Block) -> Vec<Hash256> {
+    pub fn remove_for_block(&mut self, block: &Block, txids: &[Hash256]) -> Vec<Hash256> {
+        debug_assert_eq!(txids.len(), block.transactions.len(), "one id per transaction");
         let mut conflicts = Vec::new();
         let mut relink = false;
-        for tx in block.transactions.iter().skip(1) {
-            let txid = tx.txid();
+        for (tx, &txid) in block.transactions.iter().zip(txids).skip(1) {
             if self.slots.contains_key(&txid) {
                 // A valid block mines parents first; a parent left behind
                 // would leave package totals stale.

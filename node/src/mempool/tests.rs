@@ -101,6 +101,12 @@ fn coin10() -> Amount {
     Amount::from_coins(10)
 }
 
+/// `remove_for_block` with the block's ids computed here, as connecting
+/// it computes them.
+fn remove_mined(pool: &mut Mempool, block: &Block) -> Vec<Hash256> {
+    pool.remove_for_block(block, &txids(&block.transactions))
+}
+
 fn txids(txs: &[Transaction]) -> Vec<Hash256> {
     txs.iter().map(Transaction::txid).collect()
 }
@@ -388,7 +394,7 @@ fn blocks_remove_mined_conflicting_and_their_descendants() {
     }
     // A block mines b and a different spend of a's coin.
     let rival = fx.spend(fx.coins[0], coin10(), 3000);
-    let mut removed = pool.remove_for_block(&fx.block(vec![b.clone(), rival]));
+    let mut removed = remove_mined(&mut pool, &fx.block(vec![b.clone(), rival]));
     pool.assert_consistent();
     removed.sort();
     let mut expected = vec![a.txid(), a_child.txid(), a_grandchild.txid()];
@@ -546,7 +552,7 @@ fn bookkeeping_stays_exact_under_random_operations() {
         if step % 40 == 39 {
             // Mine a few: their outputs move to the chain, children stay.
             let (mined, _) = pool.select_for_block(size * 3);
-            assert!(pool.remove_for_block(&fx.block(mined.clone())).is_empty());
+            assert!(remove_mined(&mut pool, &fx.block(mined.clone())).is_empty());
             for tx in &mined {
                 assert!(!pool.contains(&tx.txid()));
                 for i in &tx.inputs {
@@ -583,7 +589,7 @@ fn the_address_index_answers_from_what_entries_recorded_at_admission() {
     assert_eq!(ids(&fx.addr()), HashSet::from([pay.txid(), keep.txid()]), "the payer, through spent outputs");
     assert!(ids(&Address([7; 20])).is_empty());
     // Mined transactions leave the index with the pool.
-    pool.remove_for_block(&fx.block(vec![pay.clone()]));
+    remove_mined(&mut pool, &fx.block(vec![pay.clone()]));
     pool.assert_consistent();
     assert!(pool.touching(&other).is_empty());
     assert_eq!(pool.touching(&fx.addr()).len(), 1);
