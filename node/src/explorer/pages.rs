@@ -60,6 +60,14 @@ fn param<T: std::str::FromStr>(ex: &Explorer, params: &Params, name: &str) -> Re
     }
 }
 
+/// Where the next page of a `total`-item list starts after the page at
+/// `start`, if anything is left. `start` comes from the visitor's URL and
+/// may be anything up to `usize::MAX`: a plain sum overflowed and the
+/// overflow check aborted the node.
+fn older_page(start: usize, total: usize) -> Option<usize> {
+    start.checked_add(TXS_PER_PAGE).filter(|next| *next < total)
+}
+
 /// Rows of a block table.
 pub fn block_rows(list: &[BlockInfo], now: u64) -> Markup {
     html! {
@@ -144,12 +152,12 @@ async fn block(State(ex): Shared, Path(hash): Path<String>, params: Params) -> P
     ];
     let count = info.body.map_or(0, |(n, _)| n);
     let newer = (start > 0).then(|| format!("/block/{}?start={}", info.hash, start.saturating_sub(TXS_PER_PAGE)));
-    let older = (start + TXS_PER_PAGE < count).then(|| format!("/block/{}?start={}", info.hash, start + TXS_PER_PAGE));
+    let older = older_page(start, count).map(|next| format!("/block/{}?start={next}", info.hash));
     let body = html! {
         h1 { "Block " (info.height) }
         div #block-facts data-live { (facts(&rows)) }
         @if let Some(txs) = txs {
-            h2 { "Transactions " (start + 1) "–" (start + txs.len()) " of " (count) }
+            h2 { "Transactions " (start.saturating_add(1)) "–" (start.saturating_add(txs.len())) " of " (count) }
             @for t in &txs { (tx_card(&ex, t)) }
             (pager(newer, older))
         }
@@ -281,8 +289,7 @@ async fn address(State(ex): Shared, Path(text): Path<String>, params: Params) ->
     let (summary, pooled, confirmed, total, utxos) = loaded;
     let newer =
         (start > 0).then(|| format!("/address/{}?start={}", summary.address, start.saturating_sub(TXS_PER_PAGE)));
-    let older =
-        (start + TXS_PER_PAGE < total).then(|| format!("/address/{}?start={}", summary.address, start + TXS_PER_PAGE));
+    let older = older_page(start, total).map(|next| format!("/address/{}?start={next}", summary.address));
     let body = html! {
         h1 { "Address" }
         p { code.big { (summary.address) } }
