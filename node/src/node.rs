@@ -222,6 +222,13 @@ impl Node {
         lock(&self.fees).estimate_smart(target, min)
     }
 
+    /// [`Self::estimate_fee`] for each of `targets`, in one pass under the
+    /// estimator's lock (which block connection takes too).
+    pub fn estimate_fees(&self, targets: &[u32]) -> Vec<FeeEstimate> {
+        let min = lock(&self.mempool).policy().min_fee_rate;
+        lock(&self.fees).estimate_smart_all(targets, min)
+    }
+
     /// Keeps the mempool consistent with a new tip (chain lock held), as
     /// Bitcoin Core's `removeForBlock` and `removeForReorg` do: mined and
     /// conflicting transactions leave; after a reorg the disconnected

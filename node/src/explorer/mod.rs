@@ -91,7 +91,7 @@ impl From<crate::store::StoreError> for ExplorerError {
 pub struct Explorer {
     node: Arc<Node>,
     p2p: Option<P2pHandle>,
-    readers: Semaphore,
+    readers: Arc<Semaphore>,
     streams: Arc<Semaphore>,
     shutdown: tokio::sync::watch::Receiver<bool>,
 }
@@ -102,7 +102,7 @@ impl Explorer {
         Arc::new(Explorer {
             node,
             p2p,
-            readers: Semaphore::new(MAX_READERS),
+            readers: Arc::new(Semaphore::new(MAX_READERS)),
             streams: Arc::new(Semaphore::new(MAX_STREAMS)),
             shutdown,
         })
@@ -115,9 +115,16 @@ impl Explorer {
         T: Send + 'static,
         F: FnOnce(&Node) -> Result<T, ExplorerError> + Send + 'static,
     {
-        let _permit = self.readers.acquire().await.map_err(|e| ExplorerError::Internal(e.to_string()))?;
+        let permit = self.readers.clone().acquire_owned().await.map_err(|e| ExplorerError::Internal(e.to_string()))?;
         let node = self.node.clone();
-        tokio::task::spawn_blocking(move || f(&node)).await.map_err(|e| ExplorerError::Internal(e.to_string()))?
+        // The permit goes with the read, not with this future: a visitor
+        // who closes the connection drops the future, but the blocking
+        // read runs on, and must keep its slot until it ends.
+        let read = move || {
+            let _permit = permit;
+            f(&node)
+        };
+        tokio::task::spawn_blocking(read).await.map_err(|e| ExplorerError::Internal(e.to_string()))?
     }
 }
 
@@ -189,3 +196,7 @@ async fn style() -> Response {
 async fn script() -> Response {
     asset("text/javascript; charset=utf-8", include_str!("assets/live.js"))
 }
+
+#[cfg(test)]
+#[path = "mod_tests.rs"]
+mod tests;

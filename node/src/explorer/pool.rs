@@ -111,8 +111,8 @@ pub fn fee_estimates(node: &Node) -> (Vec<(u32, f64)>, EstimateSource) {
     let mut source = EstimateSource::MempoolMinimum;
     let list = FEE_TARGETS
         .iter()
-        .map(|&t| {
-            let e = node.estimate_fee(t);
+        .zip(node.estimate_fees(&FEE_TARGETS))
+        .map(|(&t, e)| {
             if e.errors.is_empty() {
                 source = EstimateSource::Estimator;
             }

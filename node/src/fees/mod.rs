@@ -22,6 +22,13 @@
 #[cfg(test)]
 mod tests;
 
+#[cfg(test)]
+thread_local! {
+    /// Passes over the tracked transactions made on this thread (tests
+    /// count what an answer costs).
+    pub(crate) static TRACKED_SCANS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
 use lode_core::Hash256;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -255,15 +262,37 @@ impl FeeEstimator {
     /// `threshold` of transactions confirmed within `target` blocks
     /// (Core's `EstimateMedianVal`), or `None` without enough data.
     pub fn estimate(&self, target: u32, threshold: f64) -> Option<f64> {
-        let target = target.clamp(1, MAX_TARGET) as usize;
-        let n = self.bounds.len();
-        // Still unconfirmed and already older than the target: misses.
-        let mut extra = vec![0.0f64; n];
-        for t in self.tracked.values() {
-            if self.best_height.saturating_sub(t.height) as usize >= target {
-                extra[t.bucket] += 1.0;
+        let target = target.clamp(1, MAX_TARGET);
+        let waiting = self.waiting_by_age();
+        let mut extra = vec![0.0f64; self.bounds.len()];
+        for row in &waiting[target as usize..] {
+            for (e, w) in extra.iter_mut().zip(row) {
+                *e += w;
             }
         }
+        self.estimate_with(target, threshold, &extra)
+    }
+
+    /// Still-unconfirmed tracked transactions per bucket, by age in blocks
+    /// (row `a`: `a` blocks old; the last row: [`MAX_TARGET`] or older).
+    /// One pass over everything tracked, whatever the number of targets
+    /// answered from it: the pool can track hundreds of thousands.
+    fn waiting_by_age(&self) -> Vec<Vec<f64>> {
+        #[cfg(test)]
+        TRACKED_SCANS.with(|n| n.set(n.get() + 1));
+        let mut rows = vec![vec![0.0f64; self.bounds.len()]; MAX_TARGET as usize + 1];
+        for t in self.tracked.values() {
+            let age = self.best_height.saturating_sub(t.height).min(MAX_TARGET) as usize;
+            rows[age][t.bucket] += 1.0;
+        }
+        rows
+    }
+
+    /// [`Self::estimate`] with `extra`, the still-unconfirmed transactions
+    /// per bucket already older than `target` (counted as misses).
+    fn estimate_with(&self, target: u32, threshold: f64, extra: &[f64]) -> Option<f64> {
+        let target = target.clamp(1, MAX_TARGET) as usize;
+        let n = self.bounds.len();
         let (conf, fail) = (&self.conf[target - 1], &self.fail[target - 1]);
         let (mut n_conf, mut total, mut n_fail, mut n_extra) = (0.0, 0.0, 0.0, 0.0);
         let mut near = n - 1;
@@ -307,17 +336,42 @@ impl FeeEstimator {
     /// below `min_rate`; the first longer target with data when `target`
     /// has none; `min_rate` with an error when no target has data.
     pub fn estimate_smart(&self, target: u32, min_rate: u64) -> FeeEstimate {
-        let target = target.clamp(1, MAX_TARGET);
-        let mut found: Option<(u32, f64)> = None;
+        self.estimate_smart_all(&[target], min_rate).swap_remove(0)
+    }
+
+    /// [`Self::estimate_smart`] for each of `targets`, from one pass over
+    /// the tracked transactions (a page of every target asked for one pass
+    /// per target and bucket range: hundreds, under the estimator's lock).
+    pub fn estimate_smart_all(&self, targets: &[u32], min_rate: u64) -> Vec<FeeEstimate> {
+        let waiting = self.waiting_by_age();
         // From the longest target down, so a shorter target never answers
-        // less than a longer one.
+        // less than a longer one: `found[t]` is the shortest target at or
+        // above `t` with data, with the highest rate of those above it.
+        let mut found: Vec<Option<(u32, f64)>> = vec![None; MAX_TARGET as usize + 1];
+        let mut extra = vec![0.0f64; self.bounds.len()];
+        let mut best: Option<(u32, f64)> = None;
         let mut floor = 0.0f64;
-        for t in (target..=MAX_TARGET).rev() {
-            if let Some(r) = self.estimate(t, SUCCESS_THRESHOLD) {
-                floor = floor.max(r);
-                found = Some((t, floor));
+        for t in (1..=MAX_TARGET).rev() {
+            // Older than `t`: the rows of age `t` and up.
+            for (e, w) in extra.iter_mut().zip(&waiting[t as usize]) {
+                *e += w;
             }
+            if let Some(r) = self.estimate_with(t, SUCCESS_THRESHOLD, &extra) {
+                floor = floor.max(r);
+                best = Some((t, floor));
+            }
+            found[t as usize] = best;
         }
+        targets
+            .iter()
+            .map(|&target| self.smart_answer(target, found[target.clamp(1, MAX_TARGET) as usize], min_rate))
+            .collect()
+    }
+
+    /// The answer for `target` given the shortest target at or above it
+    /// with data and its rate.
+    fn smart_answer(&self, target: u32, found: Option<(u32, f64)>, min_rate: u64) -> FeeEstimate {
+        let target = target.clamp(1, MAX_TARGET);
         match found {
             Some((blocks, rate)) => {
                 // Rounded up (a hair of float noise aside) so paying it meets it.

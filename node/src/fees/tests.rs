@@ -213,3 +213,42 @@ fn a_statistics_file_larger_than_its_cap_is_refused() {
     let e = FeeEstimator::load(&path).err().unwrap().to_string();
     assert!(e.contains("larger than"), "{e}");
 }
+
+// The explorer's fee page asks for every target: each target scanned the
+// tracked transactions once per target at or above it (903 passes for
+// the page, under the estimator's lock that block connection needs).
+#[test]
+fn every_target_is_answered_from_one_pass_over_the_tracked_transactions_as_each_alone_would_be() {
+    let mut m = Market::new();
+    // Long waits at the low rates leave many transactions tracked, of
+    // every age, so the misses matter to the answers.
+    m.run(60, |r| match r {
+        40.. => Some(1),
+        15.. => Some(4),
+        5.. => Some(12),
+        _ => None,
+    });
+    assert!(m.est.tracked.len() > 100, "{} tracked", m.est.tracked.len());
+    let targets: Vec<u32> = (0..=MAX_TARGET + 2).collect();
+    super::TRACKED_SCANS.with(|n| n.set(0));
+    let all = m.est.estimate_smart_all(&targets, 1);
+    assert_eq!(super::TRACKED_SCANS.with(|n| n.get()), 1, "passes over the tracked transactions");
+    // Each target as Core answers it alone: the per-target estimate from
+    // the longest target down, never below a longer target's rate.
+    for (&target, got) in targets.iter().zip(&all) {
+        let clamped = target.clamp(1, MAX_TARGET);
+        let mut found = None;
+        let mut floor = 0.0f64;
+        for t in (clamped..=MAX_TARGET).rev() {
+            if let Some(r) = m.est.estimate(t, SUCCESS_THRESHOLD) {
+                floor = floor.max(r);
+                found = Some((t, floor));
+            }
+        }
+        let want = m.est.smart_answer(target, found, 1);
+        let (got, want) =
+            ((got.feerate, got.blocks, got.errors.is_empty()), (want.feerate, want.blocks, want.errors.is_empty()));
+        assert_eq!(got, want, "target {target}");
+    }
+    assert!(all.iter().any(|e| e.errors.is_empty()), "the market gave the estimator data");
+}
