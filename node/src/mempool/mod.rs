@@ -29,6 +29,13 @@ use lode_core::validation::{Coin, UtxoView};
 use lode_core::{Address, Hash256, Height, Transaction, TxOut};
 use std::collections::{BTreeSet, HashMap};
 
+#[cfg(test)]
+thread_local! {
+    /// Transactions `outputs_to` looked at on this thread (tests count
+    /// what a query costs).
+    pub(crate) static OUTPUT_SCANS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
 /// The pool.
 pub struct Mempool {
     policy: MempoolPolicy,
@@ -146,7 +153,13 @@ impl Mempool {
     /// spends: what an unconfirmed balance adds.
     pub fn outputs_to(&self, address: &Address) -> Vec<(OutPoint, TxOut)> {
         let mut out = Vec::new();
-        for (txid, s) in &self.slots {
+        // Through the address index: a public explorer page asks for any
+        // address, and a scan of the whole pool (under the chain lock too)
+        // cost every output the pool holds.
+        let paying = self.by_address.get(address).into_iter().flatten();
+        for (txid, s) in paying.filter_map(|t| self.slots.get(t).map(|s| (t, s))) {
+            #[cfg(test)]
+            OUTPUT_SCANS.with(|n| n.set(n.get() + 1));
             for (vout, o) in s.entry.tx.outputs.iter().enumerate() {
                 let op = OutPoint { txid: *txid, vout: vout as u32 };
                 if o.address == *address && !self.spends.contains_key(&op) {

@@ -654,3 +654,23 @@ fn making_room_looks_at_the_cheapest_few_not_the_whole_pool() {
     let cheapest: HashSet<Hash256> = ids[..room].iter().copied().collect();
     assert_eq!(accepted.evicted.iter().copied().collect::<HashSet<_>>(), cheapest, "the cheapest went");
 }
+
+// A public explorer page asks for the unconfirmed outputs of any address:
+// finding them scanned every transaction in the pool.
+#[test]
+fn unconfirmed_outputs_to_an_address_are_found_through_its_index_not_a_pool_scan() {
+    let fx = Fx::new();
+    let mut pool = Mempool::new(MempoolPolicy::default());
+    for &coin in &fx.coins[1..9] {
+        fx.accept(&mut pool, fx.spend(coin, coin10(), 1000)).unwrap();
+    }
+    let other = Address([9; 20]);
+    let mut pay = fx.spend(fx.coins[0], coin10(), 1000);
+    pay.outputs[0].address = other;
+    pay.sign_inputs(&fx.spec.genesis_hash(), &[&fx.key], &[coin10()]);
+    fx.accept(&mut pool, pay.clone()).unwrap();
+    OUTPUT_SCANS.with(|n| n.set(0));
+    assert_eq!(pool.outputs_to(&other), vec![(OutPoint { txid: pay.txid(), vout: 0 }, pay.outputs[0])]);
+    assert_eq!(OUTPUT_SCANS.with(|n| n.get()), 1, "transactions looked at");
+    assert_eq!(pool.outputs_to(&fx.addr()).len(), 8, "the other eight pay the fixture's own address");
+}
