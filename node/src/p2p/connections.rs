@@ -7,7 +7,7 @@ use super::behaviour::{inbound_slots, BehaviourEvent};
 use super::eviction::{select_to_evict, Candidate};
 use super::peers::{unix_now, Direction, Peer, BAN_THRESHOLD};
 use super::service::{
-    peer_of, Command, Service, ADD_PEER_TIMEOUT, KAD_MIN_INTERVAL, KAD_RETRY_FIRST, WRONG_CHAIN_BACKOFF,
+    peer_of, Command, PendingDial, Service, ADD_PEER_TIMEOUT, KAD_MIN_INTERVAL, KAD_RETRY_FIRST, WRONG_CHAIN_BACKOFF,
 };
 use super::{BannedPeer, P2pError, PeerInfo};
 use libp2p::gossipsub;
@@ -146,6 +146,10 @@ impl Service {
                 let _ = reply.send(Ok(()));
                 return;
             }
+            if let Some(dial) = self.pending_dials.values_mut().find(|d| d.peer == Some(p)) {
+                dial.replies.push(reply);
+                return;
+            }
             self.wrong_chain.remove(&p);
         }
         let opts = match peer {
@@ -155,7 +159,13 @@ impl Service {
         let id = opts.connection_id();
         match self.swarm.dial(opts) {
             Ok(()) => {
-                self.pending_dials.insert(id, (addr.to_string(), reply, Instant::now() + ADD_PEER_TIMEOUT));
+                let dial = PendingDial {
+                    addr: addr.to_string(),
+                    peer,
+                    replies: vec![reply],
+                    deadline: Instant::now() + ADD_PEER_TIMEOUT,
+                };
+                self.pending_dials.insert(id, dial);
             }
             Err(e) => {
                 let _ = reply.send(Err(P2pError::Dial { addr: addr.to_string(), why: e.to_string() }));
@@ -432,8 +442,8 @@ impl Service {
             SwarmEvent::ExpiredListenAddr { address, .. } => self.listen_addrs.retain(|a| *a != address),
             SwarmEvent::ConnectionEstablished { peer_id, connection_id, endpoint, num_established, .. } => {
                 self.dialing.remove(&peer_id);
-                if let Some((_, reply, _)) = self.pending_dials.remove(&connection_id) {
-                    let _ = reply.send(Ok(()));
+                if let Some(dial) = self.pending_dials.remove(&connection_id) {
+                    dial.answer(None);
                 }
                 let addr = endpoint.get_remote_address().clone();
                 if endpoint.is_dialer() {
@@ -452,8 +462,8 @@ impl Service {
                 self.update_counts();
             }
             SwarmEvent::ConnectionClosed { peer_id, connection_id, endpoint, num_established, cause, .. } => {
-                if let Some((addr, reply, _)) = self.pending_dials.remove(&connection_id) {
-                    let _ = reply.send(Err(P2pError::Dial { addr, why: "connection closed during setup".into() }));
+                if let Some(dial) = self.pending_dials.remove(&connection_id) {
+                    dial.answer(Some("connection closed during setup"));
                 }
                 if num_established == 0 {
                     if self.peers.remove(&peer_id).is_some() {
@@ -485,8 +495,8 @@ impl Service {
                     self.dialing.remove(&p);
                     self.store.record_failure(&p, Instant::now());
                 }
-                if let Some((addr, reply, _)) = self.pending_dials.remove(&connection_id) {
-                    let _ = reply.send(Err(P2pError::Dial { addr, why: error.to_string() }));
+                if let Some(dial) = self.pending_dials.remove(&connection_id) {
+                    dial.answer(Some(&error.to_string()));
                 }
                 tracing::debug!(peer = ?peer_id, %error, "outgoing connection failed");
             }

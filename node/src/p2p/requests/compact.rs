@@ -243,6 +243,9 @@ impl Service {
         p.msg = Some(next.msg);
         p.fallback = false;
         p.partial = None;
+        // The count is the copy's own: a fallback asks its sender for
+        // every index, and one past its block gets us banned.
+        p.tx_count = next.compact.tx_count();
         p.since = Instant::now();
         tracing::debug!(%hash, %failed, next = %next.source, "compact rebuild moves to another peer's copy");
         if let Some(msg) = failed_msg {

@@ -3,7 +3,6 @@
 //! score checks, dialing, score decay, discovery and peer store saves.
 
 use crate::chain_api::ChainEvent;
-use crate::p2p::P2pError;
 use futures::StreamExt;
 use libp2p::swarm::ConnectionId;
 use libp2p::PeerId;
@@ -58,10 +57,10 @@ impl Service {
             self.swarm.behaviour_mut().blocked.unblock_peer(peer);
         }
         let expired: Vec<ConnectionId> =
-            self.pending_dials.iter().filter(|(_, (_, _, t))| *t <= now).map(|(id, _)| *id).collect();
+            self.pending_dials.iter().filter(|(_, d)| d.deadline <= now).map(|(id, _)| *id).collect();
         for id in expired {
-            if let Some((addr, reply, _)) = self.pending_dials.remove(&id) {
-                let _ = reply.send(Err(P2pError::Dial { addr, why: "timed out".into() }));
+            if let Some(dial) = self.pending_dials.remove(&id) {
+                dial.answer(Some("timed out"));
             }
         }
         self.refresh_local();

@@ -60,9 +60,12 @@ pub(super) const MAX_TX_BACKLOG_PEER: usize = MAX_TX_BACKLOG / 8;
 /// Bytes of replies to peers' requests being read or sent at once; a
 /// request beyond it is refused (the peer asks someone else).
 pub(super) const MAX_SERVING_BYTES: usize = 32 * 1024 * 1024;
-/// Requests of one peer being served at once. An honest peer keeps at
-/// most a status, a header and four block requests open.
-pub(super) const MAX_SERVING_PER_PEER: usize = 8;
+/// Requests of one peer being served at once (statuses are answered at
+/// once and not counted). An honest peer syncing from us keeps up to
+/// [`MAX_REQUESTS_PER_PEER`] block requests and one header request open:
+/// with 8, its ninth was refused and charged as a flood, and a long sync
+/// from a fast server banned an honest peer.
+pub(super) const MAX_SERVING_PER_PEER: usize = MAX_REQUESTS_PER_PEER + 1;
 /// A header request unanswered for this long is abandoned and the next
 /// peer asked (the request timeout is for bodies and much longer).
 pub(super) const HEADERS_TIMEOUT: Duration = Duration::from_secs(5);
@@ -98,7 +101,7 @@ const MAX_READY_BYTES: usize = 64 * 1024 * 1024;
 /// measured.
 const REQUESTS_PER_PEER: usize = 4;
 /// Most outstanding block requests of one peer, however fast it delivers.
-const MAX_REQUESTS_PER_PEER: usize = 8;
+pub(super) const MAX_REQUESTS_PER_PEER: usize = 8;
 /// Outstanding block requests in all: with replies of at most
 /// [`super::codec::BLOCK_REPLY_BUDGET`] this bounds the bytes in flight.
 const MAX_BLOCK_REQUESTS: usize = 16;
@@ -139,8 +142,32 @@ pub(crate) enum Command {
     TopicsOf(PeerId, oneshot::Sender<usize>),
 }
 
-/// An `add_peer` waiting for its connection: (address, reply, deadline).
-pub(crate) type PendingDial = (String, oneshot::Sender<Result<(), P2pError>>, Instant);
+/// An `add_peer` dial waiting for its connection.
+pub(crate) struct PendingDial {
+    /// The address as the operator gave it (for errors).
+    pub(crate) addr: String,
+    /// The peer the address names, when it names one.
+    pub(crate) peer: Option<PeerId>,
+    /// Every call waiting on this dial: concurrent calls for the same peer
+    /// share one dial instead of each opening a connection (one of which
+    /// the per-peer limit would refuse and report as a failure).
+    pub(crate) replies: Vec<oneshot::Sender<Result<(), P2pError>>>,
+    /// When the calls are answered "timed out".
+    pub(crate) deadline: Instant,
+}
+
+impl PendingDial {
+    /// Answers every waiting call: success, or the dial failing for `why`.
+    pub(crate) fn answer(self, failure: Option<&str>) {
+        for reply in self.replies {
+            let result = match failure {
+                None => Ok(()),
+                Some(why) => Err(P2pError::Dial { addr: self.addr.clone(), why: why.to_string() }),
+            };
+            let _ = reply.send(result);
+        }
+    }
+}
 
 /// Where a block being validated came from.
 #[derive(Debug)]

@@ -420,11 +420,14 @@ async fn one_peer_holds_at_most_its_share_of_the_rebuild_slots() {
     a.handle.shutdown().await;
 }
 
-// Whoever sends a block's compact form first used to own its rebuild:
-// a peer that relays the header first and never answers getblocktxn held
-// the block back until sync (seconds, a status round and a fetch per hop).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_block_whose_first_sender_never_answers_is_rebuilt_from_the_next_peers_copy() {
+/// A raw peer sends `a` the compact form of a new block first (its short
+/// ids, and `pad` more, match nothing) and never answers the getblocktxn;
+/// then `b` sends its own copy, changed by `forge_b`. Returns the nodes,
+/// the block and the raw peer (connected still) once `b`'s copies are out.
+async fn rebuild_after_a_silent_first_sender(
+    pad: usize,
+    forge_b: impl Fn(&mut CompactBlock),
+) -> (Node, Node, Block, RawPeer) {
     let (a, b) = pair().await;
     let mut builder = ChainBuilder::new(ChainSpec::regtest());
     let base = builder.blocks(2, 0);
@@ -468,6 +471,7 @@ async fn a_block_whose_first_sender_never_answers_is_rebuilt_from_the_next_peers
         for (i, id) in junk.short_ids.iter_mut().enumerate() {
             *id = 1 + i as u64;
         }
+        junk.short_ids.extend((0..pad).map(|i| 1_000 + i as u64));
         raw.publish_compact(junk.encode());
         let asked = raw.blocktxn_asked();
         async move {
@@ -483,11 +487,39 @@ async fn a_block_whose_first_sender_never_answers_is_rebuilt_from_the_next_peers
     // three arrive after the timeout, a takes b's copy afresh and the test
     // passes even without the rule: the flake falls on the lenient side.)
     for nonce in 7..10 {
-        b.handle.publish_compact_raw(CompactBlock::from_block(&block, nonce).encode(), block.clone()).await;
+        let mut copy = CompactBlock::from_block(&block, nonce);
+        forge_b(&mut copy);
+        b.handle.publish_compact_raw(copy.encode(), block.clone()).await;
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
+    (a, b, block, raw)
+}
+
+// Whoever sends a block's compact form first used to own its rebuild:
+// a peer that relays the header first and never answers getblocktxn held
+// the block back until sync (seconds, a status round and a fetch per hop).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_block_whose_first_sender_never_answers_is_rebuilt_from_the_next_peers_copy() {
+    let (a, b, block, _raw) = rebuild_after_a_silent_first_sender(0, |_| {}).await;
     wait_tip(&a, &block, "the block at a, rebuilt from b's copy").await;
     assert_eq!(stats(&a).reconstructed, 1, "rebuilt, not fetched whole by sync");
+    for n in [&a, &b] {
+        n.handle.shutdown().await;
+    }
+}
+
+// The rebuild kept the first sender's transaction count when it moved to
+// the next copy: had that copy to fall back to the whole block, `a` asked
+// `b` for indexes past its end and `b`, honest, banned `a`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rebuild_moved_to_another_copy_asks_for_that_copys_transactions() {
+    // The first sender claims five transactions more; b's copy has two
+    // equal short ids, so rebuilding it falls back to all of b's block.
+    let (a, b, block, _raw) = rebuild_after_a_silent_first_sender(5, |c| c.short_ids[4] = c.short_ids[2]).await;
+    wait_tip(&a, &block, "the block at a, fetched whole from b").await;
+    let a_id: libp2p::PeerId = a.handle.local_peer_id().parse().unwrap();
+    assert_eq!(score_of(&b, &a_id).await, Some(0), "b charged a for its getblocktxn");
+    assert_eq!(stats(&a).fallbacks, 1, "{:?}", stats(&a));
     for n in [&a, &b] {
         n.handle.shutdown().await;
     }

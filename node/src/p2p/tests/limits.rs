@@ -124,6 +124,37 @@ async fn requests_in_progress_per_peer_are_bounded() {
     a.handle.shutdown().await;
 }
 
+/// A peer syncing from us as our own downloader does (its most block
+/// requests and a header request open at once) is not charged as a
+/// flood: with 8 requests allowed, the ninth cost it 5 points each time,
+/// and a long sync from one fast server got an honest peer banned. (The
+/// header request may still be refused as busy: eight block replies
+/// reserve the whole serving budget; see docs/protocol.md.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_download_pipeline_and_a_header_request_are_not_charged_as_a_flood() {
+    use super::super::service::MAX_REQUESTS_PER_PEER;
+    let mut builder = ChainBuilder::new(ChainSpec::regtest());
+    let blocks = builder.blocks(MAX_REQUESTS_PER_PEER, 0);
+    let a = node(regtest(), &[]).await;
+    submit_all(&a.chain, &blocks);
+    a.chain.serve_delay_ms.store(500, Ordering::Relaxed);
+    let mut raw = RawPeer::connect(&a.addr().await, status_of(&a.chain), Serve::Nothing, Serve::Nothing).await;
+    wait_for("connected", || async { score_of(&a, &raw.id).await.map(|_| ()) }).await;
+    for b in &blocks {
+        raw.request(Request::GetBlocks { hashes: vec![b.hash()] });
+    }
+    raw.request(Request::GetHeaders { locator: vec![ChainSpec::regtest().genesis_hash()] });
+    let mut blocks_served = 0;
+    for _ in 0..=MAX_REQUESTS_PER_PEER {
+        if let Some(Ok(Response::Blocks(_))) = raw.reply(15).await {
+            blocks_served += 1;
+        }
+    }
+    assert_eq!(blocks_served, MAX_REQUESTS_PER_PEER, "block requests served");
+    assert_eq!(score_of(&a, &raw.id).await, Some(0), "an honest pipeline was charged");
+    a.handle.shutdown().await;
+}
+
 /// Issue 13, finding 3: a flood of large transactions from one peer is
 /// bounded in bytes, not only in count.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

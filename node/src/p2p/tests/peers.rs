@@ -143,3 +143,26 @@ async fn a_different_utxo_commitment_at_the_same_tip_is_flagged_and_only_a_peer_
         n.handle.shutdown().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_addpeer_calls_for_a_peer_connected_inbound_share_one_dial() {
+    let a = node(regtest(), &[]).await;
+    let b = node(regtest(), &[]).await;
+    b.handle.add_peer(&a.addr().await).await.unwrap();
+    wait_for("a sees b, inbound", || async {
+        a.handle.peers().await.iter().any(|p| p.direction == "inbound").then_some(())
+    })
+    .await;
+    // Each call dialing on its own would open two connections beside b's;
+    // the per-peer limit (2) refuses one and that call reported a failure.
+    let b_addr = b.addr().await;
+    let (first, second) = tokio::join!(a.handle.add_peer(&b_addr), a.handle.add_peer(&b_addr));
+    assert!(first.is_ok() && second.is_ok(), "both calls succeed: {first:?}, {second:?}");
+    wait_for("a counts b as a peer it dialed", || async {
+        a.handle.peers().await.iter().any(|p| p.direction == "outbound").then_some(())
+    })
+    .await;
+    for n in [&a, &b] {
+        n.handle.shutdown().await;
+    }
+}
