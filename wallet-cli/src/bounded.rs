@@ -34,6 +34,19 @@ pub fn read_regular(path: &Path, cap: u64) -> Result<Vec<u8>, BoundedReadError> 
     Ok(bytes)
 }
 
+/// The bytes at `path`, whatever kind of file it names, refused past
+/// `cap` bytes: for a file the user names on the command line (`--chain
+/// <(...)`), where a pipe is a choice, but `/dev/zero` must still not fill
+/// memory.
+pub fn read_capped(path: &Path, cap: u64) -> Result<Vec<u8>, BoundedReadError> {
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)?.take(cap.saturating_add(1)).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > cap {
+        return Err(BoundedReadError::TooLarge(cap));
+    }
+    Ok(bytes)
+}
+
 /// A named pipe in `dir` with no writer: opening it for reading would
 /// wait forever (made with coreutils' `mkfifo`, as a shell user would).
 #[cfg(test)]
@@ -69,5 +82,15 @@ mod tests {
         assert!(matches!(read_regular(&path, 9), Err(BoundedReadError::TooLarge(9))));
         let missing = read_regular(&dir.path().join("none"), 10);
         assert!(matches!(missing, Err(BoundedReadError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound));
+    }
+
+    #[test]
+    fn an_endless_device_is_read_only_to_the_cap() {
+        let endless = within_deadline(|| read_capped(Path::new("/dev/zero"), 1 << 20));
+        assert!(matches!(endless, Err(BoundedReadError::TooLarge(_))), "{endless:?}");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("f");
+        std::fs::write(&path, [7u8; 10]).expect("write");
+        assert_eq!(read_capped(&path, 10).expect("at the cap").len(), 10);
     }
 }

@@ -17,7 +17,7 @@ use lode_core::codec::Decode;
 use lode_core::{ChainSpec, Transaction};
 use serde_json::{json, Value};
 use std::io::{IsTerminal, Read};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// How long a command waits for another `lode-wallet` holding the file.
@@ -120,13 +120,18 @@ pub struct Ctx<'a> {
     wallet: PathBuf,
 }
 
+/// Largest chain-spec file read (the node's limit too): a spec is a few
+/// hundred bytes of JSON, and `--chain /dev/zero` must not fill memory.
+const MAX_SPEC_FILE_BYTES: u64 = 1024 * 1024;
+
 fn load_spec(chain: &str) -> Result<ChainSpec, Error> {
     match chain {
         "regtest" | "devnet" | "testnet" => ChainSpec::builtin(chain).map_err(|e| msg(e.to_string())),
         path => {
-            let text = std::fs::read_to_string(path).map_err(|e| {
+            let bytes = crate::bounded::read_capped(Path::new(path), MAX_SPEC_FILE_BYTES).map_err(|e| {
                 msg(format!("--chain {path:?} is not regtest, devnet or testnet, nor a readable spec file: {e}"))
             })?;
+            let text = String::from_utf8(bytes).map_err(|_| msg(format!("chain spec {path}: not UTF-8 text")))?;
             ChainSpec::from_json(&text).map_err(|e| msg(format!("chain spec {path}: {e}")))
         }
     }

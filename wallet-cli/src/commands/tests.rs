@@ -859,3 +859,10 @@ fn restore_reads_the_words_from_standard_input() {
     assert_eq!(out.json["address"], created["address"]);
     assert!(WORDS_ON_COMMAND_LINE.contains("--words -"));
 }
+
+#[test]
+fn a_chain_spec_path_naming_an_endless_device_is_refused_past_the_cap() {
+    let err = crate::bounded::within_deadline(|| load_spec("/dev/zero").map(|_| ()).map_err(|e| e.to_string()));
+    let err = err.expect_err("/dev/zero is no chain spec");
+    assert!(err.contains("larger than 1048576 bytes"), "{err}");
+}
