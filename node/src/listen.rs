@@ -6,9 +6,11 @@
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// First pause after a failed accept; doubled on each failure in a row.
 const FIRST_BACKOFF: Duration = Duration::from_millis(10);
@@ -59,6 +61,27 @@ impl<L: Accept> Acceptor<L> {
                     self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
                 }
             }
+        }
+    }
+}
+
+impl<L: Accept> Acceptor<L> {
+    /// The next connection once one of `slots` is free, with the slot (its
+    /// task holds it until the connection ends: more clients wait in the
+    /// kernel's backlog instead of each costing a file descriptor and a
+    /// task); `None` once `shutdown` fires.
+    pub async fn next_within(
+        &mut self,
+        slots: &Arc<Semaphore>,
+        shutdown: &mut tokio::sync::watch::Receiver<bool>,
+    ) -> Option<(L::Conn, OwnedSemaphorePermit)> {
+        let permit = tokio::select! {
+            p = slots.clone().acquire_owned() => p.ok()?,
+            _ = shutdown.changed() => return None,
+        };
+        tokio::select! {
+            c = self.next() => Some((c, permit)),
+            _ = shutdown.changed() => None,
         }
     }
 }

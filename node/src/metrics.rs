@@ -175,12 +175,9 @@ pub async fn serve(
     metrics: Arc<crate::node::Node>,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     let mut acceptor = crate::listen::Acceptor::new(listener, "metrics");
-    loop {
-        let (stream, _) = tokio::select! {
-            c = acceptor.next() => c,
-            _ = shutdown.changed() => break,
-        };
+    while let Some(((stream, _), slot)) = acceptor.next_within(&slots, &mut shutdown).await {
         let stream = crate::listen::WriteTimeout::new(stream, Duration::from_secs(30));
         let node = metrics.clone();
         tokio::spawn(async move {
@@ -206,9 +203,13 @@ pub async fn serve(
             let mut builder = hyper::server::conn::http1::Builder::new();
             builder.timer(TokioTimer::new()).header_read_timeout(Duration::from_secs(10));
             let _ = builder.serve_connection(TokioIo::new(stream), service).await;
+            drop(slot);
         });
     }
 }
+
+/// Scrapes served at once (a scraper or two; more wait in the backlog).
+const MAX_CONNECTIONS: usize = 8;
 
 #[cfg(test)]
 mod tests {

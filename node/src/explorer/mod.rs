@@ -155,18 +155,7 @@ pub async fn serve(listener: TcpListener, explorer: Arc<Explorer>) {
     let app = router(explorer);
     let connections = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     let mut acceptor = crate::listen::Acceptor::new(listener, "explorer");
-    loop {
-        let permit = tokio::select! {
-            p = connections.clone().acquire_owned() => match p {
-                Ok(p) => p,
-                Err(_) => break,
-            },
-            _ = shutdown.changed() => break,
-        };
-        let (stream, peer) = tokio::select! {
-            c = acceptor.next() => c,
-            _ = shutdown.changed() => break,
-        };
+    while let Some(((stream, peer), permit)) = acceptor.next_within(&connections, &mut shutdown).await {
         let stream = crate::listen::WriteTimeout::new(stream, WRITE_TIMEOUT);
         let service = hyper_util::service::TowerToHyperService::new(app.clone());
         tokio::spawn(async move {

@@ -26,6 +26,10 @@ pub const MAX_BODY: usize = 4 * 1024 * 1024;
 const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 /// And its body within this time.
 const BODY_TIMEOUT: Duration = Duration::from_secs(30);
+/// Connections served at once; more wait in the kernel's backlog. Every
+/// connection was served before, cookie or not: thousands of idle ones
+/// took the file descriptors RocksDB, the peers and the explorer need.
+pub const MAX_CONNECTIONS: usize = 64;
 
 /// The cookie file: a fresh secret per run, readable only by the owner.
 pub struct Cookie {
@@ -69,14 +73,22 @@ pub async fn serve(
     listener: TcpListener,
     cookie: Arc<Cookie>,
     methods: Arc<Methods>,
-    mut shutdown: tokio::sync::watch::Receiver<bool>,
+    shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
+    serve_within(listener, cookie, methods, shutdown, MAX_CONNECTIONS).await
+}
+
+/// [`serve`] with at most `max_connections` connections open.
+pub(crate) async fn serve_within(
+    listener: TcpListener,
+    cookie: Arc<Cookie>,
+    methods: Arc<Methods>,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+    max_connections: usize,
+) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(max_connections));
     let mut acceptor = crate::listen::Acceptor::new(listener, "rpc");
-    loop {
-        let (stream, peer) = tokio::select! {
-            c = acceptor.next() => c,
-            _ = shutdown.changed() => break,
-        };
+    while let Some(((stream, peer), slot)) = acceptor.next_within(&slots, &mut shutdown).await {
         let stream = crate::listen::WriteTimeout::new(stream, WRITE_TIMEOUT);
         let cookie = cookie.clone();
         let methods = methods.clone();
@@ -91,6 +103,7 @@ pub async fn serve(
             if let Err(e) = builder.serve_connection(TokioIo::new(stream), service).await {
                 tracing::debug!(%peer, %e, "rpc connection ended with an error");
             }
+            drop(slot);
         });
     }
 }
@@ -110,6 +123,8 @@ async fn handle(req: Request<Incoming>, cookie: &Cookie, methods: &Arc<Methods>)
         );
         r.headers_mut()
             .insert(hyper::header::WWW_AUTHENTICATE, hyper::header::HeaderValue::from_static("Basic realm=\"lode\""));
+        // Whoever lacks the cookie does not keep the connection (and its slot).
+        r.headers_mut().insert(hyper::header::CONNECTION, hyper::header::HeaderValue::from_static("close"));
         return r;
     }
     if req.method() != Method::POST {

@@ -107,3 +107,35 @@ fn the_cookie_secret_never_goes_through_a_planted_temporary_file() {
     let secret = std::fs::read_to_string(dir.path().join(".cookie")).expect("cookie file");
     assert_eq!(secret.len(), 64, "{secret}");
 }
+
+// Every connection was served, cookie or not: thousands of idle ones took
+// the file descriptors RocksDB, the peers and the explorer need.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_beyond_the_cap_wait_in_the_backlog_until_one_closes() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpStream;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut builder = ChainBuilder::new(ChainSpec::regtest());
+    let (node, _) = crate::testkit::regtest_node(dir.path(), &mut builder, 1);
+    let (stop, shutdown) = tokio::sync::watch::channel(false);
+    let methods = Arc::new(Methods::new(node, None, Arc::new(MiningStatus::default()), stop));
+    let cookie = Arc::new(Cookie::create(dir.path()).expect("cookie"));
+    let listener = bind("127.0.0.1:0".parse().expect("address")).await.expect("bind");
+    let addr = listener.local_addr().expect("address");
+    tokio::spawn(serve_within(listener, cookie, methods, shutdown, 2));
+    let mut idle = Vec::new();
+    for _ in 0..2 {
+        idle.push(TcpStream::connect(addr).await.expect("connect"));
+    }
+    let mut third = TcpStream::connect(addr).await.expect("connect");
+    third.write_all(b"POST / HTTP/1.1\r\nHost: lode\r\nContent-Length: 2\r\n\r\n{}").await.expect("send");
+    let mut answer = [0u8; 64];
+    let early = tokio::time::timeout(Duration::from_millis(500), third.read(&mut answer)).await;
+    assert!(early.is_err(), "a third connection was served beside two open ones");
+    drop(idle.pop());
+    let n = tokio::time::timeout(Duration::from_secs(5), third.read(&mut answer))
+        .await
+        .expect("served once a connection closed")
+        .expect("read");
+    assert!(answer[..n].starts_with(b"HTTP/1.1 401"), "{:?}", String::from_utf8_lossy(&answer[..n]));
+}
