@@ -418,7 +418,7 @@ impl Service {
         if let Some(kad) = self.swarm.behaviour_mut().kad.as_mut() {
             kad.remove_peer(&peer);
         }
-        self.wrong_chain.insert(peer, Instant::now());
+        super::wrong_chain::remember(&mut self.wrong_chain, peer, Instant::now());
         let _ = self.swarm.disconnect_peer_id(peer);
     }
 

@@ -118,6 +118,7 @@ mod tests_peers;
 #[cfg(feature = "test-support")]
 pub mod wire;
 mod workers;
+mod wrong_chain;
 
 use crate::chain_api::NetworkChain;
 use libp2p::{Multiaddr, PeerId};
