@@ -264,6 +264,42 @@ pub(crate) fn node_with_a_spending_block(
     (node, block)
 }
 
+/// A regtest node with 12 blocks of `builder`'s chain and a 13th holding
+/// a chain of `n` payments, each spending the one before (so every input
+/// after the first spends an output of the same block), and that block.
+#[cfg(test)]
+pub(crate) fn node_with_a_block_of_chained_payments(
+    dir: &std::path::Path,
+    builder: &mut ChainBuilder,
+    n: usize,
+) -> (std::sync::Arc<crate::node::Node>, Block) {
+    use crate::chain::BlockSource;
+    let (node, blocks) = regtest_node(dir, builder, 12);
+    let (key, me) = (builder.key().clone(), builder.address());
+    let cb = &blocks[0].transactions[0];
+    let (mut prevout, mut value) = (OutPoint { txid: cb.txid(), vout: 0 }, cb.outputs[0].value);
+    let out = TxOut { value: Amount::from_units(1), address: me };
+    let mut txs = vec![Transaction::coinbase(Height(13), vec![], vec![out])];
+    for _ in 0..n {
+        let mut tx = Transaction {
+            version: 1,
+            inputs: vec![TxIn {
+                prevout,
+                unlock: Unlock::Signature { pubkey: key.public_key(), sig: Default::default() },
+            }],
+            outputs: vec![TxOut { value: Amount::from_units(value.units() - 1_000), address: me }],
+            lock_time: 0,
+        };
+        tx.sign_inputs(&ChainSpec::regtest().genesis_hash(), &[&key], &[value]);
+        (prevout, value) = (OutPoint { txid: tx.txid(), vout: 0 }, tx.outputs[0].value);
+        txs.push(tx);
+    }
+    let block = builder.seal(txs);
+    node.process_block(block.clone(), BlockSource::Requested).expect("the block connects");
+    assert_eq!(node.chain().state().tip, block.hash());
+    (node, block)
+}
+
 /// Asserts that `reads` (from [`watch_body_reads`]) counted at least
 /// `min` body and undo reads, none of them under the chain lock.
 #[cfg(test)]

@@ -328,7 +328,7 @@ async fn mempool_recent(State(ex): Shared) -> ApiResult {
 }
 
 async fn mempool_txids(State(ex): Shared) -> ApiResult {
-    let ids = ex.read(|n| Ok(n.mempool().txids())).await?;
+    let ids = ex.read(|n| pool::txids(n, pool::MAX_TXIDS)).await?;
     ok_json(json!(ids))
 }
 

@@ -47,3 +47,55 @@ fn the_fee_page_reads_the_tracked_transactions_once() {
     assert_eq!(list.len(), pool::FEE_TARGETS.len());
     assert_eq!(crate::fees::TRACKED_SCANS.with(|n| n.get()), 1, "passes over the tracked transactions");
 }
+
+// /api/mempool/txids built a reply of every txid for anyone (tens of MB
+// with a full pool); the home page sorted the whole pool for 10 entries.
+#[test]
+fn mempool_txids_are_refused_above_the_cap_and_recent_lists_the_newest_first() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut builder = ChainBuilder::new(ChainSpec::regtest());
+    let (node, _) = regtest_node(dir.path(), &mut builder, 12);
+    let block = builder.next_block(3);
+    for r in node.submit_transactions(block.transactions[1..].to_vec()) {
+        r.expect("pooled");
+    }
+    assert_eq!(pool::txids(&node, 3).expect("at the cap").len(), 3);
+    assert!(matches!(pool::txids(&node, 2), Err(ExplorerError::BadRequest(_))), "above the cap");
+    let mut want: Vec<(u64, lode_core::Hash256)> = node.mempool().iter().map(|e| (e.time, e.txid)).collect();
+    want.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+    let recent: Vec<_> = pool::recent(&node, 2).iter().map(|t| (t.time, t.txid)).collect();
+    assert_eq!(recent, want[..2].to_vec());
+}
+
+// Inputs spending outputs of the same block hashed the whole block again
+// per input; a side-branch block (no undo data) read a whole block per
+// input. Now: the block and its undo data once, and at most
+// MAX_PREVOUT_BLOCKS other blocks.
+#[test]
+fn a_block_page_reads_each_block_once_and_a_bounded_number_of_others() {
+    use crate::chain::BlockSource;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut builder = ChainBuilder::new(ChainSpec::regtest());
+    let (node, block) = crate::testkit::node_with_a_block_of_chained_payments(dir.path(), &mut builder, 20);
+    crate::store::BODY_READS.with(|n| n.set(0));
+    let (_, txs) = query::block_txs(&node, &block.hash(), 0, 25).expect("page");
+    assert_eq!(crate::store::BODY_READS.with(|n| n.get()), 2, "the body and its undo data");
+    assert!(txs.iter().skip(1).all(|t| t.prevouts.iter().all(Option::is_some)), "every spent output found");
+    // A side branch beside the tip whose 24 spends each take a coinbase of
+    // a different earlier block (matured: 30 more blocks first).
+    for b in builder.blocks(30, 0) {
+        node.process_block(b, BlockSource::Requested).expect("extends the chain");
+    }
+    let mut side = builder.fork(7);
+    node.process_block(builder.next_block(0), BlockSource::Requested).expect("the tip");
+    let branch = side.next_block(24);
+    assert_eq!(branch.transactions.len(), 25);
+    node.process_block(branch.clone(), BlockSource::Requested).expect("stored beside the tip");
+    assert_ne!(node.chain().state().tip, branch.hash());
+    crate::store::BODY_READS.with(|n| n.set(0));
+    let (_, txs) = query::block_txs(&node, &branch.hash(), 0, 25).expect("page");
+    let reads = crate::store::BODY_READS.with(|n| n.get());
+    assert!(reads <= 2 + query::MAX_PREVOUT_BLOCKS, "{reads} reads for 24 inputs");
+    let found = txs.iter().skip(1).filter(|t| t.prevouts[0].is_some()).count();
+    assert_eq!(found, query::MAX_PREVOUT_BLOCKS, "spent outputs found within the reads allowed");
+}

@@ -1,6 +1,7 @@
 //! The mempool as the explorer shows it: counts, a fee-rate histogram,
 //! the latest arrivals and fee estimates.
 
+use super::ExplorerError;
 use crate::node::Node;
 use lode_core::Hash256;
 
@@ -76,11 +77,23 @@ pub fn stats(node: &Node) -> MempoolStats {
     }
 }
 
-/// The latest `n` arrivals, newest first.
+/// The latest `n` arrivals, newest first (ties by txid).
 pub fn recent(node: &Node, n: usize) -> Vec<RecentTx> {
     let pool = node.mempool();
-    let mut all: Vec<RecentTx> = pool
-        .iter()
+    // The `n` newest in a heap of `n`, not the whole pool collected and
+    // sorted (tens of MB per view of the home page with a full pool).
+    let mut newest: std::collections::BinaryHeap<(std::cmp::Reverse<u64>, Hash256)> =
+        std::collections::BinaryHeap::with_capacity(n + 1);
+    for e in pool.iter() {
+        newest.push((std::cmp::Reverse(e.time), e.txid));
+        if newest.len() > n {
+            newest.pop();
+        }
+    }
+    newest
+        .into_sorted_vec()
+        .into_iter()
+        .filter_map(|(_, txid)| pool.entry(&txid))
         .map(|e| RecentTx {
             txid: e.txid,
             fee: e.fee.units(),
@@ -88,10 +101,23 @@ pub fn recent(node: &Node, n: usize) -> Vec<RecentTx> {
             value: e.tx.outputs.iter().map(|o| o.value.units()).sum(),
             time: e.time,
         })
-        .collect();
-    all.sort_unstable_by(|a, b| b.time.cmp(&a.time).then(a.txid.cmp(&b.txid)));
-    all.truncate(n);
-    all
+        .collect()
+}
+
+/// Most txids `/api/mempool/txids` lists: a full pool holds hundreds of
+/// thousands, a reply of tens of MB built for anyone who asks.
+pub const MAX_TXIDS: usize = 10_000;
+
+/// Every mempool txid, refused above `cap`.
+pub fn txids(node: &Node, cap: usize) -> Result<Vec<Hash256>, ExplorerError> {
+    let pool = node.mempool();
+    if pool.len() > cap {
+        return Err(ExplorerError::BadRequest(format!(
+            "too many mempool transactions to list ({}; at most {cap}): see /api/mempool/recent",
+            pool.len()
+        )));
+    }
+    Ok(pool.txids())
 }
 
 /// Where fee estimates come from.

@@ -254,45 +254,67 @@ pub fn recent_blocks(node: &Node, start: Option<u32>, count: u32) -> Result<Vec<
     Ok(out)
 }
 
-/// The outputs `tx`'s inputs spend, from the block's undo data, the block
-/// itself (outputs created and spent in the same block) or, failing both,
-/// the transaction index.
+/// The outputs `tx`'s inputs spend: from `known` (the block's undo data
+/// and its own outputs), else through the transaction index, reading at
+/// most [`MAX_PREVOUT_BLOCKS`] other blocks per request (`lookups`).
 fn confirmed_prevouts(
     store: &Store,
     tx: &Transaction,
-    undo: &HashMap<OutPoint, TxOut>,
-    block: &Block,
+    known: &HashMap<OutPoint, TxOut>,
+    lookups: &mut PrevoutLookups,
 ) -> Vec<Option<TxOut>> {
     if tx.is_coinbase() {
         return vec![None; tx.inputs.len()];
     }
-    tx.inputs
-        .iter()
-        .map(|i| {
-            let op = &i.prevout;
-            undo.get(op)
-                .copied()
-                .or_else(|| {
-                    block
-                        .transactions
-                        .iter()
-                        .find(|t| t.txid() == op.txid)
-                        .and_then(|t| t.outputs.get(op.vout as usize).copied())
-                })
-                .or_else(|| lookup_output(store, op))
-        })
-        .collect()
+    tx.inputs.iter().map(|i| known.get(&i.prevout).copied().or_else(|| lookups.output(store, &i.prevout))).collect()
 }
 
-/// A confirmed output by its outpoint, through the transaction index.
-fn lookup_output(store: &Store, op: &OutPoint) -> Option<TxOut> {
-    let loc = store.tx_location(&op.txid).ok()??;
-    let block = store.block(&loc.block).ok()??;
-    block.transactions.get(loc.index as usize)?.outputs.get(op.vout as usize).copied()
+/// Other blocks one request may read to find spent outputs: a side-branch
+/// block has no undo data, and each of its inputs read a whole block.
+pub(crate) const MAX_PREVOUT_BLOCKS: usize = 16;
+
+/// The blocks one request read for spent outputs (each read once).
+#[derive(Default)]
+struct PrevoutLookups {
+    blocks: HashMap<Hash256, Option<Block>>,
 }
 
-fn undo_map(store: &Store, hash: &Hash256) -> Result<HashMap<OutPoint, TxOut>, ExplorerError> {
-    Ok(store.undo(hash)?.unwrap_or_default().into_iter().map(|(op, c)| (op, c.output)).collect())
+impl PrevoutLookups {
+    /// A confirmed output through the transaction index; `None` once the
+    /// request has read its share of blocks.
+    fn output(&mut self, store: &Store, op: &OutPoint) -> Option<TxOut> {
+        let loc = store.tx_location(&op.txid).ok()??;
+        if !self.blocks.contains_key(&loc.block) {
+            if self.blocks.len() >= MAX_PREVOUT_BLOCKS {
+                return None;
+            }
+            self.blocks.insert(loc.block, store.block(&loc.block).ok().flatten());
+        }
+        let block = self.blocks.get(&loc.block)?.as_ref()?;
+        block.transactions.get(loc.index as usize)?.outputs.get(op.vout as usize).copied()
+    }
+}
+
+/// What block `hash`'s first `txs` transactions may spend without another
+/// read: its undo data and the outputs of those transactions (an output
+/// created and spent in the same block is not undo data). Each txid is
+/// computed once here: looking for the creating transaction per input
+/// hashed the whole block again for every input.
+fn known_outputs(
+    store: &Store,
+    hash: &Hash256,
+    block: &Block,
+    txs: usize,
+) -> Result<HashMap<OutPoint, TxOut>, ExplorerError> {
+    let mut known: HashMap<OutPoint, TxOut> =
+        store.undo(hash)?.unwrap_or_default().into_iter().map(|(op, c)| (op, c.output)).collect();
+    for tx in block.transactions.iter().take(txs) {
+        let txid = tx.txid();
+        for (vout, o) in tx.outputs.iter().enumerate() {
+            known.entry(OutPoint { txid, vout: vout as u32 }).or_insert(*o);
+        }
+    }
+    Ok(known)
 }
 
 /// Spent status of each output of a confirmed (`confirmed`) or mempool
@@ -353,7 +375,9 @@ pub fn block_txs(
     let body = body.ok_or_else(|| missing_body(node, hash))?;
     let views = {
         let store = node.chain().shared_store();
-        let undo = undo_map(&store, hash)?;
+        // Inputs spend only outputs of earlier transactions in the block.
+        let known = known_outputs(&store, hash, &body, start.saturating_add(count))?;
+        let mut lookups = PrevoutLookups::default();
         let status = match info.in_best_chain {
             true => TxStatus::Confirmed {
                 height: info.height,
@@ -371,7 +395,7 @@ pub fn block_txs(
             .take(count)
             .map(|tx| {
                 let txid = tx.txid();
-                let prevouts = confirmed_prevouts(&store, tx, &undo, &body);
+                let prevouts = confirmed_prevouts(&store, tx, &known, &mut lookups);
                 let spent = spent_status(node, &store, &txid, tx.outputs.len(), info.in_best_chain);
                 TxView {
                     txid,
@@ -416,8 +440,8 @@ pub fn tx(node: &Node, txid: &Hash256) -> Result<TxView, ExplorerError> {
         .get(loc.index as usize)
         .cloned()
         .ok_or_else(|| ExplorerError::Internal(format!("transaction index points past block {}", loc.block)))?;
-    let undo = undo_map(&store, &loc.block)?;
-    let prevouts = confirmed_prevouts(&store, &tx, &undo, &block);
+    let known = known_outputs(&store, &loc.block, &block, loc.index as usize)?;
+    let prevouts = confirmed_prevouts(&store, &tx, &known, &mut PrevoutLookups::default());
     let spent = spent_status(node, &store, txid, tx.outputs.len(), true);
     let status = confirmed_status(&node.chain(), loc.height.0, loc.block);
     Ok(TxView { txid: *txid, size: tx.encoded_size(), status, fee: fee_of(&tx, &prevouts), prevouts, spent, tx })

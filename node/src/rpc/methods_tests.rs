@@ -3,7 +3,6 @@
 //! what one `getblock` reads.
 
 use super::*;
-use crate::chain::BlockSource;
 use crate::testkit::ChainBuilder;
 use lode_core::crypto::SecretKey;
 use lode_core::tx::{TxIn, Unlock};
@@ -76,24 +75,7 @@ fn a_batch_admits_parents_and_children_and_answers_each_transaction_in_order() {
 fn getblock_reads_the_block_and_its_undo_data_once_whatever_spends_inside_it() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut builder = ChainBuilder::new(ChainSpec::regtest());
-    let (node, blocks) = crate::testkit::regtest_node(dir.path(), &mut builder, 12);
-    let key = builder.key().clone();
-    let me = builder.address();
-    // A chain of 20 payments inside one block, each spending the last.
-    let cb = &blocks[0].transactions[0];
-    let mut prev = (OutPoint { txid: cb.txid(), vout: 0 }, cb.outputs[0].value);
-    let mut chain_txs = Vec::new();
-    for _ in 0..20 {
-        let tx = pay(&key, prev.0, prev.1, me);
-        prev = (OutPoint { txid: tx.txid(), vout: 0 }, tx.outputs[0].value);
-        chain_txs.push(tx);
-    }
-    let out = TxOut { value: Amount::from_units(1), address: me };
-    let mut txs = vec![Transaction::coinbase(Height(13), vec![], vec![out])];
-    txs.extend(chain_txs);
-    let block = builder.seal(txs);
-    node.process_block(block.clone(), BlockSource::Requested).expect("the block connects");
-    assert_eq!(node.chain().state().tip, block.hash());
+    let (node, block) = crate::testkit::node_with_a_block_of_chained_payments(dir.path(), &mut builder, 20);
     let (shutdown, _) = tokio::sync::watch::channel(false);
     let methods = Methods::new(node.clone(), None, Arc::new(MiningStatus::default()), shutdown);
     crate::store::BODY_READS.with(|n| n.set(0));
