@@ -334,6 +334,40 @@ fn warm_in_process_ms(base: &Path, scratch: &Path, block: &Block) -> (f64, f64) 
     (connect, process)
 }
 
+/// Not a figure: with `LODE_WARM_LOOP=N` the section only opens N nodes
+/// on copies of the chain at `block`'s parent, admits its transactions
+/// to each, then times one `process_block` of it on each in a row and
+/// prints the mean: the work every node of the mesh does, alone, for a
+/// profiler. With `LODE_PERF_CTL=FIFO` it writes `enable` and `disable`
+/// to a `perf record --control=fifo:FIFO -D -1` around those calls only.
+fn profile_warm_process_block(base: &Path, scratch: &Path, block: &Block, n: usize) {
+    let nodes: Vec<_> = (0..n)
+        .map(|i| {
+            let dir = scratch.join(format!("warm{i}"));
+            copy_dir(base, &dir);
+            let node = Node::open(&dir, ChainSpec::regtest(), ChainConfig::default(), MempoolPolicy::default())
+                .expect("open the node's chain");
+            for r in node.submit_transactions(block.transactions[1..].to_vec()) {
+                r.expect("the block's transactions enter the mempool");
+            }
+            node
+        })
+        .collect();
+    let perf = |command: &str| {
+        if let Ok(fifo) = std::env::var("LODE_PERF_CTL") {
+            std::fs::write(fifo, command).expect("write to perf's control fifo");
+        }
+    };
+    perf("enable\n");
+    let start = Instant::now();
+    for node in &nodes {
+        node.process_block(block.clone(), BlockSource::Requested).expect("connects");
+    }
+    let took = start.elapsed();
+    perf("disable\n");
+    eprintln!("warm process_block: {n} calls, mean {:.2} ms", took.as_secs_f64() * 1000.0 / n.max(1) as f64);
+}
+
 /// Per-round facts of one network, for the figure's detail.
 #[derive(Default)]
 struct Log {
@@ -406,6 +440,9 @@ pub fn propagation(report: &mut Report) {
     let check = tmp.path().join("check");
     copy_dir(&seed, &check);
 
+    if let Some(n) = std::env::var("LODE_WARM_LOOP").ok().and_then(|n| n.parse().ok()) {
+        return profile_warm_process_block(&check.join("chain"), tmp.path(), &bigs[0], n);
+    }
     let links = draw_mesh(sz.nodes, sz.dials, MESH_SEED);
     let dialled = adjacency(sz.nodes, &links);
     let from_publisher = hops(&dialled, PUBLISHER);
