@@ -117,7 +117,7 @@ impl Service {
                     | BlockOutcome::Deferred(_) => MessageAcceptance::Ignore,
                     BlockOutcome::Orphan { missing_parent } => {
                         tracing::debug!(%hash, %missing_parent, peer = %source, "orphan block; fetching its ancestors");
-                        self.maybe_request_headers(Some(source));
+                        self.request_headers_for_orphan(source);
                         MessageAcceptance::Ignore
                     }
                     BlockOutcome::Invalid(reason) => {

@@ -53,11 +53,21 @@ impl Service {
         });
     }
 
+    /// `peer` showed us a block whose parent we lack: ask it for the
+    /// headers leading there (unless it is resting after failing us).
+    pub(in crate::p2p) fn request_headers_for_orphan(&mut self, peer: PeerId) {
+        self.header_sources.entry(peer).or_default().showed_orphan = true;
+        self.maybe_request_headers(Some(peer));
+    }
+
     pub(super) fn on_headers(&mut self, peer: PeerId, headers: Vec<BlockHeader>) {
+        let showed_orphan = self.header_sources.get_mut(&peer).is_some_and(|s| std::mem::take(&mut s.showed_orphan));
         if headers.is_empty() {
             self.headers_pending = None;
             if self.claims_unproven(&peer) {
                 self.header_strike(peer, "no headers for the work it claims");
+            } else if showed_orphan {
+                self.header_strike(peer, "no headers leading to the block it showed us");
             }
             self.headers_exhausted(&peer);
             if let Some(next) = self.headers_next.take() {

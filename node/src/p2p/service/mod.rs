@@ -345,6 +345,11 @@ pub(crate) struct HeaderSource {
     pub strikes: u32,
     /// Not asked for headers again before this (after strikes).
     pub retry_at: Option<Instant>,
+    /// It showed us a block whose parent we lack since its last header
+    /// reply: it holds the headers leading there, so an empty reply is
+    /// its fault (a peer that kept showing such blocks and answering
+    /// nothing was always the next one asked, and held header sync).
+    pub showed_orphan: bool,
 }
 
 /// Gossipsub peer scoring reduced to one signal: invalid messages, which

@@ -266,3 +266,50 @@ async fn a_peer_that_stalls_block_download_and_never_answers_is_disconnected_not
         n.handle.shutdown().await;
     }
 }
+
+/// A peer that keeps showing us blocks whose parents we lack, and answers
+/// each header request with nothing just before it would time out, held
+/// header sync: each block it showed made it the next peer asked, and an
+/// empty answer cost it nothing. Now that answer is a strike, and a peer
+/// resting after strikes is not asked for its orphans' ancestors.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_showing_blocks_it_cannot_connect_does_not_hold_header_sync() {
+    use super::super::compact::CompactBlock;
+    let mut builder = ChainBuilder::new(ChainSpec::regtest());
+    let blocks = builder.blocks(30, 0);
+    let a = node(regtest(), &[]).await;
+    submit_all(&a.chain, &blocks);
+    let b = node(regtest(), &[]).await;
+    // Blocks of a chain b has never heard of, each an orphan to b (one
+    // block is taken on once, so each showing is a new one: at the
+    // minimum difficulty they cost next to nothing).
+    let orphans = ChainBuilder::new(ChainSpec::regtest()).blocks(80, 0);
+    let empty_late = Serve::Slide { headers: Vec::new(), delay: Duration::from_millis(4500) };
+    // It claims no work, so an empty answer broke no claim.
+    let mut claims_nothing = status_of(&b.chain);
+    claims_nothing.chainwork = lode_core::pow::Work::ZERO;
+    let liar = RawPeer::connect(&b.addr().await, claims_nothing, empty_late, Serve::Hold).await;
+    wait_for("the liar connected", || async { score_of(&b, &liar.id).await.map(|_| ()) }).await;
+    let mut next = 1;
+    let mut show_orphan = || {
+        next = (next + 1).min(orphans.len() - 1);
+        liar.publish_compact(CompactBlock::from_block(&orphans[next], 1).encode());
+    };
+    for _ in 0..3 {
+        show_orphan();
+        tokio::time::sleep(Duration::from_millis(700)).await;
+    }
+    b.handle.add_peer(&a.addr().await).await.unwrap();
+    let b_ref = &b;
+    wait_for("a's 30 blocks at b while the liar shows orphans", || {
+        show_orphan();
+        async move {
+            tokio::time::sleep(Duration::from_millis(700)).await;
+            (b_ref.chain.height() == 30).then_some(())
+        }
+    })
+    .await;
+    for n in [&a, &b] {
+        n.handle.shutdown().await;
+    }
+}
