@@ -56,15 +56,21 @@ fn mempool_txids_are_refused_above_the_cap_and_recent_lists_the_newest_first() {
     let mut builder = ChainBuilder::new(ChainSpec::regtest());
     let (node, _) = regtest_node(dir.path(), &mut builder, 12);
     let block = builder.next_block(3);
-    for r in node.submit_transactions(block.transactions[1..].to_vec()) {
+    // Two arrive together, the third a second later (arrival times are in
+    // whole seconds): newest first, then ties by txid.
+    for r in node.submit_transactions(block.transactions[1..3].to_vec()) {
+        r.expect("pooled");
+    }
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    for r in node.submit_transactions(block.transactions[3..].to_vec()) {
         r.expect("pooled");
     }
     assert_eq!(pool::txids(&node, 3).expect("at the cap").len(), 3);
     assert!(matches!(pool::txids(&node, 2), Err(ExplorerError::BadRequest(_))), "above the cap");
-    let mut want: Vec<(u64, lode_core::Hash256)> = node.mempool().iter().map(|e| (e.time, e.txid)).collect();
-    want.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
-    let recent: Vec<_> = pool::recent(&node, 2).iter().map(|t| (t.time, t.txid)).collect();
-    assert_eq!(recent, want[..2].to_vec());
+    let (newest, first_two) =
+        (block.transactions[3].txid(), [block.transactions[1].txid(), block.transactions[2].txid()]);
+    let recent: Vec<_> = pool::recent(&node, 2).iter().map(|t| t.txid).collect();
+    assert_eq!(recent, vec![newest, first_two.into_iter().min().expect("two")]);
 }
 
 // Inputs spending outputs of the same block hashed the whole block again

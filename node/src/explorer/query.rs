@@ -295,20 +295,16 @@ impl PrevoutLookups {
     }
 }
 
-/// What block `hash`'s first `txs` transactions may spend without another
-/// read: its undo data and the outputs of those transactions (an output
-/// created and spent in the same block is not undo data). Each txid is
-/// computed once here: looking for the creating transaction per input
-/// hashed the whole block again for every input.
-fn known_outputs(
-    store: &Store,
-    hash: &Hash256,
-    block: &Block,
-    txs: usize,
-) -> Result<HashMap<OutPoint, TxOut>, ExplorerError> {
+/// What block `hash`'s transactions may spend without another read: its
+/// undo data and the block's own outputs (an output created and spent in
+/// the same block is not undo data; a stored side-branch block, never
+/// validated, may even spend a later transaction's). Each txid is computed
+/// once here: looking for the creating transaction per input hashed the
+/// whole block again for every input.
+fn known_outputs(store: &Store, hash: &Hash256, block: &Block) -> Result<HashMap<OutPoint, TxOut>, ExplorerError> {
     let mut known: HashMap<OutPoint, TxOut> =
         store.undo(hash)?.unwrap_or_default().into_iter().map(|(op, c)| (op, c.output)).collect();
-    for tx in block.transactions.iter().take(txs) {
+    for tx in &block.transactions {
         let txid = tx.txid();
         for (vout, o) in tx.outputs.iter().enumerate() {
             known.entry(OutPoint { txid, vout: vout as u32 }).or_insert(*o);
@@ -375,8 +371,7 @@ pub fn block_txs(
     let body = body.ok_or_else(|| missing_body(node, hash))?;
     let views = {
         let store = node.chain().shared_store();
-        // Inputs spend only outputs of earlier transactions in the block.
-        let known = known_outputs(&store, hash, &body, start.saturating_add(count))?;
+        let known = known_outputs(&store, hash, &body)?;
         let mut lookups = PrevoutLookups::default();
         let status = match info.in_best_chain {
             true => TxStatus::Confirmed {
@@ -440,7 +435,7 @@ pub fn tx(node: &Node, txid: &Hash256) -> Result<TxView, ExplorerError> {
         .get(loc.index as usize)
         .cloned()
         .ok_or_else(|| ExplorerError::Internal(format!("transaction index points past block {}", loc.block)))?;
-    let known = known_outputs(&store, &loc.block, &block, loc.index as usize)?;
+    let known = known_outputs(&store, &loc.block, &block)?;
     let prevouts = confirmed_prevouts(&store, &tx, &known, &mut PrevoutLookups::default());
     let spent = spent_status(node, &store, txid, tx.outputs.len(), true);
     let status = confirmed_status(&node.chain(), loc.height.0, loc.block);

@@ -240,7 +240,15 @@ fn every_target_is_answered_from_one_pass_over_the_tracked_transactions_as_each_
         let mut found = None;
         let mut floor = 0.0f64;
         for t in (clamped..=MAX_TARGET).rev() {
-            if let Some(r) = m.est.estimate(t, SUCCESS_THRESHOLD) {
+            // The misses as the estimator counted them before, one pass
+            // per target: still unconfirmed and at least `t` blocks old.
+            let mut extra = vec![0.0f64; m.est.bounds.len()];
+            for tr in m.est.tracked.values() {
+                if m.est.best_height.saturating_sub(tr.height) >= t {
+                    extra[tr.bucket] += 1.0;
+                }
+            }
+            if let Some(r) = m.est.estimate_with(t, SUCCESS_THRESHOLD, &extra) {
                 floor = floor.max(r);
                 found = Some((t, floor));
             }

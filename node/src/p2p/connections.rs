@@ -146,7 +146,10 @@ impl Service {
                 let _ = reply.send(Ok(()));
                 return;
             }
-            if let Some(dial) = self.pending_dials.values_mut().find(|d| d.peer == Some(p)) {
+            // The same peer at the same address: wait on that dial (another
+            // address, say a corrected one, is dialed as well).
+            let same = |d: &&mut PendingDial| d.peer == Some(p) && d.addr == addr.to_string();
+            if let Some(dial) = self.pending_dials.values_mut().find(same) {
                 dial.replies.push(reply);
                 return;
             }

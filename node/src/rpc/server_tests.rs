@@ -138,4 +138,8 @@ async fn connections_beyond_the_cap_wait_in_the_backlog_until_one_closes() {
         .expect("served once a connection closed")
         .expect("read");
     assert!(answer[..n].starts_with(b"HTTP/1.1 401"), "{:?}", String::from_utf8_lossy(&answer[..n]));
+    // No cookie, no connection kept: the server closes it after the 401.
+    let mut rest = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(5), third.read_to_end(&mut rest)).await;
+    assert!(matches!(closed, Ok(Ok(_))), "the connection was closed after the 401: {closed:?}");
 }

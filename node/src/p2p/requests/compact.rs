@@ -138,7 +138,7 @@ impl Service {
             }
             Prepared::Orphan => {
                 self.compact_drop(&hash, MessageAcceptance::Ignore);
-                self.request_headers_for_orphan(source);
+                self.request_headers_for_orphan(source, hash);
             }
             Prepared::Started(Err(e)) => {
                 tracing::debug!(%hash, %e, "compact block cannot be rebuilt; asking for the whole block");
@@ -266,7 +266,7 @@ impl Service {
             | BlockOutcome::LowWork
             | BlockOutcome::Deferred(_) => MessageAcceptance::Ignore,
             BlockOutcome::Orphan { .. } => {
-                self.request_headers_for_orphan(source);
+                self.request_headers_for_orphan(source, hash);
                 MessageAcceptance::Ignore
             }
             BlockOutcome::Invalid(reason) => {

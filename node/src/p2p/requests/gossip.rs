@@ -117,7 +117,7 @@ impl Service {
                     | BlockOutcome::Deferred(_) => MessageAcceptance::Ignore,
                     BlockOutcome::Orphan { missing_parent } => {
                         tracing::debug!(%hash, %missing_parent, peer = %source, "orphan block; fetching its ancestors");
-                        self.request_headers_for_orphan(source);
+                        self.request_headers_for_orphan(source, hash);
                         MessageAcceptance::Ignore
                     }
                     BlockOutcome::Invalid(reason) => {

@@ -46,27 +46,33 @@ impl Service {
         });
         let Some(peer) = peer else { return };
         self.headers_pending = Some((peer, None));
+        let orphan = self.header_sources.get(&peer).and_then(|s| s.showed_orphan);
         let chain = self.chain.clone();
         let tx = self.internal_tx.clone();
         tokio::task::spawn_blocking(move || {
-            let _ = tx.send(Internal::Locator { peer, locator: chain.locator() });
+            let locator = chain.locator();
+            let for_orphan = orphan.is_some_and(|h| chain.header_work(&h).is_none());
+            let _ = tx.send(Internal::Locator { peer, locator, for_orphan });
         });
     }
 
-    /// `peer` showed us a block whose parent we lack: ask it for the
+    /// `peer` showed us `block`, whose parent we lack: ask it for the
     /// headers leading there (unless it is resting after failing us).
-    pub(in crate::p2p) fn request_headers_for_orphan(&mut self, peer: PeerId) {
-        self.header_sources.entry(peer).or_default().showed_orphan = true;
+    pub(in crate::p2p) fn request_headers_for_orphan(&mut self, peer: PeerId, block: lode_core::Hash256) {
+        self.header_sources.entry(peer).or_default().showed_orphan = Some(block);
         self.maybe_request_headers(Some(peer));
     }
 
     pub(super) fn on_headers(&mut self, peer: PeerId, headers: Vec<BlockHeader>) {
-        let showed_orphan = self.header_sources.get_mut(&peer).is_some_and(|s| std::mem::take(&mut s.showed_orphan));
+        let asked_for_orphan = self.header_sources.get_mut(&peer).is_some_and(|s| {
+            s.showed_orphan = None;
+            std::mem::take(&mut s.asked_for_orphan)
+        });
         if headers.is_empty() {
             self.headers_pending = None;
             if self.claims_unproven(&peer) {
                 self.header_strike(peer, "no headers for the work it claims");
-            } else if showed_orphan {
+            } else if asked_for_orphan {
                 self.header_strike(peer, "no headers leading to the block it showed us");
             }
             self.headers_exhausted(&peer);

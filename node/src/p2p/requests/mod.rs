@@ -48,11 +48,12 @@ impl Service {
                     self.done_serving(&id);
                 }
             }
-            Internal::Locator { peer, mut locator } => {
+            Internal::Locator { peer, mut locator, for_orphan } => {
                 if !self.peers.contains_key(&peer) {
                     self.headers_pending = None;
                     return;
                 }
+                self.header_sources.entry(peer).or_default().asked_for_orphan = for_orphan;
                 // Continue a light chain we are still checking from its end.
                 if let Some((p, held)) = &self.presync {
                     if *p == peer {

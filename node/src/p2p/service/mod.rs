@@ -209,6 +209,8 @@ pub(crate) enum Internal {
     Locator {
         peer: PeerId,
         locator: Vec<Hash256>,
+        /// The block the peer showed us is still an orphan to us.
+        for_orphan: bool,
     },
     /// `checked` carries the headers back when they were too light to store.
     /// `proven`: the work of the last header, once stored.
@@ -345,11 +347,16 @@ pub(crate) struct HeaderSource {
     pub strikes: u32,
     /// Not asked for headers again before this (after strikes).
     pub retry_at: Option<Instant>,
-    /// It showed us a block whose parent we lack since its last header
-    /// reply: it holds the headers leading there, so an empty reply is
-    /// its fault (a peer that kept showing such blocks and answering
-    /// nothing was always the next one asked, and held header sync).
-    pub showed_orphan: bool,
+    /// The last block it showed us whose parent we lacked (cleared by its
+    /// next header reply).
+    pub showed_orphan: Option<lode_core::Hash256>,
+    /// Our pending header request to it was built while that block was
+    /// still an orphan to us: it holds the headers leading there, so an
+    /// empty reply is its fault (a peer that kept showing such blocks and
+    /// answering nothing was always the next one asked, and held header
+    /// sync). Not set when another peer's headers had already brought
+    /// the block's ancestry: then an empty reply is honest.
+    pub asked_for_orphan: bool,
 }
 
 /// Gossipsub peer scoring reduced to one signal: invalid messages, which
