@@ -10,7 +10,7 @@
 mod compact;
 mod gossip;
 mod headers;
-mod serve;
+pub(in crate::p2p) mod serve;
 mod services;
 
 use serve::response_size;

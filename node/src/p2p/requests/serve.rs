@@ -4,7 +4,9 @@
 
 use crate::p2p::codec::{Request, Response, Status, MAX_HEADERS};
 use crate::p2p::peers::penalty;
-use crate::p2p::service::{Internal, Origin, Service, MAX_SERVING_BYTES, MAX_SERVING_PER_PEER};
+use crate::p2p::service::{
+    Internal, Origin, Service, MAX_SERVING_BYTES, MAX_SERVING_BYTES_PER_PEER, MAX_SERVING_PER_PEER,
+};
 use crate::p2p::workers::BlockJob;
 use libp2p::request_response::{self, InboundRequestId, OutboundFailure, OutboundRequestId, ResponseChannel};
 use libp2p::PeerId;
@@ -14,31 +16,102 @@ use std::collections::HashSet;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
+/// A request of a peer's read off the network task once its bytes fit.
+pub(in crate::p2p) enum ServeJob {
+    /// `GetHeaders`.
+    Headers { locator: Vec<Hash256>, channel: ResponseChannel<Response> },
+    /// `GetBlocks`, with the hashes we announced among them.
+    Blocks { hashes: Vec<Hash256>, announced: HashSet<Hash256>, budget: usize, channel: ResponseChannel<Response> },
+}
+
+/// A request waiting for serving bytes.
+pub(in crate::p2p) struct QueuedServe {
+    id: InboundRequestId,
+    peer: PeerId,
+    bytes: usize,
+    job: ServeJob,
+}
+
 impl Service {
-    /// A reply has been sent or given up on: its bytes are free.
+    /// A reply has been sent or given up on: its bytes are free, and
+    /// requests waiting for them start.
     pub(super) fn done_serving(&mut self, id: &InboundRequestId) {
         if let Some((_, bytes)) = self.serving.remove(id) {
             self.serving_bytes = self.serving_bytes.saturating_sub(bytes);
         }
+        // A request that failed (timed out) while waiting is not started.
+        self.serve_queue.retain(|q| q.id != *id);
+        self.start_queued();
     }
 
-    /// Takes a serving slot for a request of `peer` holding up to `bytes`;
-    /// false (refuse the request) when the peer has too many open or our
-    /// budget is spent.
-    fn start_serving(&mut self, id: InboundRequestId, peer: PeerId, bytes: usize) -> bool {
-        let open = self.serving.values().filter(|(p, _)| *p == peer).count();
+    /// Bytes of replies `peer` holds now.
+    fn serving_bytes_of(&self, peer: &PeerId) -> usize {
+        self.serving.values().filter(|(p, _)| p == peer).map(|(_, b)| *b).sum()
+    }
+
+    /// Whether a reply of `bytes` for `peer` fits both the total budget and
+    /// the peer's share of it (one reply always fits where nothing is held:
+    /// a chain's largest block may exceed a share).
+    fn serving_fits(&self, peer: &PeerId, bytes: usize) -> bool {
+        let held = self.serving_bytes_of(peer);
+        (self.serving_bytes == 0 || self.serving_bytes.saturating_add(bytes) <= MAX_SERVING_BYTES)
+            && (held == 0 || held.saturating_add(bytes) <= MAX_SERVING_BYTES_PER_PEER)
+    }
+
+    /// Serves `job` for `peer` now, or queues it until its bytes fit (a
+    /// peer's requests beyond its share, or beyond the total, wait rather
+    /// than being refused: one peer holding the budget made every other
+    /// peer's requests fail). More than [`MAX_SERVING_PER_PEER`] of one
+    /// peer's requests open or waiting at once is refused and charged.
+    fn serve(&mut self, id: InboundRequestId, peer: PeerId, bytes: usize, job: ServeJob) {
+        let open = self.serving.values().filter(|(p, _)| *p == peer).count()
+            + self.serve_queue.iter().filter(|q| q.peer == peer).count();
         if open >= MAX_SERVING_PER_PEER {
             self.misbehave(peer, penalty::FLOOD, "too many requests open at once");
-            return false;
+            return;
         }
-        if self.serving_bytes.saturating_add(bytes) > MAX_SERVING_BYTES {
-            // Busy, not the peer's fault: it asks someone else.
-            tracing::debug!(%peer, serving = self.serving_bytes, "serving budget spent; refusing a request");
-            return false;
+        if self.serving_fits(&peer, bytes) {
+            self.dispatch(id, peer, bytes, job);
+        } else {
+            tracing::debug!(%peer, serving = self.serving_bytes, "serving budget or the peer's share spent; queueing");
+            self.serve_queue.push_back(QueuedServe { id, peer, bytes, job });
         }
+    }
+
+    /// Starts the waiting requests that fit now, oldest first; those of
+    /// peers that left are dropped (their channels with them).
+    fn start_queued(&mut self) {
+        let mut waiting = std::mem::take(&mut self.serve_queue);
+        waiting.retain(|q| self.peers.contains_key(&q.peer));
+        while let Some(q) = waiting.pop_front() {
+            if self.serving_fits(&q.peer, q.bytes) {
+                self.dispatch(q.id, q.peer, q.bytes, q.job);
+            } else {
+                self.serve_queue.push_back(q);
+            }
+        }
+    }
+
+    /// Reserves `bytes` for request `id` and reads its reply off the loop.
+    fn dispatch(&mut self, id: InboundRequestId, peer: PeerId, bytes: usize, job: ServeJob) {
         self.serving_bytes += bytes;
         self.serving.insert(id, (peer, bytes));
-        true
+        let chain = self.chain.clone();
+        let tx = self.internal_tx.clone();
+        match job {
+            ServeJob::Headers { locator, channel } => {
+                tokio::task::spawn_blocking(move || {
+                    let headers = chain.headers_after(&locator, MAX_HEADERS);
+                    let _ = tx.send(Internal::Respond { id, channel, response: Response::Headers(headers) });
+                });
+            }
+            ServeJob::Blocks { hashes, announced, budget, channel } => {
+                tokio::task::spawn_blocking(move || {
+                    let blocks = chain.serve_blocks(&hashes, &announced, budget);
+                    let _ = tx.send(Internal::Respond { id, channel, response: Response::Blocks(blocks) });
+                });
+            }
+        }
     }
 
     pub(in crate::p2p) fn on_sync_event(&mut self, ev: request_response::Event<Request, Response>) {
@@ -92,16 +165,7 @@ impl Service {
                 self.on_peer_status(peer, status);
             }
             Request::GetHeaders { locator } => {
-                if !self.start_serving(request_id, peer, MAX_HEADERS * HEADER_SIZE) {
-                    return;
-                }
-                let chain = self.chain.clone();
-                let tx = self.internal_tx.clone();
-                tokio::task::spawn_blocking(move || {
-                    let headers = chain.headers_after(&locator, MAX_HEADERS);
-                    let _ =
-                        tx.send(Internal::Respond { id: request_id, channel, response: Response::Headers(headers) });
-                });
+                self.serve(request_id, peer, MAX_HEADERS * HEADER_SIZE, ServeJob::Headers { locator, channel });
             }
             Request::GetBlocks { hashes } => {
                 // The same block twice in one request only multiplies our
@@ -113,22 +177,14 @@ impl Service {
                     self.misbehave(peer, penalty::FLOOD, "duplicate hashes in a block request");
                 }
                 let budget = crate::p2p::codec::block_reply_budget(self.max_block_size);
-                // A reply holds at most the budget (which is at least one
-                // maximal block): hold that until it is read and sent.
-                if !self.start_serving(request_id, peer, budget) {
-                    return;
-                }
                 // Side branches we announced stay servable; others a peer
                 // cannot have learned from us (only the active chain's
                 // headers are served), so they are not read at all.
                 let announced: HashSet<Hash256> =
                     hashes.iter().filter(|h| self.announced.contains(&h.0)).copied().collect();
-                let chain = self.chain.clone();
-                let tx = self.internal_tx.clone();
-                tokio::task::spawn_blocking(move || {
-                    let blocks = chain.serve_blocks(&hashes, &announced, budget);
-                    let _ = tx.send(Internal::Respond { id: request_id, channel, response: Response::Blocks(blocks) });
-                });
+                // A reply holds at most the budget (which is at least one
+                // maximal block): hold that until it is read and sent.
+                self.serve(request_id, peer, budget, ServeJob::Blocks { hashes, announced, budget, channel });
             }
         }
     }

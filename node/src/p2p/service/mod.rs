@@ -58,8 +58,13 @@ pub(super) const MAX_TX_BACKLOG_PEER_BYTES: usize = 2 * 1024 * 1024;
 /// count long before a peer's bytes (10,000 of 177 bytes are 1.7 MB).
 pub(super) const MAX_TX_BACKLOG_PEER: usize = MAX_TX_BACKLOG / 8;
 /// Bytes of replies to peers' requests being read or sent at once; a
-/// request beyond it is refused (the peer asks someone else).
+/// request beyond it waits until replies are sent.
 pub(super) const MAX_SERVING_BYTES: usize = 32 * 1024 * 1024;
+/// One peer's share of [`MAX_SERVING_BYTES`]: two block replies at most
+/// (each reserves 4 MiB until its blocks are read), so eight of one
+/// peer's block requests, or a peer that never reads its replies, cannot
+/// hold the whole budget; its further requests wait for its own replies.
+pub(super) const MAX_SERVING_BYTES_PER_PEER: usize = MAX_SERVING_BYTES / 4;
 /// Requests of one peer being served at once (statuses are answered at
 /// once and not counted). An honest peer syncing from us keeps up to
 /// [`MAX_REQUESTS_PER_PEER`] block requests and one header request open:
@@ -298,6 +303,8 @@ pub(crate) struct Service {
     /// Inbound requests being served: (peer, bytes held for the reply).
     pub(super) serving: HashMap<InboundRequestId, (PeerId, usize)>,
     pub(super) serving_bytes: usize,
+    /// Requests waiting for serving bytes, oldest first.
+    pub(super) serve_queue: std::collections::VecDeque<crate::p2p::requests::serve::QueuedServe>,
     /// Blocks we announced (servable even once off our active chain).
     pub(super) announced: SeenIds,
     /// Blocks downloaded by sync, not worth announcing while catching up.

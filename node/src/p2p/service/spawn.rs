@@ -131,6 +131,7 @@ impl Service {
             tx_backlog_peer: HashMap::new(),
             serving: HashMap::new(),
             serving_bytes: 0,
+            serve_queue: std::collections::VecDeque::new(),
             announced: SeenIds::with_capacity(ANNOUNCED_BLOCKS),
             fetched: SeenIds::with_capacity(FETCHED_BLOCKS),
             sync_announce: None,

@@ -125,13 +125,13 @@ async fn requests_in_progress_per_peer_are_bounded() {
 }
 
 /// A peer syncing from us as our own downloader does (its most block
-/// requests and a header request open at once) is not charged as a
-/// flood: with 8 requests allowed, the ninth cost it 5 points each time,
-/// and a long sync from one fast server got an honest peer banned. (The
-/// header request may still be refused as busy: eight block replies
-/// reserve the whole serving budget; see docs/protocol.md.)
+/// requests and a header request open at once) is served in full and not
+/// charged as a flood: with 8 requests allowed, the ninth cost it 5
+/// points each time, and a long sync from one fast server got an honest
+/// peer banned; and its requests beyond its share of the serving budget
+/// wait instead of being refused.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_full_download_pipeline_and_a_header_request_are_not_charged_as_a_flood() {
+async fn a_full_download_pipeline_and_a_header_request_are_served_without_penalty() {
     use super::super::service::MAX_REQUESTS_PER_PEER;
     let mut builder = ChainBuilder::new(ChainSpec::regtest());
     let blocks = builder.blocks(MAX_REQUESTS_PER_PEER, 0);
@@ -144,14 +144,46 @@ async fn a_full_download_pipeline_and_a_header_request_are_not_charged_as_a_floo
         raw.request(Request::GetBlocks { hashes: vec![b.hash()] });
     }
     raw.request(Request::GetHeaders { locator: vec![ChainSpec::regtest().genesis_hash()] });
-    let mut blocks_served = 0;
-    for _ in 0..=MAX_REQUESTS_PER_PEER {
-        if let Some(Ok(Response::Blocks(_))) = raw.reply(15).await {
-            blocks_served += 1;
-        }
+    for i in 0..=MAX_REQUESTS_PER_PEER {
+        let reply = raw.reply(30).await;
+        assert!(matches!(reply, Some(Ok(_))), "request {i}: {reply:?}");
     }
-    assert_eq!(blocks_served, MAX_REQUESTS_PER_PEER, "block requests served");
     assert_eq!(score_of(&a, &raw.id).await, Some(0), "an honest pipeline was charged");
+    a.handle.shutdown().await;
+}
+
+/// Eight block requests of one peer reserved the whole serving budget
+/// (4 MiB each until read), so every other peer's request was refused
+/// meanwhile; now a peer's requests beyond its share wait for its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_peers_block_requests_leave_room_for_another_peers() {
+    let mut builder = ChainBuilder::new(ChainSpec::regtest());
+    let blocks = builder.blocks(8, 0);
+    let a = node(regtest(), &[]).await;
+    submit_all(&a.chain, &blocks);
+    a.chain.serve_delay_ms.store(1000, Ordering::Relaxed);
+    let mut greedy = RawPeer::connect(&a.addr().await, status_of(&a.chain), Serve::Nothing, Serve::Nothing).await;
+    let mut other = RawPeer::connect(&a.addr().await, status_of(&a.chain), Serve::Nothing, Serve::Nothing).await;
+    for raw in [&greedy, &other] {
+        wait_for("connected", || async { score_of(&a, &raw.id).await.map(|_| ()) }).await;
+    }
+    for b in &blocks {
+        greedy.request(Request::GetBlocks { hashes: vec![b.hash()] });
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    other.request(Request::GetBlocks { hashes: vec![blocks[0].hash()] });
+    let reply = other.reply(15).await;
+    assert!(matches!(reply, Some(Ok(Response::Blocks(_)))), "the other peer's request: {reply:?}");
+    for i in 0..blocks.len() {
+        let reply = greedy.reply(30).await;
+        assert!(
+            matches!(reply, Some(Ok(Response::Blocks(_)))),
+            "the first peer's request {i} waits, not refused: {reply:?}"
+        );
+    }
+    for raw in [&greedy, &other] {
+        assert_eq!(score_of(&a, &raw.id).await, Some(0));
+    }
     a.handle.shutdown().await;
 }
 
