@@ -29,6 +29,13 @@ async fn reads_abandoned_by_their_visitors_still_count_against_the_reader_limit(
         });
         let _ = tokio::time::timeout(Duration::from_millis(20), read).await;
     }
+    // The first reads start (a condition, with a deadline), then none may
+    // join them while the gate stays shut.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while running.load(Ordering::SeqCst) < MAX_READERS {
+        assert!(tokio::time::Instant::now() < deadline, "the first reads never started");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(most.load(Ordering::SeqCst), MAX_READERS, "reads running at once");
     drop(closed);

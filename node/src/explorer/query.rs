@@ -298,18 +298,12 @@ impl PrevoutLookups {
 /// What block `hash`'s transactions may spend without another read: its
 /// undo data and the block's own outputs (an output created and spent in
 /// the same block is not undo data; a stored side-branch block, never
-/// validated, may even spend a later transaction's). Each txid is computed
-/// once here: looking for the creating transaction per input hashed the
-/// whole block again for every input.
+/// validated, may even spend a later transaction's). Looking for the
+/// creating transaction per input hashed the whole block again for every
+/// input.
 fn known_outputs(store: &Store, hash: &Hash256, block: &Block) -> Result<HashMap<OutPoint, TxOut>, ExplorerError> {
-    let mut known: HashMap<OutPoint, TxOut> =
-        store.undo(hash)?.unwrap_or_default().into_iter().map(|(op, c)| (op, c.output)).collect();
-    for tx in &block.transactions {
-        let txid = tx.txid();
-        for (vout, o) in tx.outputs.iter().enumerate() {
-            known.entry(OutPoint { txid, vout: vout as u32 }).or_insert(*o);
-        }
-    }
+    let mut known = store.undo_outputs(hash)?;
+    crate::store::add_own_outputs(&mut known, block);
     Ok(known)
 }
 

@@ -493,12 +493,12 @@ impl Methods {
                 tx.inputs.iter().map(|i| i.prevout).zip(spent).collect()
             }
             Some(b) => {
-                let mut known = undo_outputs(store, b);
+                let mut known = store.undo_outputs(b).unwrap_or_default();
                 // Outputs made earlier in the same block are not in its undo
                 // data: the block is read (once) only when one is spent.
                 if tx.inputs.iter().any(|i| !known.contains_key(&i.prevout)) {
                     if let Ok(Some(body)) = store.block(b) {
-                        add_own_outputs(&mut known, &body);
+                        crate::store::add_own_outputs(&mut known, &body);
                     }
                 }
                 known
@@ -580,25 +580,9 @@ fn tx_error(e: MempoolError) -> RpcError {
 /// (one read) and the outputs of its own transactions, which a later
 /// transaction of the block may spend and the undo data leaves out.
 fn block_prevouts(store: &Store, hash: &Hash256, block: &Block) -> HashMap<OutPoint, TxOut> {
-    let mut map = undo_outputs(store, hash);
-    add_own_outputs(&mut map, block);
+    let mut map = store.undo_outputs(hash).unwrap_or_default();
+    crate::store::add_own_outputs(&mut map, block);
     map
-}
-
-/// The outputs block `hash` spent from earlier blocks (its undo data: one
-/// read); empty when it is not connected.
-fn undo_outputs(store: &Store, hash: &Hash256) -> HashMap<OutPoint, TxOut> {
-    store.undo(hash).ok().flatten().unwrap_or_default().into_iter().map(|(op, c)| (op, c.output)).collect()
-}
-
-/// Adds the outputs of `block`'s own transactions.
-fn add_own_outputs(map: &mut HashMap<OutPoint, TxOut>, block: &Block) {
-    for tx in &block.transactions {
-        let txid = tx.txid();
-        for (vout, o) in tx.outputs.iter().enumerate() {
-            map.insert(OutPoint { txid, vout: vout as u32 }, *o);
-        }
-    }
 }
 
 /// Where a transaction's block is on the active chain, read under the

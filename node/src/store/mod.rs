@@ -14,11 +14,12 @@ pub use view::{StoreBatch, StoreView};
 
 use lode_core::block::{Block, BlockHeader};
 use lode_core::codec::Decode;
-use lode_core::tx::OutPoint;
+use lode_core::tx::{OutPoint, TxOut};
 use lode_core::validation::Coin;
 use lode_core::{Address, Amount, Hash256, Height};
 use rocksdb::{ColumnFamilyDescriptor, IteratorMode, WriteBatch, WriteOptions, DB};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
+use std::collections::HashMap;
 use std::path::Path;
 
 /// Bumped whenever a stored format changes; an older database is refused.
@@ -418,6 +419,12 @@ impl Store {
         }
     }
 
+    /// The outputs block `hash` spent from earlier blocks (its undo data,
+    /// one read), by outpoint; empty when it is not connected.
+    pub fn undo_outputs(&self, hash: &Hash256) -> Result<HashMap<OutPoint, TxOut>, StoreError> {
+        Ok(self.undo(hash)?.unwrap_or_default().into_iter().map(|(op, c)| (op, c.output)).collect())
+    }
+
     /// Where a confirmed transaction is.
     pub fn tx_location(&self, txid: &Hash256) -> Result<Option<TxLocation>, StoreError> {
         match self.db.get_cf(self.cf(CF_TX_INDEX), txid.0)? {
@@ -488,6 +495,18 @@ impl Store {
     pub fn corrupt_block_for_test(&self, hash: &Hash256, bytes: &[u8]) -> Result<(), StoreError> {
         self.db.put_cf(self.cf(CF_BLOCKS), hash.0, bytes)?;
         Ok(())
+    }
+}
+
+/// Adds the outputs of `block`'s own transactions to `map`: what a later
+/// transaction of the block may spend and its undo data leaves out (each
+/// txid computed once).
+pub fn add_own_outputs(map: &mut HashMap<OutPoint, TxOut>, block: &Block) {
+    for tx in &block.transactions {
+        let txid = tx.txid();
+        for (vout, o) in tx.outputs.iter().enumerate() {
+            map.insert(OutPoint { txid, vout: vout as u32 }, *o);
+        }
     }
 }
 
